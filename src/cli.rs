@@ -1,0 +1,179 @@
+//! Command-line parsing and settings resolution. Nothing here touches a
+//! cloud or a snapshot: flags and the config file become validated
+//! settings, which the commands then run on.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, ConfigError};
+use crate::settings::{AwsAccountSettings, ReportFormat, RetrySettings};
+
+/// Finds cloud identities nobody meant to create: snapshots them, diffs the
+/// snapshots and reports new accounts, credentials and admin grants.
+#[derive(Debug, Parser)]
+#[command(name = "idrift", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Collect every configured scope, write the snapshot, diff it with the
+    /// previous one and report the changes.
+    Scan(ScanArgs),
+    /// Compare two snapshot folders or files without touching any cloud.
+    Diff(DiffArgs),
+}
+
+/// Output format flag.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    /// Aligned text for people.
+    Table,
+    /// JSON for machines (schema in docs/report-json.md).
+    Json,
+}
+
+impl From<FormatArg> for ReportFormat {
+    fn from(format: FormatArg) -> ReportFormat {
+        match format {
+            FormatArg::Table => ReportFormat::Table,
+            FormatArg::Json => ReportFormat::Json,
+        }
+    }
+}
+
+/// Flags of `idrift scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Config file (TOML); see config.example.toml.
+    #[arg(long, env = "IDRIFT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Snapshot folder [default: the config's `snapshots`, else ./snapshots].
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FormatArg,
+    /// Read AWS CLI exports instead of calling the API: one
+    /// authorization-details file, or a folder laid out aws/<account-id>/.
+    #[arg(long, value_name = "PATH")]
+    pub from_export: Option<PathBuf>,
+    /// Compare with the snapshots on disk but write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Flags of `idrift diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot folder or file.
+    pub old: PathBuf,
+    /// The newer snapshot folder or file.
+    pub new: PathBuf,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FormatArg,
+}
+
+/// Where a scan reads identities from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The providers' APIs, for the configured scopes.
+    Api {
+        /// AWS accounts.
+        aws_accounts: Vec<AwsAccountSettings>,
+        /// Retry policy.
+        retry: RetrySettings,
+    },
+    /// Offline exports under a path.
+    Export(PathBuf),
+}
+
+/// Resolved settings of `idrift scan`.
+#[derive(Debug, Clone)]
+pub struct ScanSettings {
+    /// Snapshot folder.
+    pub snapshots: PathBuf,
+    /// Report format.
+    pub format: ReportFormat,
+    /// What to collect from.
+    pub source: Source,
+    /// Write nothing.
+    pub dry_run: bool,
+}
+
+/// Resolved settings of `idrift diff`.
+#[derive(Debug, Clone)]
+pub struct DiffSettings {
+    /// Older side.
+    pub old: PathBuf,
+    /// Newer side.
+    pub new: PathBuf,
+    /// Report format.
+    pub format: ReportFormat,
+}
+
+/// Settings could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The config file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Nothing to scan.
+    #[error(
+        "nothing to scan: the config lists no [[aws.accounts]] and no --from-export was given; \
+         pass --config FILE (see config.example.toml) or --from-export PATH"
+    )]
+    NoScopes,
+}
+
+impl ScanArgs {
+    /// Merges the flags with the config file.
+    pub fn resolve(&self) -> Result<ScanSettings, SettingsError> {
+        let config = match &self.config {
+            Some(path) => config::load(path)?,
+            None => config::Config::default(),
+        };
+        let source = match &self.from_export {
+            Some(path) => Source::Export(path.clone()),
+            None if config.aws_accounts.is_empty() => return Err(SettingsError::NoScopes),
+            None => Source::Api {
+                aws_accounts: config.aws_accounts.clone(),
+                retry: config.retry.clone(),
+            },
+        };
+        let snapshots = self
+            .snapshots
+            .clone()
+            .or(config.snapshots)
+            .unwrap_or_else(|| PathBuf::from("snapshots"));
+        Ok(ScanSettings {
+            snapshots,
+            format: self.format.into(),
+            source,
+            dry_run: self.dry_run,
+        })
+    }
+}
+
+impl DiffArgs {
+    /// Resolves the flags; `diff` reads no config.
+    pub fn resolve(&self) -> DiffSettings {
+        DiffSettings {
+            old: self.old.clone(),
+            new: self.new.clone(),
+            format: self.format.into(),
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The account authorization details that both the API and the offline
+//! export produce, and how they become identity records.
+//!
+//! The field names follow `GetAccountAuthorizationDetails` as the AWS CLI
+//! prints it, so an export deserializes straight into these types; the API
+//! collector fills the same types from the SDK's output.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+use serde_json::Value;
+use tracing::warn;
+
+use super::policy::{self, ADMINISTRATOR_ACCESS_ARN};
+use crate::model::{AdminGrant, Identity, IdentityKind};
+
+/// A managed policy attached to a user, role or group.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttachedPolicy {
+    /// The policy ARN.
+    #[serde(default)]
+    pub policy_arn: String,
+    /// The policy name.
+    #[serde(default)]
+    pub policy_name: String,
+}
+
+/// An inline policy with its document, URL-encoded or parsed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InlinePolicy {
+    /// The inline policy name.
+    #[serde(default)]
+    pub policy_name: String,
+    /// The document as it arrived.
+    #[serde(default)]
+    pub policy_document: Value,
+}
+
+/// A tag on a user or role.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    /// Tag key.
+    pub key: String,
+    /// Tag value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// One entry of `UserDetailList`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserDetail {
+    /// Immutable id (`AIDA...`).
+    pub user_id: String,
+    /// User name.
+    pub user_name: String,
+    /// IAM path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// ARN.
+    #[serde(default)]
+    pub arn: Option<String>,
+    /// Creation time as the source wrote it.
+    #[serde(default)]
+    pub create_date: Option<String>,
+    /// Names of the user's groups.
+    #[serde(default)]
+    pub group_list: Vec<String>,
+    /// Managed policies attached to the user.
+    #[serde(default)]
+    pub attached_managed_policies: Vec<AttachedPolicy>,
+    /// Inline policies.
+    #[serde(default)]
+    pub user_policy_list: Vec<InlinePolicy>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// One entry of `RoleDetailList`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoleDetail {
+    /// Immutable id (`AROA...`).
+    pub role_id: String,
+    /// Role name.
+    pub role_name: String,
+    /// IAM path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// ARN.
+    #[serde(default)]
+    pub arn: Option<String>,
+    /// Creation time as the source wrote it.
+    #[serde(default)]
+    pub create_date: Option<String>,
+    /// The trust policy as it arrived.
+    #[serde(default)]
+    pub assume_role_policy_document: Value,
+    /// Managed policies attached to the role.
+    #[serde(default)]
+    pub attached_managed_policies: Vec<AttachedPolicy>,
+    /// Inline policies.
+    #[serde(default)]
+    pub role_policy_list: Vec<InlinePolicy>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// One entry of `GroupDetailList`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GroupDetail {
+    /// Group name, as users' `GroupList` names it.
+    pub group_name: String,
+    /// Managed policies attached to the group.
+    #[serde(default)]
+    pub attached_managed_policies: Vec<AttachedPolicy>,
+    /// Inline policies.
+    #[serde(default)]
+    pub group_policy_list: Vec<InlinePolicy>,
+}
+
+/// One version of a managed policy.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyVersion {
+    /// The document as it arrived.
+    #[serde(default)]
+    pub document: Value,
+    /// True for the version in force.
+    #[serde(default)]
+    pub is_default_version: bool,
+}
+
+/// One entry of `Policies`: a managed policy with its versions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ManagedPolicy {
+    /// The policy ARN.
+    pub arn: String,
+    /// Every version the listing returned.
+    #[serde(default)]
+    pub policy_version_list: Vec<PolicyVersion>,
+}
+
+/// The four lists of `GetAccountAuthorizationDetails`, across all pages.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuthorizationDetails {
+    /// Users.
+    #[serde(default)]
+    pub user_detail_list: Vec<UserDetail>,
+    /// Roles.
+    #[serde(default)]
+    pub role_detail_list: Vec<RoleDetail>,
+    /// Groups.
+    #[serde(default)]
+    pub group_detail_list: Vec<GroupDetail>,
+    /// Managed policies.
+    #[serde(default)]
+    pub policies: Vec<ManagedPolicy>,
+}
+
+/// Identities built from authorization details, with what went wrong on the way.
+#[derive(Debug, Default)]
+pub struct BuiltIdentities {
+    /// Users and roles, with groups, trust and admin grants filled in.
+    pub identities: Vec<Identity>,
+    /// Problems that lose no identity but leave a privilege unevaluated.
+    pub privilege_problems: Vec<String>,
+}
+
+/// Normalizes an IAM timestamp to RFC 3339 in UTC (`2019-12-18T19:10:08Z`).
+///
+/// Accepts the wire form, the AWS CLI's `+00:00` form and Python's
+/// `2019-12-18 19:10:08+00:00`. Anything else is kept as written.
+pub fn normalize_timestamp(raw: &str) -> String {
+    use aws_smithy_types::DateTime;
+    use aws_smithy_types::date_time::Format;
+
+    let candidate = raw.trim().replacen(' ', "T", 1);
+    match DateTime::from_str(&candidate, Format::DateTimeWithOffset) {
+        Ok(parsed) => format_timestamp(&parsed),
+        Err(_) => raw.to_string(),
+    }
+}
+
+/// Formats an SDK timestamp as RFC 3339 in UTC, to the second.
+pub fn format_timestamp(time: &aws_smithy_types::DateTime) -> String {
+    use aws_smithy_types::date_time::Format;
+
+    let whole_seconds = aws_smithy_types::DateTime::from_secs(time.secs());
+    whole_seconds
+        .fmt(Format::DateTime)
+        .unwrap_or_else(|_| time.secs().to_string())
+}
+
+impl AuthorizationDetails {
+    /// Appends another page of details.
+    pub fn extend(&mut self, page: AuthorizationDetails) {
+        self.user_detail_list.extend(page.user_detail_list);
+        self.role_detail_list.extend(page.role_detail_list);
+        self.group_detail_list.extend(page.group_detail_list);
+        self.policies.extend(page.policies);
+    }
+
+    /// Builds user and role records with their admin grants.
+    pub fn build_identities(&self) -> BuiltIdentities {
+        let mut built = BuiltIdentities::default();
+        let policies = self.managed_policy_documents(&mut built.privilege_problems);
+        let groups: HashMap<&str, &GroupDetail> = self
+            .group_detail_list
+            .iter()
+            .map(|group| (group.group_name.as_str(), group))
+            .collect();
+
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for user in &self.user_detail_list {
+            if is_duplicate(&mut seen, &user.user_id, &user.user_name) {
+                continue;
+            }
+            let identity = build_user(user, &groups, &policies, &mut built.privilege_problems);
+            built.identities.push(identity);
+        }
+        for role in &self.role_detail_list {
+            if is_duplicate(&mut seen, &role.role_id, &role.role_name) {
+                continue;
+            }
+            let identity = build_role(role, &policies, &mut built.privilege_problems);
+            built.identities.push(identity);
+        }
+        built
+    }
+
+    /// Maps each managed policy ARN to its default version's decoded document.
+    fn managed_policy_documents(&self, problems: &mut Vec<String>) -> HashMap<String, Value> {
+        let mut documents = HashMap::new();
+        for managed in &self.policies {
+            let default = managed
+                .policy_version_list
+                .iter()
+                .find(|version| version.is_default_version);
+            let Some(version) = default else { continue };
+            match policy::decode_document(&version.document) {
+                Ok(document) => {
+                    documents.insert(managed.arn.clone(), document);
+                }
+                Err(error) => problems.push(format!("managed policy {}: {error}", managed.arn)),
+            }
+        }
+        documents
+    }
+}
+
+/// Returns true, and warns, when an id was already taken by an earlier record.
+///
+/// Real IAM ids are unique; a repeat means a page was served twice or the
+/// export was edited. The first record wins.
+fn is_duplicate(seen: &mut BTreeMap<String, String>, id: &str, name: &str) -> bool {
+    match seen.get(id) {
+        Some(first) if first == name => true,
+        Some(first) => {
+            warn!(
+                id,
+                first,
+                duplicate = name,
+                "two identities share one immutable id; keeping the first"
+            );
+            true
+        }
+        None => {
+            seen.insert(id.to_string(), name.to_string());
+            false
+        }
+    }
+}
+
+fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|tag| (tag.key.clone(), tag.value.clone()))
+        .collect()
+}
+
+fn build_user(
+    user: &UserDetail,
+    groups: &HashMap<&str, &GroupDetail>,
+    policies: &HashMap<String, Value>,
+    problems: &mut Vec<String>,
+) -> Identity {
+    let mut identity = Identity::new(&user.user_id, IdentityKind::AwsUser, &user.user_name);
+    identity.path = user.path.clone();
+    identity.arn = user.arn.clone();
+    identity.created = user.create_date.as_deref().map(normalize_timestamp);
+    identity.groups = user.group_list.clone();
+    identity.tags = tags_of(&user.tags);
+
+    let owner = format!("user {}", user.user_name);
+    let mut grants = attached_grants(&user.attached_managed_policies, "attached", None, policies);
+    grants.extend(inline_grants(
+        &user.user_policy_list,
+        "inline",
+        None,
+        &owner,
+        problems,
+    ));
+    for group_name in &user.group_list {
+        let Some(group) = groups.get(group_name.as_str()) else {
+            problems.push(format!("{owner}: group {group_name} is not in the listing"));
+            continue;
+        };
+        let group_label = Some(group_name.as_str());
+        grants.extend(attached_grants(
+            &group.attached_managed_policies,
+            "group_attached",
+            group_label,
+            policies,
+        ));
+        let group_owner = format!("group {group_name}");
+        grants.extend(inline_grants(
+            &group.group_policy_list,
+            "group_inline",
+            group_label,
+            &group_owner,
+            problems,
+        ));
+    }
+    identity.admin_grants = grants;
+    identity
+}
+
+fn build_role(
+    role: &RoleDetail,
+    policies: &HashMap<String, Value>,
+    problems: &mut Vec<String>,
+) -> Identity {
+    let mut identity = Identity::new(&role.role_id, IdentityKind::AwsRole, &role.role_name);
+    identity.path = role.path.clone();
+    identity.arn = role.arn.clone();
+    identity.created = role.create_date.as_deref().map(normalize_timestamp);
+    identity.tags = tags_of(&role.tags);
+
+    let owner = format!("role {}", role.role_name);
+    if !role.assume_role_policy_document.is_null() {
+        match policy::decode_document(&role.assume_role_policy_document) {
+            Ok(document) => identity.trust = policy::trust_principals(&document),
+            Err(error) => problems.push(format!("{owner} trust policy: {error}")),
+        }
+    }
+    let mut grants = attached_grants(&role.attached_managed_policies, "attached", None, policies);
+    grants.extend(inline_grants(
+        &role.role_policy_list,
+        "inline",
+        None,
+        &owner,
+        problems,
+    ));
+    identity.admin_grants = grants;
+    identity
+}
+
+/// Returns the admin grants among attached managed policies.
+///
+/// `AdministratorAccess` counts by ARN even when its document is not in the
+/// listing; other policies count when their default version grants admin.
+fn attached_grants(
+    attached: &[AttachedPolicy],
+    via: &str,
+    group: Option<&str>,
+    policies: &HashMap<String, Value>,
+) -> Vec<AdminGrant> {
+    let mut grants = Vec::new();
+    for policy in attached {
+        let reason = if policy.policy_arn == ADMINISTRATOR_ACCESS_ARN {
+            Some("AdministratorAccess".to_string())
+        } else {
+            policies
+                .get(&policy.policy_arn)
+                .and_then(policy::admin_reason)
+        };
+        if let Some(reason) = reason {
+            grants.push(AdminGrant {
+                via: via.to_string(),
+                policy: policy.policy_arn.clone(),
+                group: group.map(str::to_string),
+                reason,
+            });
+        }
+    }
+    grants
+}
+
+/// Returns the admin grants among inline policies; undecodable ones are problems.
+fn inline_grants(
+    inline: &[InlinePolicy],
+    via: &str,
+    group: Option<&str>,
+    owner: &str,
+    problems: &mut Vec<String>,
+) -> Vec<AdminGrant> {
+    let mut grants = Vec::new();
+    for policy in inline {
+        let document = match policy::decode_document(&policy.policy_document) {
+            Ok(document) => document,
+            Err(error) => {
+                problems.push(format!(
+                    "{owner} inline policy {}: {error}",
+                    policy.policy_name
+                ));
+                continue;
+            }
+        };
+        if let Some(reason) = policy::admin_reason(&document) {
+            grants.push(AdminGrant {
+                via: via.to_string(),
+                policy: policy.policy_name.clone(),
+                group: group.map(str::to_string),
+                reason,
+            });
+        }
+    }
+    grants
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_normalize_to_utc_seconds() {
+        assert_eq!(
+            normalize_timestamp("2019-12-18 19:10:08+00:00"),
+            "2019-12-18T19:10:08Z"
+        );
+        assert_eq!(
+            normalize_timestamp("2021-03-13T18:42:09+00:00"),
+            "2021-03-13T18:42:09Z"
+        );
+        assert_eq!(
+            normalize_timestamp("2016-12-01T22:19:58.123Z"),
+            "2016-12-01T22:19:58Z"
+        );
+        assert_eq!(
+            normalize_timestamp("2021-03-13T20:42:09+02:00"),
+            "2021-03-13T18:42:09Z"
+        );
+        assert_eq!(normalize_timestamp("yesterday"), "yesterday");
+    }
+}

@@ -1,0 +1,192 @@
+//! AWS IAM: one scope per 12-digit account, collected from the API or
+//! from the JSON that the AWS CLI exports.
+
+pub mod api;
+pub mod details;
+pub mod export;
+pub mod policy;
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::collect::Collected;
+use crate::model::{
+    CollectionName, Completeness, Credential, CredentialKind, Identity, IdentityKind, Provider,
+    Snapshot,
+};
+use details::AuthorizationDetails;
+
+/// Id recorded for a user's one console password (login profile).
+pub const CONSOLE_PASSWORD_ID: &str = "console-password";
+
+/// One access key's metadata; the secret is never read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyRecord {
+    /// The owning user's name.
+    pub user_name: String,
+    /// The key id (`AKIA...`).
+    pub access_key_id: String,
+    /// `Active`, `Inactive` or `Expired`.
+    pub status: Option<String>,
+    /// Creation time, RFC 3339 in UTC.
+    pub created: Option<String>,
+}
+
+/// An account's records being assembled from the collections that succeeded.
+#[derive(Debug)]
+pub struct AccountInventory {
+    account_id: String,
+    identities: Vec<Identity>,
+    collections: BTreeMap<CollectionName, Completeness>,
+}
+
+impl AccountInventory {
+    /// Starts an inventory in which nothing has been collected yet.
+    pub fn new(account_id: String) -> AccountInventory {
+        let collections = CollectionName::AWS
+            .iter()
+            .map(|name| {
+                let missing = Completeness::NotCollected {
+                    reason: format!("{name} were not collected"),
+                    kept_previous: false,
+                };
+                (*name, missing)
+            })
+            .collect();
+        AccountInventory {
+            account_id,
+            identities: Vec::new(),
+            collections,
+        }
+    }
+
+    /// Records users, roles and admin grants from complete authorization details.
+    pub fn set_details(&mut self, details: AuthorizationDetails) {
+        let built = details.build_identities();
+        self.identities = built.identities;
+        self.collections
+            .insert(CollectionName::Users, Completeness::Complete);
+        self.collections
+            .insert(CollectionName::Roles, Completeness::Complete);
+
+        let privileges = if built.privilege_problems.is_empty() {
+            Completeness::Complete
+        } else {
+            let count = built.privilege_problems.len();
+            Completeness::Incomplete {
+                reason: format!(
+                    "{count} policies could not be evaluated; first: {}",
+                    built.privilege_problems[0]
+                ),
+                kept_previous: false,
+            }
+        };
+        self.collections
+            .insert(CollectionName::Privileges, privileges);
+    }
+
+    /// Marks every collection that depends on the authorization details as incomplete.
+    pub fn fail_details(&mut self, reason: &str) {
+        for name in CollectionName::AWS {
+            let completeness = match name {
+                CollectionName::Users | CollectionName::Roles | CollectionName::Privileges => {
+                    Completeness::Incomplete {
+                        reason: reason.to_string(),
+                        kept_previous: false,
+                    }
+                }
+                _ => Completeness::NotCollected {
+                    reason: "not listed because the user listing failed".to_string(),
+                    kept_previous: false,
+                },
+            };
+            self.collections.insert(name, completeness);
+        }
+    }
+
+    /// Returns true when the user listing succeeded.
+    pub fn has_users(&self) -> bool {
+        self.collections[&CollectionName::Users].is_complete()
+    }
+
+    /// Returns the names of every user, for the per-user credential calls.
+    pub fn user_names(&self) -> Vec<String> {
+        self.users().map(|user| user.name.clone()).collect()
+    }
+
+    fn users(&self) -> impl Iterator<Item = &Identity> {
+        self.identities
+            .iter()
+            .filter(|identity| identity.kind == IdentityKind::AwsUser)
+    }
+
+    /// Returns the index of each user by name.
+    fn user_index(&self) -> HashMap<String, usize> {
+        self.identities
+            .iter()
+            .enumerate()
+            .filter(|(_, identity)| identity.kind == IdentityKind::AwsUser)
+            .map(|(index, identity)| (identity.name.clone(), index))
+            .collect()
+    }
+
+    /// Attaches access keys to their users; `failure` marks the collection incomplete.
+    pub fn set_access_keys(&mut self, keys: Vec<AccessKeyRecord>, failure: Option<String>) {
+        let index = self.user_index();
+        for key in keys {
+            let Some(&position) = index.get(&key.user_name) else {
+                tracing::debug!(user = %key.user_name, "access key of a user not in the listing");
+                continue;
+            };
+            self.identities[position].credentials.push(Credential {
+                kind: CredentialKind::AccessKey,
+                id: key.access_key_id,
+                status: key.status,
+                created: key.created,
+            });
+        }
+        self.collections
+            .insert(CollectionName::AccessKeys, api::completeness_from(failure));
+    }
+
+    /// Attaches console passwords (user name to creation time) to their users.
+    pub fn set_console_passwords(
+        &mut self,
+        passwords: BTreeMap<String, Option<String>>,
+        failure: Option<String>,
+    ) {
+        let index = self.user_index();
+        for (user_name, created) in passwords {
+            let Some(&position) = index.get(&user_name) else {
+                continue;
+            };
+            self.identities[position].credentials.push(Credential {
+                kind: CredentialKind::ConsolePassword,
+                id: CONSOLE_PASSWORD_ID.to_string(),
+                status: None,
+                created,
+            });
+        }
+        self.collections.insert(
+            CollectionName::ConsolePasswords,
+            api::completeness_from(failure),
+        );
+    }
+
+    /// Sets a collection's completeness directly (for offline input).
+    pub fn set_completeness(&mut self, name: CollectionName, completeness: Completeness) {
+        self.collections.insert(name, completeness);
+    }
+
+    /// Finishes the inventory as a snapshot with the scan's call count.
+    pub fn into_collected(self, api_calls: u64) -> Collected {
+        Collected {
+            snapshot: Snapshot::new(
+                Provider::Aws,
+                self.account_id,
+                self.collections,
+                self.identities,
+            ),
+            api_calls,
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Collectors: turn a cloud's API pages, or its CLI's exports, into a
+//! snapshot of identity records per scope.
+
+pub mod aws;
+
+use std::path::PathBuf;
+
+use crate::model::Snapshot;
+
+/// One scope's records as collected, before the previous snapshot is merged in.
+#[derive(Debug)]
+pub struct Collected {
+    /// Records and per-collection completeness, as this scan found them.
+    pub snapshot: Snapshot,
+    /// HTTP requests sent, retries included (0 for offline input).
+    pub api_calls: u64,
+}
+
+/// A scope that could not be collected at all.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The scope could not be identified or reached (credentials, endpoint, account).
+    #[error("{provider} {scope}: {reason}")]
+    Unavailable {
+        /// Provider name.
+        provider: &'static str,
+        /// The scope as configured: an account id, profile or role.
+        scope: String,
+        /// What failed and what to do.
+        reason: String,
+    },
+    /// An offline export could not be read.
+    #[error("export {}: {reason}", path.display())]
+    Export {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong with it and what to do.
+        reason: String,
+    },
+}

@@ -1,0 +1,68 @@
+//! `idrift diff OLD NEW`: compares two snapshot folders or files offline.
+
+use std::collections::BTreeMap;
+
+use crate::cli::DiffSettings;
+use crate::diff::diff_snapshots;
+use crate::judge::judge;
+use crate::model::{Provider, Snapshot};
+use crate::report::{Report, ScopeStatus, ScopeSummary};
+use crate::store::load_tree;
+
+/// Loads both sides, pairs scopes and judges every change.
+pub fn run(settings: &DiffSettings) -> Report {
+    let loaded = load_tree(&settings.old).and_then(|old| Ok((old, load_tree(&settings.new)?)));
+    let (old, new) = match loaded {
+        Ok(sides) => sides,
+        Err(error) => return Report::failed("diff", error.to_string()),
+    };
+
+    let key = |snapshot: &Snapshot| (snapshot.provider, snapshot.scope.clone());
+    let old_by_scope: BTreeMap<(Provider, String), Snapshot> =
+        old.into_iter().map(|s| (key(&s), s)).collect();
+    let new_by_scope: BTreeMap<(Provider, String), Snapshot> =
+        new.into_iter().map(|s| (key(&s), s)).collect();
+
+    let mut scopes = Vec::new();
+    let mut findings = Vec::new();
+    for (scope_key, after) in &new_by_scope {
+        let Some(before) = old_by_scope.get(scope_key) else {
+            scopes.push(summary(after, ScopeStatus::OnlyInNew, Vec::new()));
+            continue;
+        };
+        let diff = diff_snapshots(before, after);
+        findings.extend(judge(&diff));
+        scopes.push(summary(after, ScopeStatus::Compared, diff.not_compared));
+    }
+    for (scope_key, before) in &old_by_scope {
+        if !new_by_scope.contains_key(scope_key) {
+            scopes.push(summary(before, ScopeStatus::OnlyInOld, Vec::new()));
+        }
+    }
+    if scopes.is_empty() {
+        let message = format!(
+            "no snapshots found in {} or {}; expected <provider>/<scope>.json files",
+            settings.old.display(),
+            settings.new.display()
+        );
+        return Report::failed("diff", message);
+    }
+    Report::new("diff", scopes, findings, Vec::new())
+}
+
+fn summary(
+    snapshot: &Snapshot,
+    status: ScopeStatus,
+    not_compared: Vec<crate::diff::NotCompared>,
+) -> ScopeSummary {
+    ScopeSummary {
+        provider: snapshot.provider.to_string(),
+        scope: snapshot.scope.clone(),
+        status,
+        identities: snapshot.identities.len(),
+        not_compared,
+        incomplete: Vec::new(),
+        error: None,
+        snapshot: None,
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand, each with a `run` that returns the report.
+
+pub mod diff;
+pub mod scan;

@@ -1,0 +1,214 @@
+//! `idrift scan`: collect, store, diff, judge and report, scope by scope.
+
+use std::fs;
+use std::time::{Instant, SystemTime};
+
+use tracing::{info, warn};
+
+use crate::cli::{ScanSettings, Source};
+use crate::collect::aws::{api, export};
+use crate::collect::{CollectError, Collected};
+use crate::diff::{NotCompared, diff_snapshots};
+use crate::judge::{Finding, judge};
+use crate::model::{Completeness, Snapshot};
+use crate::report::{Report, ScopeStatus, ScopeSummary};
+use crate::store::{self, ScanMetadata, SnapshotStore};
+
+/// The scopes and findings a scan has gathered so far.
+#[derive(Default)]
+struct ScanResults {
+    scopes: Vec<ScopeSummary>,
+    findings: Vec<Finding>,
+    errors: Vec<String>,
+}
+
+/// Runs a scan and returns its report.
+pub async fn run(settings: &ScanSettings) -> Report {
+    let store = SnapshotStore::new(&settings.snapshots);
+    let mut results = ScanResults::default();
+
+    match &settings.source {
+        Source::Export(path) => {
+            let started = Instant::now();
+            match export::collect_exports(path) {
+                Ok(collected) => {
+                    let source = path.display().to_string();
+                    for scope in collected {
+                        record_scope(&store, settings, scope, started, &source, &mut results);
+                    }
+                }
+                Err(error) => results.errors.push(error.to_string()),
+            }
+        }
+        Source::Api {
+            aws_accounts,
+            retry,
+        } => {
+            // NOTE: accounts are scanned one after another; each account's
+            // per-user calls already run concurrently.
+            for account in aws_accounts {
+                let started = Instant::now();
+                match api::collect_account(account, retry).await {
+                    Ok(collected) => {
+                        record_scope(&store, settings, collected, started, "api", &mut results)
+                    }
+                    Err(error) => results.scopes.push(failed_scope(&error)),
+                }
+            }
+        }
+    }
+    Report::new("scan", results.scopes, results.findings, results.errors)
+}
+
+fn failed_scope(error: &CollectError) -> ScopeSummary {
+    let (provider, scope) = match error {
+        CollectError::Unavailable {
+            provider, scope, ..
+        } => (provider.to_string(), scope.clone()),
+        CollectError::Export { path, .. } => ("aws".to_string(), path.display().to_string()),
+    };
+    warn!(%error, "scope failed");
+    ScopeSummary {
+        provider,
+        scope,
+        status: ScopeStatus::Failed,
+        identities: 0,
+        not_compared: Vec::new(),
+        incomplete: Vec::new(),
+        error: Some(error.to_string()),
+        snapshot: None,
+    }
+}
+
+/// Collections this scan could not list in full because something failed
+/// (not those whose source was absent by choice, such as a missing export).
+fn incomplete_collections(snapshot: &Snapshot) -> Vec<NotCompared> {
+    snapshot
+        .collections
+        .iter()
+        .filter_map(|(name, completeness)| match completeness {
+            Completeness::Incomplete { reason, .. } => Some(NotCompared {
+                collection: *name,
+                reason: reason.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Merges one collected scope with its previous snapshot, writes it, and
+/// judges the changes.
+fn record_scope(
+    store: &SnapshotStore,
+    settings: &ScanSettings,
+    collected: Collected,
+    started: Instant,
+    source: &str,
+    results: &mut ScanResults,
+) {
+    let Collected {
+        snapshot,
+        api_calls,
+    } = collected;
+    let provider = snapshot.provider;
+    let scope = snapshot.scope.clone();
+    let mut summary = ScopeSummary {
+        provider: provider.to_string(),
+        scope: scope.clone(),
+        status: ScopeStatus::Failed,
+        identities: 0,
+        not_compared: Vec::new(),
+        incomplete: incomplete_collections(&snapshot),
+        error: None,
+        snapshot: None,
+    };
+
+    let previous = match store.load(provider, &scope) {
+        Ok(previous) => previous,
+        Err(error) => {
+            summary.error = Some(format!("{error}; the snapshot was left as it is"));
+            results.scopes.push(summary);
+            return;
+        }
+    };
+    let merged = store::carry_over(snapshot, previous.as_ref());
+    summary.identities = merged.identities.len();
+
+    if !merged
+        .collections
+        .values()
+        .any(Completeness::holds_complete_records)
+    {
+        summary.error = Some(
+            "no collection could be listed and there is no earlier snapshot to keep".to_string(),
+        );
+        results.scopes.push(summary);
+        return;
+    }
+
+    match &previous {
+        None => summary.status = ScopeStatus::Baseline,
+        Some(previous) => {
+            let diff = diff_snapshots(previous, &merged);
+            summary.status = ScopeStatus::Compared;
+            summary.not_compared = diff.not_compared.clone();
+            results.findings.extend(judge(&diff));
+        }
+    }
+
+    if !settings.dry_run {
+        match write_scope(
+            store,
+            &merged,
+            started,
+            api_calls,
+            source,
+            &summary.incomplete,
+        ) {
+            Ok(path) => summary.snapshot = Some(path),
+            Err(error) => {
+                summary.status = ScopeStatus::Failed;
+                summary.error = Some(error.to_string());
+            }
+        }
+    }
+    results.scopes.push(summary);
+}
+
+/// Writes the snapshot when its bytes changed, and the scan metadata.
+fn write_scope(
+    store: &SnapshotStore,
+    snapshot: &Snapshot,
+    started: Instant,
+    api_calls: u64,
+    source: &str,
+    incomplete: &[NotCompared],
+) -> Result<String, store::StoreError> {
+    let path = store.path_for(snapshot.provider, &snapshot.scope)?;
+    let unchanged = fs::read_to_string(&path).is_ok_and(|text| text == store::to_json(snapshot));
+    if unchanged {
+        info!(path = %path.display(), "snapshot unchanged");
+    } else {
+        store.save(snapshot)?;
+        info!(path = %path.display(), "snapshot written");
+    }
+
+    let metadata = ScanMetadata {
+        scanned_at: now_rfc3339(),
+        idrift_version: env!("CARGO_PKG_VERSION").to_string(),
+        duration_ms: started.elapsed().as_millis(),
+        api_calls,
+        source: source.to_string(),
+        incomplete: incomplete
+            .iter()
+            .map(|entry| format!("{}: {}", entry.collection, entry.reason))
+            .collect(),
+    };
+    store.save_metadata(snapshot.provider, &snapshot.scope, &metadata)?;
+    Ok(path.display().to_string())
+}
+
+fn now_rfc3339() -> String {
+    let now = aws_smithy_types::DateTime::from(SystemTime::now());
+    crate::collect::aws::details::format_timestamp(&now)
+}

@@ -1,0 +1,263 @@
+//! The TOML config file: what to scan and how. Unknown keys are errors, so
+//! a typo never silently drops a setting. Secrets do not belong here: they
+//! come from each provider's usual credential chain.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::settings::{AwsAccountSettings, RetrySettings};
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("config {}: cannot read it: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("config {}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("config {}: {key}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key at fault, such as `aws.accounts[0].account_id`.
+        key: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+/// The file's layout; see `config.example.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    snapshots: Option<PathBuf>,
+    #[serde(default)]
+    retry: RetryFile,
+    #[serde(default)]
+    aws: AwsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryFile {
+    max_attempts: Option<u32>,
+    initial_backoff_ms: Option<u64>,
+    max_backoff_ms: Option<u64>,
+    attempt_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AwsFile {
+    concurrency: Option<usize>,
+    #[serde(default)]
+    accounts: Vec<AwsAccountFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AwsAccountFile {
+    account_id: Option<String>,
+    profile: Option<String>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
+    endpoint_url: Option<String>,
+    region: Option<String>,
+}
+
+/// A validated config.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Snapshot folder, resolved against the config file's folder.
+    pub snapshots: Option<PathBuf>,
+    /// Retry policy for every provider.
+    pub retry: RetrySettings,
+    /// AWS accounts to scan.
+    pub aws_accounts: Vec<AwsAccountSettings>,
+}
+
+/// Users whose credentials are listed at once, unless the config says otherwise.
+const DEFAULT_AWS_CONCURRENCY: usize = 8;
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates config text; `path` is used for messages and relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let file: ConfigFile = toml::from_str(text).map_err(|error| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: error.to_string().trim_end().to_string(),
+    })?;
+    let invalid = |key: String, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key,
+        message,
+    };
+
+    let retry = resolve_retry(&file.retry).map_err(|(key, message)| invalid(key, message))?;
+    let concurrency = file.aws.concurrency.unwrap_or(DEFAULT_AWS_CONCURRENCY);
+    if !(1..=64).contains(&concurrency) {
+        return Err(invalid(
+            "aws.concurrency".into(),
+            format!("{concurrency} is out of range; use 1 to 64"),
+        ));
+    }
+
+    let mut aws_accounts = Vec::new();
+    for (index, account) in file.aws.accounts.iter().enumerate() {
+        let settings = resolve_account(account, concurrency)
+            .map_err(|(key, message)| invalid(format!("aws.accounts[{index}].{key}"), message))?;
+        aws_accounts.push(settings);
+    }
+
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let snapshots = file.snapshots.map(|snapshots| folder.join(snapshots));
+    Ok(Config {
+        snapshots,
+        retry,
+        aws_accounts,
+    })
+}
+
+type KeyError = (String, String);
+
+fn resolve_retry(file: &RetryFile) -> Result<RetrySettings, KeyError> {
+    let defaults = RetrySettings::default();
+    let max_attempts = file.max_attempts.unwrap_or(defaults.max_attempts);
+    if !(1..=20).contains(&max_attempts) {
+        return Err((
+            "retry.max_attempts".into(),
+            format!("{max_attempts} is out of range; use 1 to 20"),
+        ));
+    }
+    let attempt_timeout = file
+        .attempt_timeout_seconds
+        .map_or(defaults.attempt_timeout, Duration::from_secs);
+    if attempt_timeout.is_zero() {
+        return Err((
+            "retry.attempt_timeout_seconds".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    Ok(RetrySettings {
+        max_attempts,
+        initial_backoff: file
+            .initial_backoff_ms
+            .map_or(defaults.initial_backoff, Duration::from_millis),
+        max_backoff: file
+            .max_backoff_ms
+            .map_or(defaults.max_backoff, Duration::from_millis),
+        attempt_timeout,
+    })
+}
+
+fn resolve_account(
+    account: &AwsAccountFile,
+    concurrency: usize,
+) -> Result<AwsAccountSettings, KeyError> {
+    if let Some(account_id) = &account.account_id {
+        let valid = account_id.len() == 12 && account_id.bytes().all(|b| b.is_ascii_digit());
+        if !valid {
+            return Err((
+                "account_id".into(),
+                format!("{account_id:?} is not a 12-digit AWS account id"),
+            ));
+        }
+    }
+    if let Some(role_arn) = &account.role_arn {
+        if !(role_arn.starts_with("arn:aws") && role_arn.contains(":role/")) {
+            return Err((
+                "role_arn".into(),
+                format!("{role_arn:?} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
+            ));
+        }
+    }
+    if account.external_id.is_some() && account.role_arn.is_none() {
+        return Err((
+            "external_id".into(),
+            "is used only with role_arn; add role_arn or remove it".into(),
+        ));
+    }
+    if let Some(endpoint) = &account.endpoint_url {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err((
+                "endpoint_url".into(),
+                format!("{endpoint:?} must start with http:// or https://"),
+            ));
+        }
+    }
+    Ok(AwsAccountSettings {
+        account_id: account.account_id.clone(),
+        profile: account.profile.clone(),
+        role_arn: account.role_arn.clone(),
+        external_id: account.external_id.clone(),
+        endpoint_url: account.endpoint_url.clone(),
+        region: account.region.clone(),
+        concurrency,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<Config, ConfigError> {
+        parse(Path::new("/etc/idrift/config.toml"), text)
+    }
+
+    #[test]
+    fn parses_accounts_and_retry() {
+        let config = parse_text(
+            "snapshots = \"snaps\"\n[retry]\nmax_attempts = 3\n[[aws.accounts]]\naccount_id = \"123456789012\"\nprofile = \"audit\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.aws_accounts.len(), 1);
+        assert_eq!(config.aws_accounts[0].profile.as_deref(), Some("audit"));
+        assert_eq!(config.retry.max_attempts, 3);
+        assert_eq!(config.snapshots, Some(PathBuf::from("/etc/idrift/snaps")));
+    }
+
+    #[test]
+    fn unknown_key_names_the_key() {
+        let error = parse_text("[[aws.accounts]]\nsecret_access_key = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("secret_access_key"), "{error}");
+    }
+
+    #[test]
+    fn malformed_toml_gives_line_and_column() {
+        let error = parse_text("[aws\n").unwrap_err().to_string();
+        assert!(error.contains("line 1"), "{error}");
+        assert!(error.contains("column"), "{error}");
+    }
+
+    #[test]
+    fn bad_account_id_names_key() {
+        let error = parse_text("[[aws.accounts]]\naccount_id = \"12345\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("aws.accounts[0].account_id"), "{error}");
+    }
+}

@@ -1,0 +1,457 @@
+//! The diff: two snapshots of one scope in, a list of changes out.
+//!
+//! A collection is compared only when the old side holds complete records
+//! (listed in full then, or kept from the last complete listing) and the new
+//! side was listed in full now. Everything else is reported as not compared.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::model::{
+    AdminGrant, CollectionName, Credential, Identity, IdentityKind, Provider, Snapshot,
+    TrustPrincipal,
+};
+
+/// What changed about one identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A new identity.
+    IdentityAdded,
+    /// An identity that is gone.
+    IdentityRemoved,
+    /// A name that returned with a new immutable id.
+    IdentityRecreated {
+        /// The id the name had before.
+        previous_id: String,
+    },
+    /// The name changed (same id).
+    Renamed {
+        /// Old name.
+        from: String,
+    },
+    /// The IAM path changed.
+    PathChanged {
+        /// Old path.
+        from: Option<String>,
+    },
+    /// The identity was enabled or disabled.
+    EnabledChanged {
+        /// Old state.
+        from: Option<bool>,
+    },
+    /// A role's trust policy now allows other principals.
+    TrustChanged {
+        /// Principals now trusted that were not before.
+        added: Vec<TrustPrincipal>,
+        /// Principals no longer trusted.
+        removed: Vec<TrustPrincipal>,
+    },
+    /// A new credential on an existing identity.
+    CredentialAdded {
+        /// The new credential.
+        credential: Credential,
+    },
+    /// A credential that is gone.
+    CredentialRemoved {
+        /// The removed credential.
+        credential: Credential,
+    },
+    /// A credential's status changed (for example Inactive to Active).
+    CredentialStatusChanged {
+        /// The credential as it is now.
+        credential: Credential,
+        /// The old status.
+        from: Option<String>,
+    },
+    /// A new admin grant on an existing identity.
+    PrivilegeAdded {
+        /// The grant.
+        grant: AdminGrant,
+    },
+    /// An admin grant that is gone.
+    PrivilegeRemoved {
+        /// The grant.
+        grant: AdminGrant,
+    },
+}
+
+impl ChangeKind {
+    /// Returns the snake_case name of the change, as in the JSON report.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChangeKind::IdentityAdded => "identity_added",
+            ChangeKind::IdentityRemoved => "identity_removed",
+            ChangeKind::IdentityRecreated { .. } => "identity_recreated",
+            ChangeKind::Renamed { .. } => "renamed",
+            ChangeKind::PathChanged { .. } => "path_changed",
+            ChangeKind::EnabledChanged { .. } => "enabled_changed",
+            ChangeKind::TrustChanged { .. } => "trust_changed",
+            ChangeKind::CredentialAdded { .. } => "credential_added",
+            ChangeKind::CredentialRemoved { .. } => "credential_removed",
+            ChangeKind::CredentialStatusChanged { .. } => "credential_status_changed",
+            ChangeKind::PrivilegeAdded { .. } => "privilege_added",
+            ChangeKind::PrivilegeRemoved { .. } => "privilege_removed",
+        }
+    }
+}
+
+/// One change to one identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// What changed.
+    pub kind: ChangeKind,
+    /// The identity as it is now (as it was, for a removal).
+    pub identity: Identity,
+}
+
+/// A collection that was not compared, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotCompared {
+    /// The collection.
+    pub collection: CollectionName,
+    /// Why: the incomplete side's reason.
+    pub reason: String,
+}
+
+/// The changes of one scope between two snapshots.
+#[derive(Debug, Clone)]
+pub struct ScopeDiff {
+    /// The provider.
+    pub provider: Provider,
+    /// The scope id.
+    pub scope: String,
+    /// Changes, in identity order.
+    pub changes: Vec<Change>,
+    /// Collections left out of the comparison.
+    pub not_compared: Vec<NotCompared>,
+}
+
+/// Which collections can be compared between two snapshots.
+fn comparable_collections(
+    old: &Snapshot,
+    new: &Snapshot,
+) -> (BTreeSet<CollectionName>, Vec<NotCompared>) {
+    let mut comparable = BTreeSet::new();
+    let mut not_compared = Vec::new();
+    let names: BTreeSet<CollectionName> = old
+        .collections
+        .keys()
+        .chain(new.collections.keys())
+        .copied()
+        .collect();
+
+    for name in names {
+        let before = old.completeness(name);
+        let after = new.completeness(name);
+        if before.holds_complete_records() && after.is_complete() {
+            comparable.insert(name);
+            continue;
+        }
+        let reason = match (after.reason(), before.reason()) {
+            (Some(reason), _) => format!("new snapshot: {reason}"),
+            (None, Some(reason)) => format!("old snapshot: {reason}"),
+            (None, None) => "incomplete".to_string(),
+        };
+        not_compared.push(NotCompared {
+            collection: name,
+            reason,
+        });
+    }
+    (comparable, not_compared)
+}
+
+/// Compares two snapshots of the same provider and scope.
+pub fn diff_snapshots(old: &Snapshot, new: &Snapshot) -> ScopeDiff {
+    let (comparable, not_compared) = comparable_collections(old, new);
+    let old_by_id: BTreeMap<(&str, IdentityKind), &Identity> = old
+        .identities
+        .iter()
+        .map(|identity| ((identity.id.as_str(), identity.kind), identity))
+        .collect();
+    let new_by_id: BTreeMap<(&str, IdentityKind), &Identity> = new
+        .identities
+        .iter()
+        .map(|identity| ((identity.id.as_str(), identity.kind), identity))
+        .collect();
+    let listed = |kind: IdentityKind| comparable.contains(&kind.collection());
+
+    let mut changes = Vec::new();
+    let mut added: Vec<&Identity> = Vec::new();
+    let mut removed: Vec<&Identity> = Vec::new();
+
+    for (key, identity) in &new_by_id {
+        match old_by_id.get(key) {
+            Some(before) => changes.extend(compare_identity(before, identity, &comparable)),
+            None if listed(identity.kind) => added.push(identity),
+            None => {}
+        }
+    }
+    for (key, identity) in &old_by_id {
+        if !new_by_id.contains_key(key) && listed(identity.kind) {
+            removed.push(identity);
+        }
+    }
+
+    changes.extend(pair_recreations(added, removed));
+    changes.sort_by(|a, b| (&a.identity.id, a.kind.name()).cmp(&(&b.identity.id, b.kind.name())));
+    ScopeDiff {
+        provider: new.provider,
+        scope: new.scope.clone(),
+        changes,
+        not_compared,
+    }
+}
+
+/// Turns additions and removals into changes, pairing a removed and an added
+/// identity of the same kind and name as one re-creation.
+fn pair_recreations(added: Vec<&Identity>, removed: Vec<&Identity>) -> Vec<Change> {
+    let mut removed_by_name: BTreeMap<(IdentityKind, &str), &Identity> = removed
+        .iter()
+        .map(|identity| ((identity.kind, identity.name.as_str()), *identity))
+        .collect();
+    let mut changes = Vec::new();
+
+    for identity in added {
+        let kind = match removed_by_name.remove(&(identity.kind, identity.name.as_str())) {
+            Some(previous) => ChangeKind::IdentityRecreated {
+                previous_id: previous.id.clone(),
+            },
+            None => ChangeKind::IdentityAdded,
+        };
+        changes.push(Change {
+            kind,
+            identity: identity.clone(),
+        });
+    }
+    for identity in removed_by_name.into_values() {
+        changes.push(Change {
+            kind: ChangeKind::IdentityRemoved,
+            identity: identity.clone(),
+        });
+    }
+    changes
+}
+
+/// Compares one identity present on both sides, collection by collection.
+fn compare_identity(
+    old: &Identity,
+    new: &Identity,
+    comparable: &BTreeSet<CollectionName>,
+) -> Vec<Change> {
+    let mut kinds = Vec::new();
+    if comparable.contains(&new.kind.collection()) {
+        kinds.extend(compare_attributes(old, new));
+    }
+    for name in [CollectionName::AccessKeys, CollectionName::ConsolePasswords] {
+        if comparable.contains(&name) {
+            kinds.extend(compare_credentials(old, new, name));
+        }
+    }
+    if comparable.contains(&CollectionName::Privileges) {
+        kinds.extend(compare_grants(old, new));
+    }
+    kinds
+        .into_iter()
+        .map(|kind| Change {
+            kind,
+            identity: new.clone(),
+        })
+        .collect()
+}
+
+fn compare_attributes(old: &Identity, new: &Identity) -> Vec<ChangeKind> {
+    let mut kinds = Vec::new();
+    if old.name != new.name {
+        kinds.push(ChangeKind::Renamed {
+            from: old.name.clone(),
+        });
+    }
+    if old.path != new.path {
+        kinds.push(ChangeKind::PathChanged {
+            from: old.path.clone(),
+        });
+    }
+    if old.enabled != new.enabled {
+        kinds.push(ChangeKind::EnabledChanged { from: old.enabled });
+    }
+    if old.trust != new.trust {
+        let added = new
+            .trust
+            .iter()
+            .filter(|p| !old.trust.contains(p))
+            .cloned()
+            .collect();
+        let removed = old
+            .trust
+            .iter()
+            .filter(|p| !new.trust.contains(p))
+            .cloned()
+            .collect();
+        kinds.push(ChangeKind::TrustChanged { added, removed });
+    }
+    kinds
+}
+
+fn compare_credentials(
+    old: &Identity,
+    new: &Identity,
+    collection: CollectionName,
+) -> Vec<ChangeKind> {
+    let of_collection = |identity: &Identity| -> BTreeMap<String, Credential> {
+        identity
+            .credentials
+            .iter()
+            .filter(|credential| credential.kind.collection() == collection)
+            .map(|credential| (credential.id.clone(), credential.clone()))
+            .collect()
+    };
+    let before = of_collection(old);
+    let after = of_collection(new);
+    let mut kinds = Vec::new();
+
+    for (id, credential) in &after {
+        match before.get(id) {
+            None => kinds.push(ChangeKind::CredentialAdded {
+                credential: credential.clone(),
+            }),
+            Some(previous) if previous.status != credential.status => {
+                kinds.push(ChangeKind::CredentialStatusChanged {
+                    credential: credential.clone(),
+                    from: previous.status.clone(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    for (id, credential) in &before {
+        if !after.contains_key(id) {
+            kinds.push(ChangeKind::CredentialRemoved {
+                credential: credential.clone(),
+            });
+        }
+    }
+    kinds
+}
+
+fn compare_grants(old: &Identity, new: &Identity) -> Vec<ChangeKind> {
+    let mut kinds: Vec<ChangeKind> = new
+        .admin_grants
+        .iter()
+        .filter(|grant| !old.admin_grants.contains(grant))
+        .map(|grant| ChangeKind::PrivilegeAdded {
+            grant: grant.clone(),
+        })
+        .collect();
+    kinds.extend(
+        old.admin_grants
+            .iter()
+            .filter(|grant| !new.admin_grants.contains(grant))
+            .map(|grant| ChangeKind::PrivilegeRemoved {
+                grant: grant.clone(),
+            }),
+    );
+    kinds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Completeness, CredentialKind};
+
+    fn complete_snapshot(identities: Vec<Identity>) -> Snapshot {
+        let collections = CollectionName::AWS
+            .iter()
+            .map(|name| (*name, Completeness::Complete))
+            .collect();
+        Snapshot::new(Provider::Aws, "123456789012", collections, identities)
+    }
+
+    fn user(id: &str, name: &str) -> Identity {
+        Identity::new(id, IdentityKind::AwsUser, name)
+    }
+
+    fn key(id: &str) -> Credential {
+        Credential {
+            kind: CredentialKind::AccessKey,
+            id: id.to_string(),
+            status: Some("Active".to_string()),
+            created: None,
+        }
+    }
+
+    #[test]
+    fn same_name_new_id_is_recreation() {
+        let old = complete_snapshot(vec![user("AIDAOLD", "deploy")]);
+        let new = complete_snapshot(vec![user("AIDANEW", "deploy")]);
+        let diff = diff_snapshots(&old, &new);
+        assert_eq!(diff.changes.len(), 1);
+        assert_eq!(
+            diff.changes[0].kind,
+            ChangeKind::IdentityRecreated {
+                previous_id: "AIDAOLD".to_string()
+            }
+        );
+    }
+
+    #[test]
+    fn key_added_and_removed() {
+        let mut before = user("AIDA1", "alice");
+        before.credentials.push(key("AKIAOLD"));
+        let mut after = user("AIDA1", "alice");
+        after.credentials.push(key("AKIANEW"));
+        let diff = diff_snapshots(
+            &complete_snapshot(vec![before]),
+            &complete_snapshot(vec![after]),
+        );
+        let names: Vec<&str> = diff
+            .changes
+            .iter()
+            .map(|change| change.kind.name())
+            .collect();
+        assert_eq!(names, vec!["credential_added", "credential_removed"]);
+    }
+
+    #[test]
+    fn incomplete_collection_is_not_compared() {
+        let mut before = user("AIDA1", "alice");
+        before.credentials.push(key("AKIAOLD"));
+        let old = complete_snapshot(vec![before]);
+        let mut new = complete_snapshot(vec![user("AIDA1", "alice"), user("AIDA2", "bob")]);
+        new.collections.insert(
+            CollectionName::AccessKeys,
+            Completeness::Incomplete {
+                reason: "AccessDenied".to_string(),
+                kept_previous: false,
+            },
+        );
+        let diff = diff_snapshots(&old, &new);
+        let names: Vec<&str> = diff
+            .changes
+            .iter()
+            .map(|change| change.kind.name())
+            .collect();
+        assert_eq!(names, vec!["identity_added"]);
+        assert_eq!(diff.not_compared.len(), 1);
+        assert_eq!(diff.not_compared[0].collection, CollectionName::AccessKeys);
+        assert!(diff.not_compared[0].reason.contains("AccessDenied"));
+    }
+
+    #[test]
+    fn kept_previous_records_are_compared_later() {
+        let mut old = complete_snapshot(vec![user("AIDA1", "alice")]);
+        old.collections.insert(
+            CollectionName::AccessKeys,
+            Completeness::Incomplete {
+                reason: "throttled".to_string(),
+                kept_previous: true,
+            },
+        );
+        let mut after = user("AIDA1", "alice");
+        after.credentials.push(key("AKIANEW"));
+        let diff = diff_snapshots(&old, &complete_snapshot(vec![after]));
+        assert_eq!(diff.changes.len(), 1);
+        assert!(diff.not_compared.is_empty());
+    }
+}

@@ -1,0 +1,18 @@
+//! idrift finds cloud identities nobody meant to create.
+//!
+//! The pipeline runs one way: [`collect`] turns API pages or CLI exports
+//! into [`model::Snapshot`]s, [`store`] keeps them on disk, [`diff`] turns
+//! two snapshots into changes, [`judge`] turns changes into findings and
+//! [`report`] renders them. [`cli`] and [`config`] only resolve settings.
+
+pub mod cli;
+pub mod collect;
+pub mod commands;
+pub mod config;
+pub mod diff;
+pub mod exit;
+pub mod judge;
+pub mod model;
+pub mod report;
+pub mod settings;
+pub mod store;

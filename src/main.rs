@@ -1,0 +1,76 @@
+//! The `idrift` binary: parse flags, set up logging, run a command, print
+//! its report on stdout and exit with the code the report carries.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use idrift::cli::{Cli, Command};
+use idrift::report::Report;
+use idrift::settings::ReportFormat;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+
+    let (report, format) = match &cli.command {
+        Command::Scan(args) => {
+            let format = args.format.into();
+            (run_scan(args), format)
+        }
+        Command::Diff(args) => {
+            let settings = args.resolve();
+            (idrift::commands::diff::run(&settings), settings.format)
+        }
+    };
+    print_report(&report, format);
+    ExitCode::from(report.exit_code)
+}
+
+fn run_scan(args: &idrift::cli::ScanArgs) -> Report {
+    let settings = match args.resolve() {
+        Ok(settings) => settings,
+        Err(error) => return Report::failed("scan", error.to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return Report::failed("scan", format!("cannot start the async runtime: {error}"));
+        }
+    };
+    runtime.block_on(idrift::commands::scan::run(&settings))
+}
+
+fn print_report(report: &Report, format: ReportFormat) {
+    for error in &report.errors {
+        tracing::error!("{error}");
+    }
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`idrift scan | head`) is not worth a panic.
+    let _ = stdout.write_all(report.render(format).as_bytes());
+    let _ = stdout.flush();
+}
+
+/// Logs to stderr; `RUST_LOG` wins over `-v` and `-q`.
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let default_filter = format!("idrift={level},warn");
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

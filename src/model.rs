@@ -1,0 +1,389 @@
+//! Identity records and snapshots: the data every stage of the pipeline shares.
+//!
+//! Records hold only what identifies an account and its ways in: ids, names,
+//! creation dates, credential ids and admin grants. Volatile fields (last use,
+//! request ids, scan times) and secrets are never part of a record, so two
+//! scans of an unchanged cloud serialize to the same bytes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the snapshot file format, stored in every file and checked on load.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+/// A cloud provider that idrift collects from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Amazon Web Services IAM; one scope per 12-digit account.
+    Aws,
+}
+
+impl Provider {
+    /// Returns the lowercase name used in paths, reports and config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Aws => "aws",
+        }
+    }
+
+    /// Parses a folder or config name such as `aws`.
+    pub fn parse(name: &str) -> Option<Provider> {
+        match name {
+            "aws" => Some(Provider::Aws),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of identity a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityKind {
+    /// An IAM user, keyed by its `UserId` (`AIDA...`).
+    AwsUser,
+    /// An IAM role, keyed by its `RoleId` (`AROA...`).
+    AwsRole,
+}
+
+impl IdentityKind {
+    /// Returns the name shown in reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            IdentityKind::AwsUser => "IAM user",
+            IdentityKind::AwsRole => "IAM role",
+        }
+    }
+
+    /// Returns the collection whose listing produces identities of this kind.
+    pub fn collection(self) -> CollectionName {
+        match self {
+            IdentityKind::AwsUser => CollectionName::Users,
+            IdentityKind::AwsRole => CollectionName::Roles,
+        }
+    }
+}
+
+/// A part of a scope's inventory that is listed, and can fail, on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectionName {
+    /// IAM users with their paths, ARNs and groups.
+    Users,
+    /// IAM roles with their trust policies.
+    Roles,
+    /// Admin grants, from attached, inline and group policies.
+    Privileges,
+    /// Access key ids, status and creation dates.
+    AccessKeys,
+    /// Console passwords (login profiles): present or not, and when created.
+    ConsolePasswords,
+}
+
+impl CollectionName {
+    /// Every AWS collection, in report order.
+    pub const AWS: [CollectionName; 5] = [
+        CollectionName::Users,
+        CollectionName::Roles,
+        CollectionName::Privileges,
+        CollectionName::AccessKeys,
+        CollectionName::ConsolePasswords,
+    ];
+
+    /// Returns the snake_case name used in snapshots and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectionName::Users => "users",
+            CollectionName::Roles => "roles",
+            CollectionName::Privileges => "privileges",
+            CollectionName::AccessKeys => "access_keys",
+            CollectionName::ConsolePasswords => "console_passwords",
+        }
+    }
+}
+
+impl fmt::Display for CollectionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a collection was listed in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Completeness {
+    /// Every page was read.
+    Complete,
+    /// The listing failed or was cut short. The snapshot keeps the records
+    /// of the last complete listing when there was one (`kept_previous`).
+    Incomplete {
+        /// Why the listing is not complete, with the provider's error.
+        reason: String,
+        /// True when the records come from the last complete snapshot.
+        #[serde(default)]
+        kept_previous: bool,
+    },
+    /// No source for this collection was available (an offline export
+    /// without that file, say). Treated like `Incomplete`: never as empty.
+    NotCollected {
+        /// What was missing.
+        reason: String,
+        /// True when the records come from the last complete snapshot.
+        #[serde(default)]
+        kept_previous: bool,
+    },
+}
+
+impl Completeness {
+    /// Returns true when the collection was listed in full by this scan.
+    pub fn is_complete(&self) -> bool {
+        matches!(self, Completeness::Complete)
+    }
+
+    /// Returns the reason a collection is not complete, if it is not.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Completeness::Complete => None,
+            Completeness::Incomplete { reason, .. } | Completeness::NotCollected { reason, .. } => {
+                Some(reason)
+            }
+        }
+    }
+
+    /// Returns true when the records are the last complete listing: either
+    /// listed in full now, or kept from the previous complete snapshot.
+    pub fn holds_complete_records(&self) -> bool {
+        match self {
+            Completeness::Complete => true,
+            Completeness::Incomplete { kept_previous, .. }
+            | Completeness::NotCollected { kept_previous, .. } => *kept_previous,
+        }
+    }
+
+    /// Marks an incomplete collection as carrying the previous records.
+    pub fn with_kept_previous(self) -> Completeness {
+        match self {
+            Completeness::Complete => Completeness::Complete,
+            Completeness::Incomplete { reason, .. } => Completeness::Incomplete {
+                reason,
+                kept_previous: true,
+            },
+            Completeness::NotCollected { reason, .. } => Completeness::NotCollected {
+                reason,
+                kept_previous: true,
+            },
+        }
+    }
+}
+
+/// A principal that an IAM role's trust policy allows to assume it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TrustPrincipal {
+    /// `aws`, `service`, `federated` or `canonical_user`, from the policy's `Principal` key.
+    pub kind: String,
+    /// The principal as written: an account id, ARN, service name or `*`.
+    pub value: String,
+    /// True when the statement carries a `Condition` block.
+    pub conditional: bool,
+}
+
+/// A credential that lets someone act as an identity. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Credential {
+    /// `access_key` or `console_password`.
+    pub kind: CredentialKind,
+    /// The access key id, or `console-password` for the one login profile.
+    pub id: String,
+    /// `Active`, `Inactive` or `Expired` for access keys; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Creation time, RFC 3339 in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+/// Kind of credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// An IAM access key (`AKIA...`).
+    AccessKey,
+    /// An IAM console password (login profile).
+    ConsolePassword,
+}
+
+impl CredentialKind {
+    /// Returns the collection whose listing produces credentials of this kind.
+    pub fn collection(self) -> CollectionName {
+        match self {
+            CredentialKind::AccessKey => CollectionName::AccessKeys,
+            CredentialKind::ConsolePassword => CollectionName::ConsolePasswords,
+        }
+    }
+
+    /// Returns the name shown in reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            CredentialKind::AccessKey => "access key",
+            CredentialKind::ConsolePassword => "console password",
+        }
+    }
+}
+
+/// One way an identity holds admin rights.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AdminGrant {
+    /// `attached` (managed policy on the identity), `inline`, `group_attached` or `group_inline`.
+    pub via: String,
+    /// The managed policy ARN, or the inline policy's name.
+    pub policy: String,
+    /// The group that carries the policy, for grants through a group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// What makes it admin: `AdministratorAccess`, `*` on `*` or `iam:*`.
+    pub reason: String,
+}
+
+/// One identity: a user, role, service principal or service account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The provider's immutable id (AWS `UserId` or `RoleId`).
+    pub id: String,
+    /// What kind of identity this is.
+    pub kind: IdentityKind,
+    /// The name, which can be reused by a new identity with a new id.
+    pub name: String,
+    /// The IAM path, such as `/` or `/aws-service-role/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// Creation time, RFC 3339 in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// Whether the identity can sign in; absent when the provider has no such state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Names of the groups the identity is in, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Principals the role's trust policy allows, sorted; roles only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust: Vec<TrustPrincipal>,
+    /// Credentials, sorted by kind and id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<Credential>,
+    /// Admin grants, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_grants: Vec<AdminGrant>,
+    /// Tags, by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Identity {
+    /// Creates a record with the required fields and everything else empty.
+    pub fn new(id: impl Into<String>, kind: IdentityKind, name: impl Into<String>) -> Identity {
+        Identity {
+            id: id.into(),
+            kind,
+            name: name.into(),
+            path: None,
+            arn: None,
+            created: None,
+            enabled: None,
+            groups: Vec::new(),
+            trust: Vec::new(),
+            credentials: Vec::new(),
+            admin_grants: Vec::new(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// Sorts every list so that serialization is deterministic.
+    pub fn normalize(&mut self) {
+        self.groups.sort();
+        self.groups.dedup();
+        self.trust.sort();
+        self.trust.dedup();
+        self.credentials.sort();
+        self.credentials.dedup();
+        self.admin_grants.sort();
+        self.admin_grants.dedup();
+    }
+
+    /// Returns true when any admin grant is recorded.
+    pub fn is_admin(&self) -> bool {
+        !self.admin_grants.is_empty()
+    }
+}
+
+/// The inventory of one scope (an AWS account) at one point in time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// File format version; see [`SNAPSHOT_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The provider.
+    pub provider: Provider,
+    /// The scope id: an AWS account id.
+    pub scope: String,
+    /// Completeness of each collection.
+    pub collections: BTreeMap<CollectionName, Completeness>,
+    /// Identities, sorted by id.
+    pub identities: Vec<Identity>,
+}
+
+impl Snapshot {
+    /// Creates a snapshot and puts its records in canonical order.
+    pub fn new(
+        provider: Provider,
+        scope: impl Into<String>,
+        collections: BTreeMap<CollectionName, Completeness>,
+        identities: Vec<Identity>,
+    ) -> Snapshot {
+        let mut snapshot = Snapshot {
+            format_version: SNAPSHOT_FORMAT_VERSION,
+            provider,
+            scope: scope.into(),
+            collections,
+            identities,
+        };
+        snapshot.normalize();
+        snapshot
+    }
+
+    /// Sorts identities by id (then kind) and every list inside them.
+    pub fn normalize(&mut self) {
+        for identity in &mut self.identities {
+            identity.normalize();
+        }
+        self.identities
+            .sort_by(|a, b| (&a.id, a.kind).cmp(&(&b.id, b.kind)));
+    }
+
+    /// Returns the completeness of a collection; a collection the snapshot
+    /// does not mention counts as not collected.
+    pub fn completeness(&self, name: CollectionName) -> Completeness {
+        self.collections
+            .get(&name)
+            .cloned()
+            .unwrap_or(Completeness::NotCollected {
+                reason: format!("the snapshot has no {name} collection"),
+                kept_previous: false,
+            })
+    }
+
+    /// Returns true when every collection was listed in full by this scan.
+    pub fn is_complete(&self) -> bool {
+        self.collections.values().all(Completeness::is_complete)
+    }
+}

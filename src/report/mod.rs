@@ -1,0 +1,169 @@
+//! Reports: what a run found, rendered as a table for people or JSON for
+//! machines. Both carry the same facts; the JSON layout is versioned.
+
+pub mod json;
+pub mod table;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::diff::NotCompared;
+use crate::judge::{Finding, Severity};
+use crate::settings::ReportFormat;
+
+/// Version of the JSON report layout, bumped on any incompatible change.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// What happened to one scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeStatus {
+    /// First scan of the scope: the snapshot is the baseline, nothing compared.
+    Baseline,
+    /// Compared with the previous snapshot.
+    Compared,
+    /// Present only in the new side of a `diff`.
+    OnlyInNew,
+    /// Present only in the old side of a `diff`.
+    OnlyInOld,
+    /// Could not be scanned or loaded.
+    Failed,
+}
+
+/// One scope's line in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScopeSummary {
+    /// Provider name.
+    pub provider: String,
+    /// Scope id, or the configured label when the id is unknown.
+    pub scope: String,
+    /// What happened.
+    pub status: ScopeStatus,
+    /// Identities in the new snapshot.
+    pub identities: usize,
+    /// Collections that were not compared, with reasons.
+    pub not_compared: Vec<NotCompared>,
+    /// Collections not complete in this scan, with reasons (the run's exit code is 2).
+    pub incomplete: Vec<NotCompared>,
+    /// Why the scope failed, for `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The snapshot file written, when one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+}
+
+/// Counts for scripts and for the report's last line.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// All findings.
+    pub findings: usize,
+    /// Findings that need attention: unexpected and severity low or above.
+    pub needs_attention: usize,
+    /// Findings by severity name.
+    pub by_severity: BTreeMap<String, usize>,
+    /// Scopes that failed.
+    pub failed_scopes: usize,
+    /// Collections that this run could not list in full.
+    pub incomplete_collections: usize,
+}
+
+/// Everything a run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Layout version; see [`REPORT_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The idrift version.
+    pub idrift_version: String,
+    /// The command: `scan` or `diff`.
+    pub command: String,
+    /// The exit code the run ends with.
+    pub exit_code: u8,
+    /// Counts.
+    pub summary: Summary,
+    /// Errors that stopped the run or a scope.
+    pub errors: Vec<String>,
+    /// One entry per scope.
+    pub scopes: Vec<ScopeSummary>,
+    /// Findings, most severe first.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Builds a report and derives its summary and exit code.
+    pub fn new(
+        command: &str,
+        scopes: Vec<ScopeSummary>,
+        mut findings: Vec<Finding>,
+        errors: Vec<String>,
+    ) -> Report {
+        findings.sort_by(|a, b| {
+            (b.severity, &a.provider, &a.scope, &a.identity_id, a.change).cmp(&(
+                a.severity,
+                &b.provider,
+                &b.scope,
+                &b.identity_id,
+                b.change,
+            ))
+        });
+        let summary = summarize(&scopes, &findings);
+        let exit_code = crate::exit::exit_code(&summary, errors.len());
+        Report {
+            schema_version: REPORT_SCHEMA_VERSION,
+            idrift_version: env!("CARGO_PKG_VERSION").to_string(),
+            command: command.to_string(),
+            exit_code,
+            summary,
+            errors,
+            scopes,
+            findings,
+        }
+    }
+
+    /// Builds the report of a run that stopped before any scope was read.
+    pub fn failed(command: &str, error: String) -> Report {
+        Report::new(command, Vec::new(), Vec::new(), vec![error])
+    }
+
+    /// Renders the report in a format.
+    pub fn render(&self, format: ReportFormat) -> String {
+        match format {
+            ReportFormat::Table => table::render(self),
+            ReportFormat::Json => json::render(self),
+        }
+    }
+}
+
+fn summarize(scopes: &[ScopeSummary], findings: &[Finding]) -> Summary {
+    let mut by_severity = BTreeMap::new();
+    for finding in findings {
+        *by_severity
+            .entry(finding.severity.as_str().to_string())
+            .or_insert(0) += 1;
+    }
+    Summary {
+        findings: findings.len(),
+        needs_attention: findings
+            .iter()
+            .filter(|finding| finding.needs_attention())
+            .count(),
+        by_severity,
+        failed_scopes: scopes
+            .iter()
+            .filter(|scope| scope.status == ScopeStatus::Failed)
+            .count(),
+        incomplete_collections: scopes.iter().map(|scope| scope.incomplete.len()).sum(),
+    }
+}
+
+/// Returns the severity names from most to least severe.
+pub fn severities_descending() -> [Severity; 5] {
+    [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Info,
+    ]
+}

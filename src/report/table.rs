@@ -1,0 +1,171 @@
+//! The human report: scope lines, a findings table, then each finding's
+//! evidence and response commands. Text from the cloud is stripped of
+//! control characters before it reaches the terminal.
+
+use std::fmt::Write;
+
+use comfy_table::{Table, presets};
+
+use super::{Report, ScopeStatus};
+use crate::judge::Finding;
+
+/// Replaces control characters (escape sequences among them) with `?`.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Renders the report for a terminal.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    for error in &report.errors {
+        let _ = writeln!(out, "error: {}", sanitize(error));
+    }
+    for scope in &report.scopes {
+        render_scope(&mut out, scope);
+    }
+    if !report.findings.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{}", findings_table(&report.findings));
+        for (index, finding) in report.findings.iter().enumerate() {
+            render_details(&mut out, index + 1, finding);
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", closing_line(report));
+    out
+}
+
+fn render_scope(out: &mut String, scope: &super::ScopeSummary) {
+    let label = format!("{} {}", scope.provider, sanitize(&scope.scope));
+    let status = match scope.status {
+        ScopeStatus::Baseline => format!(
+            "baseline recorded ({} identities); nothing to compare yet",
+            scope.identities
+        ),
+        ScopeStatus::Compared => format!("compared ({} identities)", scope.identities),
+        ScopeStatus::OnlyInNew => format!(
+            "only in the new snapshots ({} identities); not compared",
+            scope.identities
+        ),
+        ScopeStatus::OnlyInOld => "only in the old snapshots; not compared".to_string(),
+        ScopeStatus::Failed => format!(
+            "FAILED: {}",
+            sanitize(scope.error.as_deref().unwrap_or("unknown error"))
+        ),
+    };
+    let _ = writeln!(out, "{label}: {status}");
+    for incomplete in &scope.incomplete {
+        let _ = writeln!(
+            out,
+            "  incomplete {}: {}",
+            incomplete.collection,
+            sanitize(&incomplete.reason)
+        );
+    }
+    for skipped in &scope.not_compared {
+        let _ = writeln!(
+            out,
+            "  not compared {}: {}",
+            skipped.collection,
+            sanitize(&skipped.reason)
+        );
+    }
+}
+
+fn findings_table(findings: &[Finding]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(presets::ASCII_MARKDOWN);
+    table.set_header([
+        "#",
+        "severity",
+        "verdict",
+        "change",
+        "identity",
+        "id",
+        "scope",
+        "technique",
+    ]);
+    for (index, finding) in findings.iter().enumerate() {
+        let verdict = if finding.expected {
+            "expected"
+        } else {
+            "UNEXPECTED"
+        };
+        let technique = finding
+            .technique
+            .as_ref()
+            .map_or("-", |technique| technique.id);
+        table.add_row([
+            (index + 1).to_string(),
+            finding.severity.as_str().to_string(),
+            verdict.to_string(),
+            finding.change.to_string(),
+            sanitize(&finding.identity_name),
+            sanitize(&finding.identity_id),
+            format!("{} {}", finding.provider, finding.scope),
+            technique.to_string(),
+        ]);
+    }
+    table
+}
+
+fn render_details(out: &mut String, number: usize, finding: &Finding) {
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "[{number}] {} ({})",
+        sanitize(&finding.summary),
+        finding.severity.as_str()
+    );
+    if let Some(arn) = &finding.arn {
+        let _ = writeln!(out, "    arn: {}", sanitize(arn));
+    }
+    let _ = writeln!(
+        out,
+        "    why {}: {}",
+        finding.severity.as_str(),
+        sanitize(&finding.severity_reason)
+    );
+    if let Some(reason) = &finding.expected_reason {
+        let _ = writeln!(out, "    expected: {}", sanitize(reason));
+    }
+    if let Some(technique) = &finding.technique {
+        let _ = writeln!(
+            out,
+            "    technique: {} {} {}",
+            technique.id, technique.name, technique.url
+        );
+    }
+    for (key, value) in &finding.evidence {
+        let _ = writeln!(out, "    {key}: {}", sanitize(value));
+    }
+    for command in &finding.response {
+        let _ = writeln!(out, "    respond: {}", sanitize(command));
+    }
+}
+
+fn closing_line(report: &Report) -> String {
+    let summary = &report.summary;
+    let counts: Vec<String> = super::severities_descending()
+        .iter()
+        .filter_map(|severity| {
+            let count = summary.by_severity.get(severity.as_str())?;
+            Some(format!("{count} {}", severity.as_str()))
+        })
+        .collect();
+    let counts = if counts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", counts.join(", "))
+    };
+    format!(
+        "{} findings{counts}, {} need attention; {} scopes failed, {} collections incomplete; exit code {}",
+        summary.findings,
+        summary.needs_attention,
+        summary.failed_scopes,
+        summary.incomplete_collections,
+        report.exit_code
+    )
+}

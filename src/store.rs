@@ -1,0 +1,342 @@
+//! The snapshot store: one pretty-printed JSON file per provider and scope,
+//! `<root>/<provider>/<scope>.json`, written atomically and checked on load.
+//!
+//! Scan metadata (time, version, duration, call count) goes to
+//! `<root>/.idrift/last-scan/<provider>/<scope>.json`, apart from the records,
+//! so that an unchanged cloud leaves the snapshot files byte-identical.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::model::{
+    CollectionName, Identity, IdentityKind, Provider, SNAPSHOT_FORMAT_VERSION, Snapshot,
+};
+
+/// A snapshot file or folder that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Reading or writing failed at the file-system level.
+    #[error("snapshot {}: {action} failed: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid snapshot.
+    #[error(
+        "snapshot {}: the file is corrupt ({reason}); restore it from git (`git checkout -- {}`) \
+         or move it away to record a new baseline",
+        path.display(),
+        path.display()
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file was written by a newer idrift.
+    #[error(
+        "snapshot {}: format version {found} is newer than this idrift reads ({SNAPSHOT_FORMAT_VERSION}); \
+         upgrade idrift",
+        path.display()
+    )]
+    NewerFormat {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u64,
+    },
+    /// A scope id that cannot be used as a file name.
+    #[error("scope id {scope:?} cannot be used as a snapshot file name")]
+    InvalidScope {
+        /// The scope id.
+        scope: String,
+    },
+}
+
+/// Scan metadata, kept apart from the records.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanMetadata {
+    /// When the scan finished, RFC 3339.
+    pub scanned_at: String,
+    /// The idrift version that wrote it.
+    pub idrift_version: String,
+    /// Wall time of the scope's collection, in milliseconds.
+    pub duration_ms: u128,
+    /// HTTP requests sent, retries included.
+    pub api_calls: u64,
+    /// `api` or the export path.
+    pub source: String,
+    /// Collections that were not complete, with reasons.
+    pub incomplete: Vec<String>,
+}
+
+/// A folder of snapshots.
+#[derive(Debug, Clone)]
+pub struct SnapshotStore {
+    root: PathBuf,
+}
+
+impl SnapshotStore {
+    /// Opens a store rooted at a folder, which need not exist yet.
+    pub fn new(root: impl Into<PathBuf>) -> SnapshotStore {
+        SnapshotStore { root: root.into() }
+    }
+
+    /// Returns the root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Returns the path of a scope's snapshot file.
+    pub fn path_for(&self, provider: Provider, scope: &str) -> Result<PathBuf, StoreError> {
+        check_scope(scope)?;
+        Ok(self
+            .root
+            .join(provider.as_str())
+            .join(format!("{scope}.json")))
+    }
+
+    /// Loads a scope's snapshot, or `None` when there is none yet.
+    pub fn load(&self, provider: Provider, scope: &str) -> Result<Option<Snapshot>, StoreError> {
+        let path = self.path_for(provider, scope)?;
+        if !path.exists() {
+            return Ok(None);
+        }
+        load_file(&path).map(Some)
+    }
+
+    /// Writes a scope's snapshot atomically: a temporary file in the same
+    /// folder, flushed to disk, then renamed over the old one.
+    pub fn save(&self, snapshot: &Snapshot) -> Result<PathBuf, StoreError> {
+        let path = self.path_for(snapshot.provider, &snapshot.scope)?;
+        write_atomically(&path, to_json(snapshot).as_bytes())?;
+        Ok(path)
+    }
+
+    /// Writes a scope's scan metadata beside, not inside, the snapshot.
+    pub fn save_metadata(
+        &self,
+        provider: Provider,
+        scope: &str,
+        metadata: &ScanMetadata,
+    ) -> Result<(), StoreError> {
+        check_scope(scope)?;
+        let path = self
+            .root
+            .join(".idrift")
+            .join("last-scan")
+            .join(provider.as_str())
+            .join(format!("{scope}.json"));
+        let mut text = serde_json::to_string_pretty(metadata).unwrap_or_default();
+        text.push('\n');
+        write_atomically(&path, text.as_bytes())
+    }
+}
+
+/// Rejects scope ids that could escape the folder or hide the file.
+fn check_scope(scope: &str) -> Result<(), StoreError> {
+    let safe = !scope.is_empty()
+        && !scope.starts_with('.')
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
+    if safe {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidScope {
+            scope: scope.to_string(),
+        })
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let io_error = |action: &'static str| {
+        move |source: std::io::Error| StoreError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let folder = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(folder).map_err(io_error("creating the folder"))?;
+
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".idrift-")
+        .suffix(".tmp")
+        .tempfile_in(folder)
+        .map_err(io_error("creating a temporary file"))?;
+    temporary.write_all(bytes).map_err(io_error("writing"))?;
+    temporary
+        .as_file()
+        .sync_all()
+        .map_err(io_error("flushing"))?;
+    temporary
+        .persist(path)
+        .map_err(|error| io_error("renaming the temporary file")(error.error))?;
+    Ok(())
+}
+
+/// Serializes a snapshot deterministically: sorted, pretty, trailing newline.
+pub fn to_json(snapshot: &Snapshot) -> String {
+    let mut sorted = snapshot.clone();
+    sorted.normalize();
+    let mut text = serde_json::to_string_pretty(&sorted).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Loads one snapshot file, checking its format version first.
+pub fn load_file(path: &Path) -> Result<Snapshot, StoreError> {
+    let text = fs::read_to_string(path).map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        action: "reading",
+        source,
+    })?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let value: Value =
+        serde_json::from_str(&text).map_err(|error| corrupt(format!("not valid JSON: {error}")))?;
+
+    let version = value
+        .get("format_version")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| corrupt("no format_version".to_string()))?;
+    if version > u64::from(SNAPSHOT_FORMAT_VERSION) {
+        return Err(StoreError::NewerFormat {
+            path: path.to_path_buf(),
+            found: version,
+        });
+    }
+    let mut snapshot: Snapshot = serde_json::from_value(value)
+        .map_err(|error| corrupt(format!("unexpected content: {error}")))?;
+    snapshot.normalize();
+    Ok(snapshot)
+}
+
+/// Loads a snapshot file, or every `<provider>/<scope>.json` under a folder.
+pub fn load_tree(path: &Path) -> Result<Vec<Snapshot>, StoreError> {
+    let io_error = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        action: "reading",
+        source,
+    };
+    if fs::metadata(path).map_err(io_error)?.is_file() {
+        return Ok(vec![load_file(path)?]);
+    }
+
+    let mut snapshots = Vec::new();
+    for provider in [Provider::Aws] {
+        let folder = path.join(provider.as_str());
+        let Ok(entries) = fs::read_dir(&folder) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|file| {
+                file.extension()
+                    .is_some_and(|extension| extension == "json")
+            })
+            .filter(|file| {
+                !file
+                    .file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        files.sort();
+        for file in files {
+            snapshots.push(load_file(&file)?);
+        }
+    }
+    Ok(snapshots)
+}
+
+/// Merges the previous snapshot into a new one: each collection that is not
+/// complete now keeps the previous records, when the previous snapshot held
+/// complete ones, and says so in its completeness.
+pub fn carry_over(mut new: Snapshot, previous: Option<&Snapshot>) -> Snapshot {
+    let Some(previous) = previous else { return new };
+
+    let lacking: Vec<CollectionName> = new
+        .collections
+        .iter()
+        .filter(|(name, completeness)| {
+            !completeness.is_complete() && previous.completeness(**name).holds_complete_records()
+        })
+        .map(|(name, _)| *name)
+        .collect();
+
+    // Identity lists first, so that attribute collections below copy onto
+    // the records that are kept.
+    for name in &lacking {
+        if let Some(kind) = identity_kind_of(*name) {
+            new.identities.retain(|identity| identity.kind != kind);
+            new.identities.extend(
+                previous
+                    .identities
+                    .iter()
+                    .filter(|identity| identity.kind == kind)
+                    .cloned(),
+            );
+        }
+    }
+    for name in &lacking {
+        if identity_kind_of(*name).is_none() {
+            copy_attribute(&mut new.identities, &previous.identities, *name);
+        }
+    }
+    for name in lacking {
+        if let Some(completeness) = new.collections.remove(&name) {
+            new.collections
+                .insert(name, completeness.with_kept_previous());
+        }
+    }
+    new.normalize();
+    new
+}
+
+fn identity_kind_of(name: CollectionName) -> Option<IdentityKind> {
+    match name {
+        CollectionName::Users => Some(IdentityKind::AwsUser),
+        CollectionName::Roles => Some(IdentityKind::AwsRole),
+        _ => None,
+    }
+}
+
+/// Replaces the part of each record that a collection owns with the previous values.
+fn copy_attribute(identities: &mut [Identity], previous: &[Identity], name: CollectionName) {
+    for identity in identities.iter_mut() {
+        let old = previous
+            .iter()
+            .find(|old| old.id == identity.id && old.kind == identity.kind);
+        match name {
+            CollectionName::Privileges => {
+                identity.admin_grants = old.map(|old| old.admin_grants.clone()).unwrap_or_default();
+            }
+            CollectionName::AccessKeys | CollectionName::ConsolePasswords => {
+                identity
+                    .credentials
+                    .retain(|credential| credential.kind.collection() != name);
+                if let Some(old) = old {
+                    let kept = old
+                        .credentials
+                        .iter()
+                        .filter(|credential| credential.kind.collection() == name);
+                    identity.credentials.extend(kept.cloned());
+                }
+            }
+            CollectionName::Users | CollectionName::Roles => {}
+        }
+    }
+}
