@@ -279,12 +279,15 @@ fn assess_trust_change(
     }
 }
 
-/// Returns why a role is a service-linked role, if it is one: path
-/// `/aws-service-role/` and a trust policy of AWS service principals only.
-/// Mixed trust never qualifies.
+/// Returns why a role is a service-linked role, if it is one: a path under
+/// `/aws-service-role/` (AWS uses `/aws-service-role/<service>/`) and a trust
+/// policy of AWS service principals only. Mixed trust never qualifies.
 fn service_linked_role(identity: &Identity) -> Option<String> {
     let is_role = identity.kind == IdentityKind::AwsRole;
-    let on_service_path = identity.path.as_deref() == Some("/aws-service-role/");
+    let on_service_path = identity
+        .path
+        .as_deref()
+        .is_some_and(|path| path.starts_with("/aws-service-role/"));
     let services_only = !identity.trust.is_empty()
         && identity.trust.iter().all(|principal| {
             principal.kind == "service" && principal.value.ends_with(".amazonaws.com")
