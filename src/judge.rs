@@ -372,19 +372,14 @@ fn summarize(change: &Change) -> String {
         ChangeKind::EnabledChanged { .. } => format!("{who} enabled state changed"),
         ChangeKind::TrustChanged { .. } => format!("trust policy of {who} changed"),
         ChangeKind::CredentialAdded { credential } => {
-            format!("new {} {} on {who}", credential.kind.label(), credential.id)
+            format!("new {} on {who}", credential_label(credential))
         }
         ChangeKind::CredentialRemoved { credential } => {
-            format!(
-                "{} {} of {who} was removed",
-                credential.kind.label(),
-                credential.id
-            )
+            format!("{} of {who} was removed", credential_label(credential))
         }
         ChangeKind::CredentialStatusChanged { credential, from } => format!(
-            "{} {} of {who} went from {} to {}",
-            credential.kind.label(),
-            credential.id,
+            "{} of {who} went from {} to {}",
+            credential_label(credential),
             from.as_deref().unwrap_or("-"),
             credential.status.as_deref().unwrap_or("-")
         ),
@@ -394,6 +389,14 @@ fn summarize(change: &Change) -> String {
         ChangeKind::PrivilegeRemoved { grant } => {
             format!("{who} lost admin through {}", grant_source(grant))
         }
+    }
+}
+
+/// Names a credential: the kind, and the id where it has one of its own.
+fn credential_label(credential: &crate::model::Credential) -> String {
+    match credential.kind {
+        CredentialKind::ConsolePassword => credential.kind.label().to_string(),
+        CredentialKind::AccessKey => format!("{} {}", credential.kind.label(), credential.id),
     }
 }
 
@@ -419,11 +422,7 @@ fn identity_evidence(identity: &Identity) -> BTreeMap<String, String> {
             .iter()
             .map(|credential| {
                 let created = credential.created.as_deref().unwrap_or("unknown date");
-                format!(
-                    "{} {} created {created}",
-                    credential.kind.label(),
-                    credential.id
-                )
+                format!("{} created {created}", credential_label(credential))
             })
             .collect();
         evidence.insert("credentials".to_string(), credentials.join("; "));
