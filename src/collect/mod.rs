@@ -38,3 +38,14 @@ pub enum CollectError {
         reason: String,
     },
 }
+
+impl CollectError {
+    /// Returns what failed and what to do, without the provider and scope prefix.
+    pub fn reason(&self) -> &str {
+        match self {
+            CollectError::Unavailable { reason, .. } | CollectError::Export { reason, .. } => {
+                reason
+            }
+        }
+    }
+}

@@ -75,7 +75,7 @@ fn failed_scope(error: &CollectError) -> ScopeSummary {
         identities: 0,
         not_compared: Vec::new(),
         incomplete: Vec::new(),
-        error: Some(error.to_string()),
+        error: Some(error.reason().to_string()),
         snapshot: None,
     }
 }

@@ -21,7 +21,7 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
@@ -118,6 +118,12 @@ fn describe_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    if let Some(credentials) = find_credentials_error(error) {
+        return format!(
+            "{operation} was not sent because no credentials were found ({})",
+            error_chain(credentials)
+        );
+    }
     match error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("unknown error");
@@ -133,10 +139,41 @@ where
         ),
         SdkError::DispatchFailure(_) => format!(
             "{operation} could not reach the endpoint ({}); check endpoint_url, the network and proxy settings",
-            DisplayErrorContext(error)
+            error_chain(error)
         ),
-        _ => format!("{operation} failed: {}", DisplayErrorContext(error)),
+        _ => format!("{operation} failed: {}", error_chain(error)),
     }
+}
+
+/// Finds a credential-loading failure among an error's causes.
+fn find_credentials_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a aws_credential_types::provider::error::CredentialsError> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = current {
+        if let Some(found) =
+            cause.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+        {
+            return Some(found);
+        }
+        current = cause.source();
+    }
+    None
+}
+
+/// Joins the messages of an error and its causes, skipping repeats, on one line.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut messages: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = current {
+        let message = cause.to_string().replace('\n', " ");
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !message.is_empty() && !messages.iter().any(|seen| seen.contains(&message)) {
+            messages.push(message);
+        }
+        current = cause.source();
+    }
+    messages.join(": ")
 }
 
 fn hint_for_code(code: &str) -> &'static str {
@@ -263,12 +300,7 @@ async fn identify_account(
         .map_err(|error| CollectError::Unavailable {
             provider: "aws",
             scope: scope.clone(),
-            reason: format!(
-                "{}. Check that credentials are available to the standard chain \
-                 (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the config's \
-                 profile, `aws sso login`) and that the endpoint is reachable",
-                describe_error("sts:GetCallerIdentity", &error)
-            ),
+            reason: identify_failure(&describe_error("sts:GetCallerIdentity", &error)),
         })?;
 
     let found = identity.account().unwrap_or_default().to_string();
@@ -292,6 +324,21 @@ async fn identify_account(
         });
     }
     Ok(found)
+}
+
+/// Adds what to do to a failed `GetCallerIdentity`, by what failed.
+fn identify_failure(description: &str) -> String {
+    if description.contains("no credentials were found") {
+        format!(
+            "{description}. Make credentials available to the standard chain: AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the config's profile, `aws sso login`, or a web \
+             identity token"
+        )
+    } else {
+        format!(
+            "{description}. The scan needs sts:GetCallerIdentity to learn which account it reads"
+        )
+    }
 }
 
 /// Reads every page of `GetAccountAuthorizationDetails`.
