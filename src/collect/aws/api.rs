@@ -304,6 +304,7 @@ async fn identify_account(
         })?;
 
     let found = identity.account().unwrap_or_default().to_string();
+    debug!(caller = identity.arn().unwrap_or_default(), account = %found, "caller identity");
     if let Some(expected) = &account.account_id {
         if *expected != found {
             return Err(CollectError::Unavailable {
