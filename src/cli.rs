@@ -20,7 +20,7 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// What to do.
+    /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -86,7 +86,7 @@ pub struct DiffArgs {
     pub format: FormatArg,
 }
 
-/// Where a scan reads identities from.
+/// Source of a scan's identities.
 #[derive(Debug, Clone)]
 pub enum Source {
     /// The providers' APIs, for the configured scopes.
@@ -107,7 +107,7 @@ pub struct ScanSettings {
     pub snapshots: PathBuf,
     /// Report format.
     pub format: ReportFormat,
-    /// What to collect from.
+    /// Source to collect from.
     pub source: Source,
     /// Write nothing.
     pub dry_run: bool,

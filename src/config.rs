@@ -36,7 +36,7 @@ pub enum ConfigError {
         path: PathBuf,
         /// The key at fault, such as `aws.accounts[0].account_id`.
         key: String,
-        /// What is wrong and what is expected.
+        /// The problem and the expected form.
         message: String,
     },
 }
@@ -91,7 +91,7 @@ pub struct Config {
     pub aws_accounts: Vec<AwsAccountSettings>,
 }
 
-/// Users whose credentials are listed at once, unless the config says otherwise.
+/// Default number of users whose credentials are listed at once.
 const DEFAULT_AWS_CONCURRENCY: usize = 8;
 
 /// Reads and validates a config file.

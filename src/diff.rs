@@ -1,6 +1,6 @@
 //! The diff: two snapshots of one scope in, a list of changes out.
 //!
-//! A collection is compared only when the old side holds complete records
+//! A collection is compared only when the old side has complete records
 //! (listed in full then, or kept from the last complete listing) and the new
 //! side was listed in full now. Everything else is reported as not compared.
 
@@ -13,7 +13,7 @@ use crate::model::{
     TrustPrincipal,
 };
 
-/// What changed about one identity.
+/// Kind of change to one identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChangeKind {
@@ -128,7 +128,7 @@ pub struct ScopeDiff {
     pub not_compared: Vec<NotCompared>,
 }
 
-/// Which collections can be compared between two snapshots.
+/// Splits collections into those both snapshots allow comparing and the rest.
 fn comparable_collections(
     old: &Snapshot,
     new: &Snapshot,

@@ -1,7 +1,7 @@
 //! The judge: turns changes into findings with a severity, an ATT&CK
 //! technique, evidence, a verdict (expected or not) and response commands.
 //!
-//! This first cut knows one kind of expected change: the creation of an AWS
+//! This first cut recognizes one kind of expected change: the creation of an AWS
 //! service-linked role. Built-in knowledge only lowers the severity of a
 //! creation; it never mutes a new credential or admin grant.
 
@@ -13,7 +13,7 @@ use crate::collect::aws::policy::principal_account;
 use crate::diff::{Change, ChangeKind, ScopeDiff};
 use crate::model::{CredentialKind, Identity, IdentityKind, Provider};
 
-/// How urgent a finding is, from `info` to `critical`.
+/// Urgency of a finding, from `info` to `critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -89,11 +89,11 @@ pub struct Finding {
     pub arn: Option<String>,
     /// Severity.
     pub severity: Severity,
-    /// Why this severity.
+    /// Reason for the severity.
     pub severity_reason: String,
     /// True when built-in knowledge or a rule explains the change.
     pub expected: bool,
-    /// What made it expected.
+    /// Rule or knowledge that made it expected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_reason: Option<String>,
     /// The ATT&CK technique the change maps to; none for removals and renames.
@@ -488,7 +488,7 @@ fn change_evidence(kind: &ChangeKind) -> BTreeMap<String, String> {
     evidence
 }
 
-/// Quotes a value for a POSIX shell when it holds anything but safe characters.
+/// Quotes a value for a POSIX shell when it contains anything but safe characters.
 fn shell_quote(value: &str) -> String {
     let safe = !value.is_empty()
         && value

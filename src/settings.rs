@@ -10,7 +10,7 @@ pub struct RetrySettings {
     pub max_attempts: u32,
     /// Backoff before the first retry; it grows exponentially with jitter.
     pub initial_backoff: Duration,
-    /// Longest backoff between two attempts.
+    /// Maximum backoff between two attempts.
     pub max_backoff: Duration,
     /// Time limit for one attempt.
     pub attempt_timeout: Duration,

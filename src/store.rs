@@ -24,7 +24,7 @@ pub enum StoreError {
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// What was being done.
+        /// The operation that failed.
         action: &'static str,
         /// The operating system's error.
         source: std::io::Error,
@@ -39,7 +39,7 @@ pub enum StoreError {
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
+        /// The problem found.
         reason: String,
     },
     /// The file was written by a newer idrift.
@@ -262,9 +262,9 @@ pub fn load_tree(path: &Path) -> Result<Vec<Snapshot>, StoreError> {
     Ok(snapshots)
 }
 
-/// Merges the previous snapshot into a new one: each collection that is not
-/// complete now keeps the previous records, when the previous snapshot held
-/// complete ones, and says so in its completeness.
+/// Merges the previous snapshot into a new one. Each collection that is not
+/// complete now keeps the previous records when the previous snapshot had
+/// complete ones, and its completeness records that with `kept_previous`.
 pub fn carry_over(mut new: Snapshot, previous: Option<&Snapshot>) -> Snapshot {
     let Some(previous) = previous else { return new };
 

@@ -26,7 +26,7 @@ pub enum CollectError {
         provider: &'static str,
         /// The scope as configured: an account id, profile or role.
         scope: String,
-        /// What failed and what to do.
+        /// The failure and the next step for the user.
         reason: String,
     },
     /// An offline export could not be read.
@@ -34,7 +34,7 @@ pub enum CollectError {
     Export {
         /// The file or folder at fault.
         path: PathBuf,
-        /// What is wrong with it and what to do.
+        /// The problem with it and the next step for the user.
         reason: String,
     },
 }

@@ -15,7 +15,7 @@ use crate::settings::ReportFormat;
 /// Version of the JSON report layout, bumped on any incompatible change.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
-/// What happened to one scope.
+/// Outcome of one scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeStatus {
@@ -46,7 +46,7 @@ pub struct ScopeSummary {
     pub not_compared: Vec<NotCompared>,
     /// Collections not complete in this scan, with reasons (the run's exit code is 2).
     pub incomplete: Vec<NotCompared>,
-    /// Why the scope failed, for `failed`.
+    /// Reason the scope failed, for `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The snapshot file written, when one was.

@@ -3,7 +3,7 @@
 //! Call plan, for an account of U users, R roles, G groups and P policies:
 //! `GetAccountAuthorizationDetails` returns users, roles, groups and
 //! managed policies with their documents in `ceil((U+R+G+P)/1000)` pages.
-//! It holds no credentials, so each user then costs one `ListAccessKeys`
+//! It returns no credentials, so each user then costs one `ListAccessKeys`
 //! and one `GetLoginProfile` call, run concurrently: `2U` calls in all.
 //! The credential report would cost three calls per account, but AWS
 //! regenerates it at most every four hours, so a key created an hour ago
@@ -73,7 +73,7 @@ struct Page<T> {
 /// Reads every page of a Marker-paged IAM listing.
 ///
 /// Returns the reason the listing is incomplete when a call fails, when IAM
-/// says more pages follow but sends no Marker, when a Marker repeats (the
+/// reports more pages but sends no Marker, when a Marker repeats (the
 /// listing did not advance), or after [`MAX_PAGES`] pages.
 async fn read_pages<T, F, Fut>(what: &str, mut fetch: F) -> Result<Vec<T>, String>
 where
@@ -369,7 +369,7 @@ async fn read_authorization_details(
     Ok(details)
 }
 
-/// What the per-user calls found for one user.
+/// Results of the per-user credential calls for one user.
 struct UserCredentials {
     user_name: String,
     access_keys: Result<Vec<AccessKeyRecord>, String>,

@@ -2,7 +2,7 @@
 //! export produce, and how they become identity records.
 //!
 //! The field names follow `GetAccountAuthorizationDetails` as the AWS CLI
-//! prints it, so an export deserializes straight into these types; the API
+//! prints it, so an export deserializes straight into these types. The API
 //! collector fills the same types from the SDK's output.
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,6 +1,6 @@
 //! Offline input: the JSON that the AWS CLI exports, in place of API access.
 //!
-//! Accepted files, told apart by content and not by name:
+//! Accepted files, recognized by content and not by name:
 //! `aws iam get-account-authorization-details` (one file or several pages),
 //! `aws iam get-credential-report` and `aws iam list-access-keys`. The path
 //! is one authorization-details file, or a folder laid out
@@ -59,7 +59,7 @@ struct KeyListingEntry {
 struct ReportRow {
     password_enabled: bool,
     password_last_changed: Option<String>,
-    /// For key slots 1 and 2: (active, last rotated) when the slot holds a key.
+    /// For key slots 1 and 2: (active, last rotated) when the slot has a key.
     key_slots: Vec<(usize, bool, String)>,
 }
 
@@ -69,7 +69,7 @@ struct CredentialReport {
     rows: BTreeMap<String, ReportRow>,
 }
 
-/// What kind of export a JSON file is.
+/// Kind of export found in a JSON file.
 enum ExportFile {
     Details(AuthorizationDetails),
     CredentialReport(CredentialReport),
@@ -219,7 +219,7 @@ fn collect_account_folder(account_id: &str, folder: &Path) -> Result<Collected, 
     Ok(build_inventory(account_id.to_string(), export))
 }
 
-/// Parses a file and tells which export it is by its top-level keys.
+/// Parses a file and recognizes which export it is by its top-level keys.
 fn read_export_file(path: &Path) -> Result<ExportFile, CollectError> {
     let text = fs::read_to_string(path)
         .map_err(|error| export_error(path, format!("cannot read it: {error}")))?;
@@ -392,7 +392,7 @@ fn set_access_keys(
             .iter()
             .map(|key| key.user_name.as_str())
             .collect();
-        let report_says_no_keys = |user: &str| {
+        let report_shows_no_keys = |user: &str| {
             export
                 .credential_report
                 .as_ref()
@@ -402,7 +402,7 @@ fn set_access_keys(
         let uncovered: Vec<&str> = user_names
             .iter()
             .map(String::as_str)
-            .filter(|user| !listed.contains(user) && !report_says_no_keys(user))
+            .filter(|user| !listed.contains(user) && !report_shows_no_keys(user))
             .collect();
         let failure = (!uncovered.is_empty()).then(|| {
             format!(
