@@ -317,24 +317,25 @@ fn identity_kind_of(name: CollectionName) -> Option<IdentityKind> {
 /// Replaces the part of each record that a collection owns with the previous values.
 fn copy_attribute(identities: &mut [Identity], previous: &[Identity], name: CollectionName) {
     for identity in identities.iter_mut() {
-        let old = previous
+        // An identity new in this scan has no earlier records: it keeps what
+        // this scan found for it, which is all there is to know.
+        let Some(old) = previous
             .iter()
-            .find(|old| old.id == identity.id && old.kind == identity.kind);
+            .find(|old| old.id == identity.id && old.kind == identity.kind)
+        else {
+            continue;
+        };
         match name {
-            CollectionName::Privileges => {
-                identity.admin_grants = old.map(|old| old.admin_grants.clone()).unwrap_or_default();
-            }
+            CollectionName::Privileges => identity.admin_grants = old.admin_grants.clone(),
             CollectionName::AccessKeys | CollectionName::ConsolePasswords => {
                 identity
                     .credentials
                     .retain(|credential| credential.kind.collection() != name);
-                if let Some(old) = old {
-                    let kept = old
-                        .credentials
-                        .iter()
-                        .filter(|credential| credential.kind.collection() == name);
-                    identity.credentials.extend(kept.cloned());
-                }
+                let kept = old
+                    .credentials
+                    .iter()
+                    .filter(|credential| credential.kind.collection() == name);
+                identity.credentials.extend(kept.cloned());
             }
             CollectionName::Users | CollectionName::Roles => {}
         }

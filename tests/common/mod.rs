@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_iam;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -32,7 +33,10 @@ pub fn seal_environment(command: &mut Command, home: &Path) {
         .env("HOME", home)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", home.join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-aws-credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.join("no-aws-credentials"),
+        )
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "AKIAIDRIFTTESTKEY000")
         .env("AWS_SECRET_ACCESS_KEY", "idrift-test-secret-not-real");
@@ -40,7 +44,11 @@ pub fn seal_environment(command: &mut Command, home: &Path) {
 
 /// Runs a command and returns its output, stdout and stderr as text.
 pub fn run(command: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = command.output().expect("the idrift binary runs");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("the idrift binary runs");
     (
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&stdout).into_owned(),
@@ -105,7 +113,10 @@ impl Moto {
             });
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start on port {port} within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start on port {port} within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Moto {

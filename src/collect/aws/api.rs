@@ -403,7 +403,17 @@ async fn read_user_credentials(
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(result) => results.push(result),
-            Err(error) => warn!(%error, "a credential listing task failed"),
+            Err(error) => {
+                // The user is unknown here, so both collections become
+                // incomplete rather than silently missing one user's records.
+                warn!(%error, "a credential listing task failed");
+                let reason = format!("a credential listing task failed: {error}");
+                results.push(UserCredentials {
+                    user_name: String::new(),
+                    access_keys: Err(reason.clone()),
+                    console_password: Err(reason),
+                });
+            }
         }
     }
     results
