@@ -186,6 +186,7 @@ impl Completeness {
 
 /// A principal that an IAM role's trust policy allows to assume it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrustPrincipal {
     /// `aws`, `service`, `federated` or `canonical_user`, from the policy's `Principal` key.
     pub kind: String,
@@ -197,6 +198,7 @@ pub struct TrustPrincipal {
 
 /// A credential that lets someone act as an identity. Never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Credential {
     /// `access_key` or `console_password`.
     pub kind: CredentialKind,
@@ -240,6 +242,7 @@ impl CredentialKind {
 
 /// One way an identity holds admin rights.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdminGrant {
     /// `attached` (managed policy on the identity), `inline`, `group_attached` or `group_inline`.
     pub via: String,
@@ -254,6 +257,7 @@ pub struct AdminGrant {
 
 /// One identity: a user, role, service principal or service account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Identity {
     /// The provider's immutable id (AWS `UserId` or `RoleId`).
     pub id: String,
@@ -329,6 +333,7 @@ impl Identity {
 
 /// The inventory of one scope (an AWS account) at one point in time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// File format version; see [`SNAPSHOT_FORMAT_VERSION`].
     pub format_version: u32,

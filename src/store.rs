@@ -5,8 +5,10 @@
 //! `<root>/.idrift/last-scan/<provider>/<scope>.json`, apart from the records,
 //! so that an unchanged cloud leaves the snapshot files byte-identical.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -53,6 +55,15 @@ pub enum StoreError {
         path: PathBuf,
         /// The version in the file.
         found: u64,
+    },
+    /// A folder that holds no snapshot.
+    #[error(
+        "snapshot folder {}: no <provider>/<scope>.json files in it; pass the folder that holds aws/",
+        path.display()
+    )]
+    Empty {
+        /// The folder.
+        path: PathBuf,
     },
     /// A scope id that cannot be used as a file name.
     #[error("scope id {scope:?} cannot be used as a snapshot file name")]
@@ -108,10 +119,34 @@ impl SnapshotStore {
     /// Loads a scope's snapshot, or `None` when there is none yet.
     pub fn load(&self, provider: Provider, scope: &str) -> Result<Option<Snapshot>, StoreError> {
         let path = self.path_for(provider, scope)?;
-        if !path.exists() {
-            return Ok(None);
+
+        // Only a missing file means "no snapshot yet". Any other failure (a
+        // dangling link, a folder that cannot be read) must stop the scan
+        // rather than let it record a fresh baseline over the old file.
+        match fs::symlink_metadata(&path) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path,
+                    action: "checking",
+                    source,
+                });
+            }
         }
-        load_file(&path).map(Some)
+        let snapshot = load_file(&path)?;
+        if snapshot.provider != provider || snapshot.scope != scope {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!(
+                    "it holds {} {} where {provider} {scope} belongs",
+                    snapshot.provider, snapshot.scope
+                ),
+            });
+        }
+        Ok(Some(snapshot))
     }
 
     /// Writes a scope's snapshot atomically: a temporary file in the same
@@ -175,6 +210,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .tempfile_in(folder)
         .map_err(io_error("creating a temporary file"))?;
     temporary.write_all(bytes).map_err(io_error("writing"))?;
+
+    // tempfile creates files readable by the owner only; a snapshot keeps the
+    // mode of the file it replaces, or the usual 0644 for a new one.
+    let mode = fs::metadata(path).map_or(0o644, |metadata| metadata.permissions().mode());
+    fs::set_permissions(temporary.path(), fs::Permissions::from_mode(mode))
+        .map_err(io_error("setting permissions"))?;
     temporary
         .as_file()
         .sync_all()
@@ -182,6 +223,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     temporary
         .persist(path)
         .map_err(|error| io_error("renaming the temporary file")(error.error))?;
+
+    // The rename is durable only once the folder itself is flushed.
+    if let Ok(handle) = fs::File::open(folder) {
+        let _ = handle.sync_all();
+    }
     Ok(())
 }
 
@@ -208,10 +254,17 @@ pub fn load_file(path: &Path) -> Result<Snapshot, StoreError> {
     let value: Value =
         serde_json::from_str(&text).map_err(|error| corrupt(format!("not valid JSON: {error}")))?;
 
-    let version = value
-        .get("format_version")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| corrupt("no format_version".to_string()))?;
+    let version = match value.get("format_version") {
+        None => return Err(corrupt("no format_version".to_string())),
+        Some(found) => found
+            .as_u64()
+            .filter(|version| *version >= 1)
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "format_version must be a positive integer, found {found}"
+                ))
+            })?,
+    };
     if version > u64::from(SNAPSHOT_FORMAT_VERSION) {
         return Err(StoreError::NewerFormat {
             path: path.to_path_buf(),
@@ -221,10 +274,20 @@ pub fn load_file(path: &Path) -> Result<Snapshot, StoreError> {
     let mut snapshot: Snapshot = serde_json::from_value(value)
         .map_err(|error| corrupt(format!("unexpected content: {error}")))?;
     snapshot.normalize();
+    let ids = snapshot.identities.windows(2);
+    if let Some(pair) = ids
+        .into_iter()
+        .find(|pair| pair[0].id == pair[1].id && pair[0].kind == pair[1].kind)
+    {
+        return Err(corrupt(format!("identity id {} appears twice", pair[0].id)));
+    }
     Ok(snapshot)
 }
 
 /// Loads a snapshot file, or every `<provider>/<scope>.json` under a folder.
+///
+/// Each file must hold the scope its name gives. An empty result is an
+/// error: a path that holds no snapshot is a mistake, not an empty cloud.
 pub fn load_tree(path: &Path) -> Result<Vec<Snapshot>, StoreError> {
     let io_error = |source| StoreError::Io {
         path: path.to_path_buf(),
@@ -238,16 +301,20 @@ pub fn load_tree(path: &Path) -> Result<Vec<Snapshot>, StoreError> {
     let mut snapshots = Vec::new();
     for provider in [Provider::Aws] {
         let folder = path.join(provider.as_str());
-        let Ok(entries) = fs::read_dir(&folder) else {
-            continue;
+        let entries = match fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: folder,
+                    action: "reading",
+                    source,
+                });
+            }
         };
         let mut files: Vec<PathBuf> = entries
             .flatten()
             .map(|entry| entry.path())
-            .filter(|file| {
-                file.extension()
-                    .is_some_and(|extension| extension == "json")
-            })
             .filter(|file| {
                 !file
                     .file_name()
@@ -256,10 +323,43 @@ pub fn load_tree(path: &Path) -> Result<Vec<Snapshot>, StoreError> {
             .collect();
         files.sort();
         for file in files {
-            snapshots.push(load_file(&file)?);
+            snapshots.push(load_named_file(&file, provider)?);
         }
     }
+    if snapshots.is_empty() {
+        return Err(StoreError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
     Ok(snapshots)
+}
+
+/// Loads `<provider>/<scope>.json` and checks that it holds that provider and scope.
+fn load_named_file(file: &Path, provider: Provider) -> Result<Snapshot, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: file.to_path_buf(),
+        reason,
+    };
+    let is_json = file
+        .extension()
+        .is_some_and(|extension| extension == "json");
+    if !is_json || !file.is_file() {
+        return Err(corrupt(
+            "only <scope>.json snapshot files belong in a provider folder".to_string(),
+        ));
+    }
+    let snapshot = load_file(file)?;
+    let stem = file
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if snapshot.provider != provider || snapshot.scope != stem {
+        return Err(corrupt(format!(
+            "it holds {} {} but its path names {provider} {stem}",
+            snapshot.provider, snapshot.scope
+        )));
+    }
+    Ok(snapshot)
 }
 
 /// Merges the previous snapshot into a new one. Each collection that is not
@@ -316,13 +416,14 @@ fn identity_kind_of(name: CollectionName) -> Option<IdentityKind> {
 
 /// Replaces the part of each record that a collection owns with the previous values.
 fn copy_attribute(identities: &mut [Identity], previous: &[Identity], name: CollectionName) {
+    let previous_by_id: HashMap<(&str, IdentityKind), &Identity> = previous
+        .iter()
+        .map(|old| ((old.id.as_str(), old.kind), old))
+        .collect();
     for identity in identities.iter_mut() {
         // An identity new in this scan has no earlier records: it keeps what
         // this scan found for it, which is all there is to know.
-        let Some(old) = previous
-            .iter()
-            .find(|old| old.id == identity.id && old.kind == identity.kind)
-        else {
+        let Some(old) = previous_by_id.get(&(identity.id.as_str(), identity.kind)) else {
             continue;
         };
         match name {

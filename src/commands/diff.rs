@@ -23,45 +23,64 @@ pub fn run(settings: &DiffSettings) -> Report {
     let new_by_scope: BTreeMap<(Provider, String), Snapshot> =
         new.into_iter().map(|s| (key(&s), s)).collect();
 
-    let mut scopes = Vec::new();
-    let mut findings = Vec::new();
-    for (scope_key, after) in &new_by_scope {
-        let Some(before) = old_by_scope.get(scope_key) else {
-            scopes.push(summary(after, ScopeStatus::OnlyInNew, Vec::new()));
-            continue;
-        };
-        let diff = diff_snapshots(before, after);
-        findings.extend(judge(&diff));
-        scopes.push(summary(after, ScopeStatus::Compared, diff.not_compared));
-    }
-    for (scope_key, before) in &old_by_scope {
-        if !new_by_scope.contains_key(scope_key) {
-            scopes.push(summary(before, ScopeStatus::OnlyInOld, Vec::new()));
-        }
-    }
-    if scopes.is_empty() {
+    // Two single files are meant to be the same scope; scopes only on one
+    // side are expected only when whole folders are compared.
+    if settings.old.is_file()
+        && settings.new.is_file()
+        && old_by_scope.keys().ne(new_by_scope.keys())
+    {
         let message = format!(
-            "no snapshots found in {} or {}; expected <provider>/<scope>.json files",
+            "{} and {} hold different scopes; compare two snapshots of the same account",
             settings.old.display(),
             settings.new.display()
         );
         return Report::failed("diff", message);
     }
+
+    let mut scopes = Vec::new();
+    let mut findings = Vec::new();
+    for (scope_key, after) in &new_by_scope {
+        let Some(before) = old_by_scope.get(scope_key) else {
+            scopes.push(summary(after, ScopeStatus::OnlyInNew, Vec::new(), true));
+            continue;
+        };
+        let diff = diff_snapshots(before, after);
+        findings.extend(judge(&diff));
+        scopes.push(summary(
+            after,
+            ScopeStatus::Compared,
+            diff.not_compared,
+            true,
+        ));
+    }
+    for (scope_key, before) in &old_by_scope {
+        if !new_by_scope.contains_key(scope_key) {
+            scopes.push(summary(before, ScopeStatus::OnlyInOld, Vec::new(), false));
+        }
+    }
     Report::new("diff", scopes, findings, Vec::new())
 }
 
+/// Summarizes a scope. Collections that the newer side (`is_newer`) could not
+/// list in full count as incomplete, so the run exits with 2.
 fn summary(
     snapshot: &Snapshot,
     status: ScopeStatus,
     not_compared: Vec<crate::diff::NotCompared>,
+    is_newer: bool,
 ) -> ScopeSummary {
+    let incomplete = if is_newer {
+        crate::commands::scan::incomplete_collections(snapshot)
+    } else {
+        Vec::new()
+    };
     ScopeSummary {
         provider: snapshot.provider.to_string(),
         scope: snapshot.scope.clone(),
         status,
         identities: snapshot.identities.len(),
         not_compared,
-        incomplete: Vec::new(),
+        incomplete,
         error: None,
         snapshot: None,
     }

@@ -82,7 +82,7 @@ fn failed_scope(error: &CollectError) -> ScopeSummary {
 
 /// Collections this scan could not list in full because something failed
 /// (not those whose source was absent by choice, such as a missing export).
-fn incomplete_collections(snapshot: &Snapshot) -> Vec<NotCompared> {
+pub fn incomplete_collections(snapshot: &Snapshot) -> Vec<NotCompared> {
     snapshot
         .collections
         .iter()
