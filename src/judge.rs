@@ -280,19 +280,31 @@ fn assess_trust_change(
 }
 
 /// Returns why a role is a service-linked role, if it is one: a path under
-/// `/aws-service-role/` (AWS uses `/aws-service-role/<service>/`) and a trust
-/// policy of AWS service principals only. Mixed trust never qualifies.
+/// `/aws-service-role/` (AWS uses `/aws-service-role/<service>/`), a trust
+/// policy of AWS service principals only, the service the path names among
+/// them, and no admin grant. Mixed trust never qualifies, and a role with
+/// admin rights is judged on those, whatever its path.
 fn service_linked_role(identity: &Identity) -> Option<String> {
     let is_role = identity.kind == IdentityKind::AwsRole;
-    let on_service_path = identity
+    let service_in_path = identity
         .path
         .as_deref()
-        .is_some_and(|path| path.starts_with("/aws-service-role/"));
+        .and_then(|path| path.strip_prefix("/aws-service-role/"))
+        .map(|rest| rest.trim_end_matches('/'));
     let services_only = !identity.trust.is_empty()
         && identity.trust.iter().all(|principal| {
             principal.kind == "service" && principal.value.ends_with(".amazonaws.com")
         });
-    (is_role && on_service_path && services_only).then(|| {
+    let path_matches_trust = match service_in_path {
+        None => false,
+        Some("") => true,
+        Some(service) => identity
+            .trust
+            .iter()
+            .all(|principal| principal.value == service),
+    };
+    let qualifies = is_role && services_only && path_matches_trust && !identity.is_admin();
+    qualifies.then(|| {
         let services: Vec<&str> = identity
             .trust
             .iter()
@@ -610,6 +622,26 @@ mod tests {
         );
         assert!(service_linked_role(&mixed).is_none());
         assert!(service_linked_role(&role("/aws-service-role/", &[])).is_none());
+        let mismatched = role(
+            "/aws-service-role/backdoor.amazonaws.com/",
+            &[("service", "ec2.amazonaws.com")],
+        );
+        assert!(service_linked_role(&mismatched).is_none());
+        let mut admin = role(
+            "/aws-service-role/ecs.amazonaws.com/",
+            &[("service", "ecs.amazonaws.com")],
+        );
+        admin.admin_grants.push(crate::model::AdminGrant {
+            via: "attached".to_string(),
+            policy: "arn:aws:iam::aws:policy/AdministratorAccess".to_string(),
+            group: None,
+            reason: "AdministratorAccess".to_string(),
+        });
+        assert!(service_linked_role(&admin).is_none());
+        assert_eq!(
+            assess_creation("123456789012", &admin).severity,
+            Severity::Critical
+        );
     }
 
     #[test]

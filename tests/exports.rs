@@ -62,6 +62,8 @@ struct PublicExport {
     users: &'static [&'static str],
     roles: &'static [&'static str],
     admins: &'static [&'static str],
+    /// Exit code of every scan: 2 when the file is inconsistent.
+    exit_code: i32,
 }
 
 const PUBLIC_EXPORTS: &[PublicExport] = &[
@@ -71,6 +73,7 @@ const PUBLIC_EXPORTS: &[PublicExport] = &[
         users: &["biden", "obama", "userwithlotsofpermissions"],
         roles: &["MyOtherRole", "MyRole", "OverprivilegedEC2"],
         admins: &["obama", "userwithlotsofpermissions"],
+        exit_code: 0,
     },
     PublicExport {
         file: "cloudsplaining-example-authz-v2.json",
@@ -78,15 +81,18 @@ const PUBLIC_EXPORTS: &[PublicExport] = &[
         users: &["BlakeBortles"],
         roles: &["GOAT", "MyOtherRole"],
         admins: &["BlakeBortles"],
+        exit_code: 0,
     },
-    // Two roles of this demo export share one RoleId (bad_role and level1);
-    // the first one listed is kept, so 3 of its 4 roles remain.
+    // Two roles of this demo export share one RoleId (bad_role and level1).
+    // The first one listed is kept, so 3 of its 4 roles remain, and users and
+    // roles are marked incomplete because the listing is inconsistent.
     PublicExport {
         file: "cloudmapper-demo-authz-details.json",
         account: "123456789012",
         users: &["USER", "USER_WITH_BAD_INLINE_POLICY"],
         roles: &["bad_role", "exfiller", "level3"],
         admins: &["bad_role"],
+        exit_code: 2,
     },
 ];
 
@@ -98,7 +104,7 @@ fn public_exports_scan_with_hand_counts() {
         let export = public_fixtures().join("aws").join(expected.file);
 
         let (code, report) = scan_export(work.path(), &export, &snapshots, &[]);
-        assert_eq!(code, 0, "{}: {report:#}", expected.file);
+        assert_eq!(code, expected.exit_code, "{}: {report:#}", expected.file);
         assert_eq!(
             report["scopes"][0]["status"], "baseline",
             "{}",
@@ -131,7 +137,11 @@ fn public_exports_scan_with_hand_counts() {
 
         let before = std::fs::read(&snapshot_path).expect("snapshot");
         let (code, report) = scan_export(work.path(), &export, &snapshots, &[]);
-        assert_eq!(code, 0, "{}: second scan: {report:#}", expected.file);
+        assert_eq!(
+            code, expected.exit_code,
+            "{}: second scan: {report:#}",
+            expected.file
+        );
         assert_eq!(
             report["findings"].as_array().map(Vec::len),
             Some(0),
@@ -179,7 +189,9 @@ fn linked_export(root: &Path, account: &str, files: &[&str]) -> PathBuf {
 }
 
 #[test]
-fn credential_report_beside_details_completes_collections() {
+/// The demo report's rows name `user` and `auditor_tmp`, while the listing
+/// has `USER` and `USER_WITH_BAD_INLINE_POLICY`: the report cannot vouch for them.
+fn credential_report_without_rows_is_not_collected() {
     let work = tempfile::tempdir().expect("temp dir");
     let export = linked_export(
         work.path(),
@@ -191,14 +203,23 @@ fn credential_report_beside_details_completes_collections() {
     );
     let snapshots = work.path().join("snapshots");
     let (code, report) = scan_export(work.path(), &export, &snapshots, &[]);
-    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        code, 2,
+        "the shared RoleId makes users and roles incomplete: {report:#}"
+    );
+    let incomplete = report["scopes"][0]["incomplete"].to_string();
+    assert!(incomplete.contains("AROAIBATWWYQXZTTALNCE"), "{incomplete}");
 
     let snapshot = read_json(&snapshots.join("aws/123456789012.json"));
-    assert_eq!(snapshot["collections"]["access_keys"]["status"], "complete");
-    assert_eq!(
-        snapshot["collections"]["console_passwords"]["status"],
-        "complete"
-    );
+    for collection in ["access_keys", "console_passwords"] {
+        let completeness = &snapshot["collections"][collection];
+        assert_eq!(completeness["status"], "not_collected", "{collection}");
+        let reason = completeness["reason"].as_str().expect("reason");
+        assert!(
+            reason.contains("users USER_WITH_BAD_INLINE_POLICY, USER;"),
+            "{reason}"
+        );
+    }
 }
 
 #[test]
@@ -322,4 +343,117 @@ fn diff_command_compares_folders() {
 
     let (code, stdout, _) = run(idrift(work.path()).arg("diff").arg(&old).arg(&old));
     assert_eq!(code, 0, "{stdout}");
+}
+
+/// Copies the demo's day-1 export into `root`, letting `edit` change its
+/// authorization details first, and returns the export path.
+fn demo_variant(root: &Path, edit: impl Fn(&mut Value)) -> PathBuf {
+    let source = demo().join("day-1/aws/111122223333");
+    let target = root.join("variant/aws/111122223333");
+    std::fs::create_dir_all(&target).expect("create variant folder");
+    for entry in std::fs::read_dir(&source).expect("read demo").flatten() {
+        let text = std::fs::read_to_string(entry.path()).expect("read demo file");
+        let mut value: Value = serde_json::from_str(&text).expect("demo JSON");
+        if entry.file_name() == "get-account-authorization-details.json" {
+            edit(&mut value);
+        }
+        std::fs::write(target.join(entry.file_name()), value.to_string())
+            .expect("write variant file");
+    }
+    root.join("variant")
+}
+
+/// Scans the demo's day-1 export as a baseline, then a variant of it.
+fn scan_after_baseline(edit: impl Fn(&mut Value)) -> (i32, Value, Value) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    scan_export(work.path(), &demo().join("day-1"), &snapshots, &[]);
+    let variant = demo_variant(work.path(), edit);
+    let (code, report) = scan_export(work.path(), &variant, &snapshots, &[]);
+    let snapshot = read_json(&snapshots.join("aws/111122223333.json"));
+    (code, report, snapshot)
+}
+
+fn changes_of(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|finding| {
+            format!(
+                "{} {}",
+                finding["change"].as_str().unwrap_or("?"),
+                finding["identity_name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn cut_short_export_keeps_previous_users() {
+    let (code, report, snapshot) = scan_after_baseline(|details| {
+        details["UserDetailList"]
+            .as_array_mut()
+            .expect("users")
+            .truncate(2);
+        details["IsTruncated"] = Value::Bool(true);
+        details["Marker"] = Value::from("page-2");
+    });
+    assert_eq!(code, 2, "{report:#}");
+    assert!(changes_of(&report).is_empty(), "{:?}", changes_of(&report));
+    assert_eq!(snapshot["collections"]["users"]["status"], "incomplete");
+    assert_eq!(snapshot["collections"]["users"]["kept_previous"], true);
+    assert_eq!(names_of(&snapshot, "aws_user").len(), 5);
+}
+
+#[test]
+fn filtered_export_reports_no_removals() {
+    let (code, report, snapshot) = scan_after_baseline(|details| {
+        details
+            .as_object_mut()
+            .expect("object")
+            .remove("UserDetailList");
+    });
+    assert_eq!(code, 0, "{report:#}");
+    assert!(changes_of(&report).is_empty(), "{:?}", changes_of(&report));
+    assert_eq!(snapshot["collections"]["users"]["status"], "not_collected");
+    assert_eq!(names_of(&snapshot, "aws_user").len(), 5);
+}
+
+#[test]
+fn missing_policy_document_is_incomplete() {
+    let (code, report, snapshot) = scan_after_baseline(|details| {
+        let bob = &mut details["UserDetailList"][1];
+        assert_eq!(bob["UserName"], "bob");
+        let attached = serde_json::json!({"PolicyName": "ops-everything", "PolicyArn": "arn:aws:iam::111122223333:policy/ops-everything"});
+        bob["AttachedManagedPolicies"]
+            .as_array_mut()
+            .expect("attached")
+            .push(attached);
+    });
+    assert_eq!(code, 2, "{report:#}");
+    let reason = snapshot["collections"]["privileges"]["reason"]
+        .as_str()
+        .expect("reason");
+    assert!(reason.contains("ops-everything"), "{reason}");
+}
+
+#[test]
+fn lookalike_service_role_with_admin_is_critical() {
+    let (code, report, _) = scan_after_baseline(|details| {
+        let mut role = details["RoleDetailList"][1].clone();
+        assert_eq!(role["RoleName"], "AWSServiceRoleForSupport");
+        role["RoleName"] = Value::from("AWSServiceRoleForBackdoor");
+        role["RoleId"] = Value::from("AROABACKDOOR000DEMO9");
+        role["AttachedManagedPolicies"] = serde_json::json!([{"PolicyName": "AdministratorAccess", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}]);
+        details["RoleDetailList"]
+            .as_array_mut()
+            .expect("roles")
+            .push(role);
+    });
+    assert_eq!(code, 1, "{report:#}");
+    let finding = &report["findings"][0];
+    assert_eq!(finding["identity_name"], "AWSServiceRoleForBackdoor");
+    assert_eq!(finding["severity"], "critical");
+    assert_eq!(finding["expected"], false);
 }

@@ -5,7 +5,7 @@
 //! prints it, so an export deserializes straight into these types. The API
 //! collector fills the same types from the SDK's output.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -173,6 +173,8 @@ pub struct BuiltIdentities {
     pub identities: Vec<Identity>,
     /// Problems that lose no identity but leave a privilege unevaluated.
     pub privilege_problems: Vec<String>,
+    /// Records that could not be kept: empty or shared immutable ids.
+    pub listing_problems: Vec<String>,
 }
 
 /// Normalizes an IAM timestamp to RFC 3339 in UTC (`2019-12-18T19:10:08Z`).
@@ -213,6 +215,9 @@ impl AuthorizationDetails {
     pub fn build_identities(&self) -> BuiltIdentities {
         let mut built = BuiltIdentities::default();
         let policies = self.managed_policy_documents(&mut built.privilege_problems);
+        built
+            .privilege_problems
+            .extend(self.missing_policy_documents(&policies));
         let groups: HashMap<&str, &GroupDetail> = self
             .group_detail_list
             .iter()
@@ -221,20 +226,62 @@ impl AuthorizationDetails {
 
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for user in &self.user_detail_list {
-            if is_duplicate(&mut seen, &user.user_id, &user.user_name) {
+            if is_duplicate(
+                &mut seen,
+                &user.user_id,
+                &user.user_name,
+                &mut built.listing_problems,
+            ) {
                 continue;
             }
             let identity = build_user(user, &groups, &policies, &mut built.privilege_problems);
             built.identities.push(identity);
         }
         for role in &self.role_detail_list {
-            if is_duplicate(&mut seen, &role.role_id, &role.role_name) {
+            if is_duplicate(
+                &mut seen,
+                &role.role_id,
+                &role.role_name,
+                &mut built.listing_problems,
+            ) {
                 continue;
             }
             let identity = build_role(role, &policies, &mut built.privilege_problems);
             built.identities.push(identity);
         }
         built
+    }
+
+    /// Lists attached managed policies whose document the listing lacks
+    /// (an export made with `--filter`, say). Without the document a policy
+    /// cannot be judged, so it must not read as "no admin".
+    fn missing_policy_documents(&self, documents: &HashMap<String, Value>) -> Vec<String> {
+        let users = self
+            .user_detail_list
+            .iter()
+            .flat_map(|user| &user.attached_managed_policies);
+        let roles = self
+            .role_detail_list
+            .iter()
+            .flat_map(|role| &role.attached_managed_policies);
+        let groups = self
+            .group_detail_list
+            .iter()
+            .flat_map(|group| &group.attached_managed_policies);
+        let missing: BTreeSet<&str> = users
+            .chain(roles)
+            .chain(groups)
+            .map(|attached| attached.policy_arn.as_str())
+            .filter(|arn| *arn != ADMINISTRATOR_ACCESS_ARN && !documents.contains_key(*arn))
+            .collect();
+        missing
+            .into_iter()
+            .map(|arn| {
+                format!(
+                    "managed policy {arn} is attached but its default version is not in the listing"
+                )
+            })
+            .collect()
     }
 
     /// Maps each managed policy ARN to its default version's decoded document.
@@ -257,11 +304,22 @@ impl AuthorizationDetails {
     }
 }
 
-/// Returns true, and warns, when an id was already taken by an earlier record.
+/// Returns true when a record must be skipped: its id is empty, or an
+/// earlier record took it.
 ///
-/// Real IAM ids are unique; a repeat means a page was served twice or the
-/// export was edited. The first record wins.
-fn is_duplicate(seen: &mut BTreeMap<String, String>, id: &str, name: &str) -> bool {
+/// Real IAM ids are unique. The same id and name twice means a page was
+/// served twice and is dropped quietly. Anything else means the listing is
+/// inconsistent, which is recorded as a listing problem; the first record wins.
+fn is_duplicate(
+    seen: &mut BTreeMap<String, String>,
+    id: &str,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> bool {
+    if id.is_empty() {
+        problems.push(format!("{name} has an empty immutable id"));
+        return true;
+    }
     match seen.get(id) {
         Some(first) if first == name => true,
         Some(first) => {
@@ -269,8 +327,9 @@ fn is_duplicate(seen: &mut BTreeMap<String, String>, id: &str, name: &str) -> bo
                 id,
                 first,
                 duplicate = name,
-                "two identities share one immutable id; keeping the first"
+                "two identities share one immutable id"
             );
+            problems.push(format!("{first} and {name} share the immutable id {id}"));
             true
         }
         None => {

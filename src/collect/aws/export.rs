@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
-use tracing::debug;
 
 use super::details::{AuthorizationDetails, normalize_timestamp};
 use super::policy::account_of_arn;
@@ -24,10 +23,25 @@ use crate::model::{CollectionName, Completeness};
 #[derive(Debug, Default)]
 struct AccountExport {
     details: Option<AuthorizationDetails>,
+    /// Authorization-details pages read, and how many of them say more follow.
+    details_pages: usize,
+    truncated_pages: usize,
+    /// Which of the four detail lists appeared in any page.
+    lists_present: BTreeSet<&'static str>,
     credential_report: Option<CredentialReport>,
     key_listings: Vec<AccessKeyRecord>,
     has_key_listing: bool,
+    /// Key listing files that say more keys follow.
+    truncated_key_listings: Vec<String>,
 }
+
+/// The four lists of `GetAccountAuthorizationDetails`.
+const DETAIL_LISTS: [&str; 4] = [
+    "UserDetailList",
+    "RoleDetailList",
+    "GroupDetailList",
+    "Policies",
+];
 
 /// `aws iam get-credential-report` output.
 #[derive(Debug, Deserialize)]
@@ -71,9 +85,23 @@ struct CredentialReport {
 
 /// Kind of export found in a JSON file.
 enum ExportFile {
-    Details(AuthorizationDetails),
+    Details {
+        page: AuthorizationDetails,
+        /// True when the page says more pages follow (`IsTruncated`, or the
+        /// AWS CLI's `NextToken` after `--max-items`).
+        truncated: bool,
+        lists: BTreeSet<&'static str>,
+    },
     CredentialReport(CredentialReport),
-    KeyListing(Vec<AccessKeyRecord>),
+    KeyListing {
+        keys: Vec<AccessKeyRecord>,
+        truncated: bool,
+    },
+}
+
+/// Returns true when an AWS CLI page says that more results follow.
+fn is_truncated(object: &serde_json::Map<String, Value>) -> bool {
+    object.get("IsTruncated") == Some(&Value::Bool(true)) || object.contains_key("NextToken")
 }
 
 /// Reads every account under an export path.
@@ -132,8 +160,16 @@ fn account_folders(path: &Path) -> Result<Vec<(String, PathBuf)>, CollectError> 
     let mut folders = Vec::new();
     for entry in entries.flatten() {
         let entry_name = entry.file_name().to_string_lossy().to_string();
-        if !entry.path().is_dir() {
+        if entry_name.starts_with('.') {
             continue;
+        }
+        let is_folder = fs::metadata(entry.path())
+            .map_err(|error| export_error(&entry.path(), format!("cannot read it: {error}")))?;
+        if !is_folder.is_dir() {
+            return Err(export_error(
+                &entry.path(),
+                "expected only aws/<account-id>/ folders in aws/".to_string(),
+            ));
         }
         if !is_account(&entry_name) {
             return Err(export_error(
@@ -155,7 +191,9 @@ fn account_folders(path: &Path) -> Result<Vec<(String, PathBuf)>, CollectError> 
 
 /// Reads one authorization-details file and takes the account id from its ARNs.
 fn collect_single_file(path: &Path) -> Result<Collected, CollectError> {
-    let ExportFile::Details(details) = read_export_file(path)? else {
+    let mut export = AccountExport::default();
+    add_export_file(&mut export, path)?;
+    let Some(details) = &export.details else {
         return Err(export_error(
             path,
             "a single export file must be `aws iam get-account-authorization-details` output; \
@@ -163,41 +201,23 @@ fn collect_single_file(path: &Path) -> Result<Collected, CollectError> {
                 .to_string(),
         ));
     };
-    let account_id = account_from_arns(&details).map_err(|reason| export_error(path, reason))?;
-    let export = AccountExport {
-        details: Some(details),
-        ..AccountExport::default()
-    };
+    let account_id = account_from_arns(details).map_err(|reason| export_error(path, reason))?;
     Ok(build_inventory(account_id, export))
 }
 
-/// Reads every JSON file of one account folder.
+/// Reads every file of one account folder; each must be one of the exports.
 fn collect_account_folder(account_id: &str, folder: &Path) -> Result<Collected, CollectError> {
-    let mut files: Vec<PathBuf> = fs::read_dir(folder)
-        .map_err(|error| export_error(folder, format!("cannot read the folder: {error}")))?
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| path.is_file())
-        .collect();
-    files.sort();
-
     let mut export = AccountExport::default();
-    for file in files {
-        if file.extension().is_none_or(|extension| extension != "json") {
-            debug!(file = %file.display(), "skipping a file that is not .json");
-            continue;
+    for file in folder_entries(folder)? {
+        let metadata = fs::metadata(&file)
+            .map_err(|error| export_error(&file, format!("cannot read it: {error}")))?;
+        if !metadata.is_file() {
+            return Err(export_error(
+                &file,
+                "expected an export file, found a folder".to_string(),
+            ));
         }
-        match read_export_file(&file)? {
-            ExportFile::Details(page) => match &mut export.details {
-                Some(details) => details.extend(page),
-                None => export.details = Some(page),
-            },
-            ExportFile::CredentialReport(report) => export.credential_report = Some(report),
-            ExportFile::KeyListing(keys) => {
-                export.has_key_listing = true;
-                export.key_listings.extend(keys);
-            }
-        }
+        add_export_file(&mut export, &file)?;
     }
 
     let Some(details) = &export.details else {
@@ -208,15 +228,75 @@ fn collect_account_folder(account_id: &str, folder: &Path) -> Result<Collected, 
                 .to_string(),
         ));
     };
-    if let Ok(found) = account_from_arns(details) {
-        if found != account_id {
+    match account_from_arns(details) {
+        Ok(found) if found != account_id => {
             return Err(export_error(
                 folder,
                 format!("the folder names account {account_id} but the ARNs inside name {found}"),
             ));
         }
+        Err(reason) if reason.contains("several accounts") => {
+            return Err(export_error(folder, reason));
+        }
+        _ => {}
     }
     Ok(build_inventory(account_id.to_string(), export))
+}
+
+/// Lists a folder's entries, sorted, leaving out hidden ones (`.name`).
+fn folder_entries(folder: &Path) -> Result<Vec<PathBuf>, CollectError> {
+    let entries = fs::read_dir(folder)
+        .map_err(|error| export_error(folder, format!("cannot read the folder: {error}")))?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry
+            .map_err(|error| export_error(folder, format!("cannot read the folder: {error}")))?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        paths.push(entry.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// Reads one file into the account's export; a second credential report is an error.
+fn add_export_file(export: &mut AccountExport, file: &Path) -> Result<(), CollectError> {
+    match read_export_file(file)? {
+        ExportFile::Details {
+            page,
+            truncated,
+            lists,
+        } => {
+            export.details_pages += 1;
+            export.truncated_pages += usize::from(truncated);
+            export.lists_present.extend(lists);
+            match &mut export.details {
+                Some(details) => details.extend(page),
+                None => export.details = Some(page),
+            }
+        }
+        ExportFile::CredentialReport(report) => {
+            if export.credential_report.is_some() {
+                return Err(export_error(
+                    file,
+                    "a second credential report for the same account; keep only the newest"
+                        .to_string(),
+                ));
+            }
+            export.credential_report = Some(report);
+        }
+        ExportFile::KeyListing { keys, truncated } => {
+            export.has_key_listing = true;
+            if truncated {
+                export
+                    .truncated_key_listings
+                    .push(file.display().to_string());
+            }
+            export.key_listings.extend(keys);
+        }
+    }
+    Ok(())
 }
 
 /// Parses a file and recognizes which export it is by its top-level keys.
@@ -232,14 +312,21 @@ fn read_export_file(path: &Path) -> Result<ExportFile, CollectError> {
         ));
     };
 
-    let is_details = ["UserDetailList", "RoleDetailList", "GroupDetailList"]
+    let lists: BTreeSet<&'static str> = DETAIL_LISTS
         .iter()
-        .any(|key| object.contains_key(*key));
-    if is_details {
-        let details = serde_json::from_value(value).map_err(|error| {
+        .copied()
+        .filter(|key| object.contains_key(*key))
+        .collect();
+    if !lists.is_empty() {
+        let truncated = is_truncated(object);
+        let page = serde_json::from_value(value).map_err(|error| {
             export_error(path, format!("invalid authorization details: {error}"))
         })?;
-        return Ok(ExportFile::Details(details));
+        return Ok(ExportFile::Details {
+            page,
+            truncated,
+            lists,
+        });
     }
     if object.contains_key("Content")
         && (object.contains_key("ReportFormat") || object.contains_key("GeneratedTime"))
@@ -251,14 +338,15 @@ fn read_export_file(path: &Path) -> Result<ExportFile, CollectError> {
         return Ok(ExportFile::CredentialReport(report));
     }
     if object.contains_key("AccessKeyMetadata") {
+        let truncated = is_truncated(object);
         let file: KeyListingFile = serde_json::from_value(value)
             .map_err(|error| export_error(path, format!("invalid access key listing: {error}")))?;
-        return Ok(ExportFile::KeyListing(
-            file.access_key_metadata
-                .into_iter()
-                .map(key_record)
-                .collect(),
-        ));
+        let keys = file
+            .access_key_metadata
+            .into_iter()
+            .map(key_record)
+            .collect();
+        return Ok(ExportFile::KeyListing { keys, truncated });
     }
     Err(export_error(
         path,
@@ -356,27 +444,119 @@ fn build_inventory(account_id: String, mut export: AccountExport) -> Collected {
     let user_names = inventory.user_names();
 
     set_access_keys(&mut inventory, &user_names, &export);
-    match &export.credential_report {
-        Some(report) => {
-            // NOTE: the report gives when the password last changed, not when
-            // the login profile was created; for a new password both agree.
-            let passwords = report
-                .rows
-                .iter()
-                .filter(|(_, row)| row.password_enabled)
-                .map(|(user, row)| (user.clone(), row.password_last_changed.clone()))
-                .collect();
-            inventory.set_console_passwords(passwords, None);
-        }
-        None => inventory.set_completeness(
-            CollectionName::ConsolePasswords,
-            Completeness::NotCollected {
-                reason: "the export has no credential report".to_string(),
-                kept_previous: false,
-            },
-        ),
-    }
+    set_console_passwords(&mut inventory, &user_names, &export);
+    mark_detail_gaps(&mut inventory, &export);
     inventory.into_collected(0)
+}
+
+fn not_collected(reason: String) -> Completeness {
+    Completeness::NotCollected {
+        reason,
+        kept_previous: false,
+    }
+}
+
+/// Marks collections that the authorization details cannot vouch for: a
+/// listing cut short, or a list left out (`--filter`).
+fn mark_detail_gaps(inventory: &mut AccountInventory, export: &AccountExport) {
+    if export.details_pages > 0 && export.truncated_pages == export.details_pages {
+        let reason = "the authorization details are cut short: every page says more follow \
+                      (IsTruncated or NextToken); export again without --max-items, or add the missing pages"
+            .to_string();
+        for name in [
+            CollectionName::Users,
+            CollectionName::Roles,
+            CollectionName::Privileges,
+        ] {
+            inventory.set_completeness(
+                name,
+                Completeness::Incomplete {
+                    reason: reason.clone(),
+                    kept_previous: false,
+                },
+            );
+        }
+        return;
+    }
+
+    let missing = |list: &str| !export.lists_present.contains(list);
+    let hint = "the export was made with --filter; export without it";
+    if missing("UserDetailList") {
+        let reason = format!("the export has no UserDetailList ({hint})");
+        for name in [
+            CollectionName::Users,
+            CollectionName::AccessKeys,
+            CollectionName::ConsolePasswords,
+        ] {
+            inventory.set_completeness(name, not_collected(reason.clone()));
+        }
+    }
+    if missing("RoleDetailList") {
+        inventory.set_completeness(
+            CollectionName::Roles,
+            not_collected(format!("the export has no RoleDetailList ({hint})")),
+        );
+    }
+    if missing("GroupDetailList") || missing("Policies") {
+        let reason = format!(
+            "the export lacks GroupDetailList or Policies, so admin grants cannot be judged ({hint})"
+        );
+        inventory.set_completeness(CollectionName::Privileges, not_collected(reason));
+    }
+}
+
+/// Returns the users that the credential report has no row for: users
+/// created after it was generated, for example.
+fn users_missing_from_report<'a>(
+    report: &CredentialReport,
+    user_names: &'a [String],
+) -> Vec<&'a str> {
+    user_names
+        .iter()
+        .map(String::as_str)
+        .filter(|user| !report.rows.contains_key(*user))
+        .collect()
+}
+
+fn report_gap_reason(missing: &[&str]) -> String {
+    format!(
+        "the credential report has no row for users {}; it was probably generated before they \
+         were created, so generate it again",
+        missing.join(", ")
+    )
+}
+
+/// Takes console passwords from the credential report.
+fn set_console_passwords(
+    inventory: &mut AccountInventory,
+    user_names: &[String],
+    export: &AccountExport,
+) {
+    let Some(report) = &export.credential_report else {
+        inventory.set_completeness(
+            CollectionName::ConsolePasswords,
+            not_collected("the export has no credential report".to_string()),
+        );
+        return;
+    };
+
+    // NOTE: the report gives when the password last changed, not when the
+    // login profile was created; for a new password both agree.
+    let passwords = report
+        .rows
+        .iter()
+        .filter(|(_, row)| row.password_enabled)
+        .map(|(user, row)| (user.clone(), row.password_last_changed.clone()))
+        .collect();
+    inventory.set_console_passwords(passwords, None);
+
+    let missing = users_missing_from_report(report, user_names);
+    if !missing.is_empty() {
+        inventory.set_completeness(
+            CollectionName::ConsolePasswords,
+            not_collected(report_gap_reason(&missing)),
+        );
+    }
 }
 
 /// Takes access keys from key listings, or from the credential report's key
@@ -411,13 +591,23 @@ fn set_access_keys(
                 uncovered.join(", ")
             )
         });
-        let failure = failure.map(|reason| Completeness::NotCollected {
-            reason,
-            kept_previous: false,
-        });
+        let failure = failure.map(not_collected);
         inventory.set_access_keys(export.key_listings.clone(), None);
         if let Some(not_collected) = failure {
             inventory.set_completeness(CollectionName::AccessKeys, not_collected);
+        }
+        if !export.truncated_key_listings.is_empty() {
+            let reason = format!(
+                "key listings {} are cut short (IsTruncated or NextToken); export them again without --max-items",
+                export.truncated_key_listings.join(", ")
+            );
+            inventory.set_completeness(
+                CollectionName::AccessKeys,
+                Completeness::Incomplete {
+                    reason,
+                    kept_previous: false,
+                },
+            );
         }
         return;
     }
@@ -450,4 +640,12 @@ fn set_access_keys(
         })
         .collect();
     inventory.set_access_keys(keys, None);
+
+    let missing = users_missing_from_report(report, user_names);
+    if !missing.is_empty() {
+        inventory.set_completeness(
+            CollectionName::AccessKeys,
+            not_collected(report_gap_reason(&missing)),
+        );
+    }
 }

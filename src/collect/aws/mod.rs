@@ -37,6 +37,7 @@ pub struct AccountInventory {
     account_id: String,
     identities: Vec<Identity>,
     collections: BTreeMap<CollectionName, Completeness>,
+    details_failed: bool,
 }
 
 impl AccountInventory {
@@ -56,6 +57,7 @@ impl AccountInventory {
             account_id,
             identities: Vec::new(),
             collections,
+            details_failed: false,
         }
     }
 
@@ -63,10 +65,19 @@ impl AccountInventory {
     pub fn set_details(&mut self, details: AuthorizationDetails) {
         let built = details.build_identities();
         self.identities = built.identities;
+        let listing = match built.listing_problems.first() {
+            None => Completeness::Complete,
+            Some(first) => Completeness::Incomplete {
+                reason: format!(
+                    "the listing is inconsistent ({} records dropped); first: {first}",
+                    built.listing_problems.len()
+                ),
+                kept_previous: false,
+            },
+        };
         self.collections
-            .insert(CollectionName::Users, Completeness::Complete);
-        self.collections
-            .insert(CollectionName::Roles, Completeness::Complete);
+            .insert(CollectionName::Users, listing.clone());
+        self.collections.insert(CollectionName::Roles, listing);
 
         let privileges = if built.privilege_problems.is_empty() {
             Completeness::Complete
@@ -86,6 +97,7 @@ impl AccountInventory {
 
     /// Marks every collection that depends on the authorization details as incomplete.
     pub fn fail_details(&mut self, reason: &str) {
+        self.details_failed = true;
         for name in CollectionName::AWS {
             let completeness = match name {
                 CollectionName::Users | CollectionName::Roles | CollectionName::Privileges => {
@@ -103,9 +115,13 @@ impl AccountInventory {
         }
     }
 
-    /// Returns true when the user listing succeeded.
+    /// Returns true when the user listing was read, even if some of its
+    /// records had to be dropped; the listed users' credentials can be read.
     pub fn has_users(&self) -> bool {
-        self.collections[&CollectionName::Users].is_complete()
+        !matches!(
+            self.collections[&CollectionName::Users],
+            Completeness::NotCollected { .. }
+        ) && !self.details_failed
     }
 
     /// Returns the names of every user, for the per-user credential calls.

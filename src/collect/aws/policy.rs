@@ -16,7 +16,7 @@ pub const ADMINISTRATOR_ACCESS_ARN: &str = "arn:aws:iam::aws:policy/Administrato
 pub fn decode_document(raw: &Value) -> Result<Value, String> {
     match raw {
         Value::String(text) => decode_document_text(text),
-        Value::Object(_) => Ok(raw.clone()),
+        Value::Object(_) => check_shape(raw).map(|()| raw.clone()),
         other => Err(format!(
             "a policy document must be a string or object, found {other}"
         )),
@@ -37,7 +37,30 @@ pub fn decode_document_text(text: &str) -> Result<Value, String> {
             .map_err(|error| format!("the URL-encoded policy is not UTF-8: {error}"))?
             .into_owned()
     };
-    serde_json::from_str(&json).map_err(|error| format!("the policy is not valid JSON: {error}"))
+    let document: Value = serde_json::from_str(&json)
+        .map_err(|error| format!("the policy is not valid JSON: {error}"))?;
+    check_shape(&document)?;
+    Ok(document)
+}
+
+/// Rejects documents whose statements cannot be evaluated, so that a
+/// malformed policy marks privileges incomplete instead of reading as "no admin".
+fn check_shape(document: &Value) -> Result<(), String> {
+    let statements = match document.get("Statement") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(single @ Value::Object(_)) => vec![single],
+        Some(other) => {
+            return Err(format!(
+                "Statement must be an object or a list, found {other}"
+            ));
+        }
+        None if document.is_object() => return Err("the policy has no Statement".to_string()),
+        None => return Err(format!("a policy must be a JSON object, found {document}")),
+    };
+    match statements.iter().find(|statement| !statement.is_object()) {
+        Some(bad) => Err(format!("a statement must be an object, found {bad}")),
+        None => Ok(()),
+    }
 }
 
 /// Returns the statements of a document: `Statement` may be one object or a list.
