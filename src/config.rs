@@ -107,7 +107,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let file: ConfigFile = toml::from_str(text).map_err(|error| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: error.to_string().trim_end().to_string(),
+        message: describe_parse_error(text, &error),
     })?;
     let invalid = |key: String, message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
@@ -128,6 +128,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     for (index, account) in file.aws.accounts.iter().enumerate() {
         let settings = resolve_account(account, concurrency)
             .map_err(|(key, message)| invalid(format!("aws.accounts[{index}].{key}"), message))?;
+        if let Some(earlier) = aws_accounts.iter().position(|other| *other == settings) {
+            return Err(invalid(
+                format!("aws.accounts[{index}]"),
+                format!("repeats aws.accounts[{earlier}]; remove one of them"),
+            ));
+        }
+        let same_id = settings.account_id.is_some()
+            && aws_accounts
+                .iter()
+                .any(|other: &AwsAccountSettings| other.account_id == settings.account_id);
+        if same_id {
+            return Err(invalid(
+                format!("aws.accounts[{index}].account_id"),
+                "names an account listed before; each account is scanned once".to_string(),
+            ));
+        }
         aws_accounts.push(settings);
     }
 
@@ -140,7 +156,43 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     })
 }
 
+/// Describes a TOML error by line, column and message, without quoting the
+/// offending line: a secret pasted into the file must not reach a log.
+fn describe_parse_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end();
+    let Some(span) = error.span() else {
+        return message.to_string();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
 type KeyError = (String, String);
+
+/// Accepts an absolute `http://` or `https://` URL with a host and a valid port.
+fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|error| format!("{endpoint:?} is not a valid URL: {error}"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let host_ok = uri.host().is_some_and(|host| !host.is_empty());
+    // http::Uri accepts any digits as a port; a port must also fit in 16 bits.
+    let authority = uri.authority().map_or("", |authority| authority.as_str());
+    let port = authority
+        .rsplit_once(':')
+        .map(|(_, port)| port)
+        .filter(|port| !port.contains(']'));
+    let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok());
+    if scheme_ok && host_ok && port_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{endpoint:?} must be an http:// or https:// URL with a host"
+        ))
+    }
+}
 
 fn resolve_retry(file: &RetryFile) -> Result<RetrySettings, KeyError> {
     let defaults = RetrySettings::default();
@@ -154,20 +206,41 @@ fn resolve_retry(file: &RetryFile) -> Result<RetrySettings, KeyError> {
     let attempt_timeout = file
         .attempt_timeout_seconds
         .map_or(defaults.attempt_timeout, Duration::from_secs);
-    if attempt_timeout.is_zero() {
+    if attempt_timeout.is_zero() || attempt_timeout > Duration::from_secs(3600) {
         return Err((
             "retry.attempt_timeout_seconds".into(),
-            "must be at least 1".into(),
+            format!(
+                "{} is out of range; use 1 to 3600",
+                attempt_timeout.as_secs()
+            ),
+        ));
+    }
+    let initial_backoff = file
+        .initial_backoff_ms
+        .map_or(defaults.initial_backoff, Duration::from_millis);
+    let max_backoff = file
+        .max_backoff_ms
+        .map_or(defaults.max_backoff, Duration::from_millis);
+    if max_backoff > Duration::from_secs(300) {
+        return Err((
+            "retry.max_backoff_ms".into(),
+            "must be at most 300000 (five minutes)".into(),
+        ));
+    }
+    if initial_backoff > max_backoff {
+        return Err((
+            "retry.initial_backoff_ms".into(),
+            format!(
+                "{} is larger than max_backoff_ms ({})",
+                initial_backoff.as_millis(),
+                max_backoff.as_millis()
+            ),
         ));
     }
     Ok(RetrySettings {
         max_attempts,
-        initial_backoff: file
-            .initial_backoff_ms
-            .map_or(defaults.initial_backoff, Duration::from_millis),
-        max_backoff: file
-            .max_backoff_ms
-            .map_or(defaults.max_backoff, Duration::from_millis),
+        initial_backoff,
+        max_backoff,
         attempt_timeout,
     })
 }
@@ -200,12 +273,7 @@ fn resolve_account(
         ));
     }
     if let Some(endpoint) = &account.endpoint_url {
-        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return Err((
-                "endpoint_url".into(),
-                format!("{endpoint:?} must start with http:// or https://"),
-            ));
-        }
+        check_endpoint(endpoint).map_err(|message| ("endpoint_url".to_string(), message))?;
     }
     Ok(AwsAccountSettings {
         account_id: account.account_id.clone(),
@@ -251,6 +319,44 @@ mod tests {
         let error = parse_text("[aws\n").unwrap_err().to_string();
         assert!(error.contains("line 1"), "{error}");
         assert!(error.contains("column"), "{error}");
+    }
+
+    #[test]
+    fn parse_error_hides_the_line() {
+        let error =
+            parse_text("[[aws.accounts]]\naws_secret_access_key = \"wJalrXUtnFEMI/K7MDENG\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("aws_secret_access_key"), "{error}");
+        assert!(!error.contains("wJalrXUtnFEMI"), "{error}");
+    }
+
+    #[test]
+    fn invalid_endpoints_are_rejected() {
+        for endpoint in [
+            "http://",
+            "http://[::1",
+            "ftp://127.0.0.1",
+            "http://127.0.0.1:99999",
+        ] {
+            let text = format!("[[aws.accounts]]\nendpoint_url = \"{endpoint}\"\n");
+            let error = parse_text(&text).unwrap_err().to_string();
+            assert!(error.contains("endpoint_url"), "{endpoint}: {error}");
+        }
+        assert!(parse_text("[[aws.accounts]]\nendpoint_url = \"http://127.0.0.1:5000\"\n").is_ok());
+    }
+
+    #[test]
+    fn repeated_account_is_rejected() {
+        let text = "[[aws.accounts]]\naccount_id = \"123456789012\"\n[[aws.accounts]]\naccount_id = \"123456789012\"\nprofile = \"x\"\n";
+        let error = parse_text(text).unwrap_err().to_string();
+        assert!(error.contains("aws.accounts[1]"), "{error}");
+    }
+
+    #[test]
+    fn retry_bounds_are_checked() {
+        assert!(parse_text("[retry]\nattempt_timeout_seconds = 9223372036854775807\n").is_err());
+        assert!(parse_text("[retry]\ninitial_backoff_ms = 500\nmax_backoff_ms = 0\n").is_err());
     }
 
     #[test]

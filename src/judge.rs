@@ -126,6 +126,7 @@ pub fn judge(diff: &ScopeDiff) -> Vec<Finding> {
 fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
     let identity = &change.identity;
     let verdict = assess(&diff.scope, change);
+    let verdict_expected = verdict.expected_reason.is_some();
     let mut evidence = identity_evidence(identity);
     evidence.extend(change_evidence(&change.kind));
 
@@ -144,7 +145,13 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
         technique: technique_for(&change.kind),
         summary: summarize(change),
         evidence,
-        response: response_commands(change),
+        // Expected changes need no containment, and a service-linked role
+        // cannot take a deny policy anyway.
+        response: if verdict_expected {
+            Vec::new()
+        } else {
+            response_commands(change)
+        },
     }
 }
 
@@ -524,9 +531,9 @@ fn response_commands(change: &Change) -> Vec<String> {
         }
         ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. } => vec![
             format!(
-                "aws iam attach-role-policy --role-name {name} --policy-arn arn:aws:iam::aws:policy/AWSDenyAll"
+                "aws iam attach-role-policy --role-name={name} --policy-arn arn:aws:iam::aws:policy/AWSDenyAll"
             ),
-            format!("aws iam get-role --role-name {name} --query Role.AssumeRolePolicyDocument"),
+            format!("aws iam get-role --role-name={name} --query Role.AssumeRolePolicyDocument"),
         ],
         ChangeKind::CredentialAdded { credential }
         | ChangeKind::CredentialStatusChanged { credential, .. } => {
@@ -534,9 +541,9 @@ fn response_commands(change: &Change) -> Vec<String> {
         }
         ChangeKind::PrivilegeAdded { grant } => vec![revoke_grant(&name, is_user, grant)],
         ChangeKind::TrustChanged { .. } => vec![
-            format!("aws iam get-role --role-name {name} --query Role.AssumeRolePolicyDocument"),
+            format!("aws iam get-role --role-name={name} --query Role.AssumeRolePolicyDocument"),
             format!(
-                "aws iam update-assume-role-policy --role-name {name} --policy-document file://trust-policy.json"
+                "aws iam update-assume-role-policy --role-name={name} --policy-document file://trust-policy.json"
             ),
         ],
         _ => Vec::new(),
@@ -550,20 +557,20 @@ fn disable_user(identity: &Identity) -> Vec<String> {
         commands.extend(disable_credential(&name, credential.kind, &credential.id));
     }
     if identity.credentials.is_empty() {
-        commands.push(format!("aws iam list-access-keys --user-name {name}"));
+        commands.push(format!("aws iam list-access-keys --user-name={name}"));
     }
-    commands.push(format!("aws iam attach-user-policy --user-name {name} --policy-arn arn:aws:iam::aws:policy/AWSDenyAll"));
+    commands.push(format!("aws iam attach-user-policy --user-name={name} --policy-arn arn:aws:iam::aws:policy/AWSDenyAll"));
     commands
 }
 
 fn disable_credential(name: &str, kind: CredentialKind, id: &str) -> Vec<String> {
     match kind {
         CredentialKind::AccessKey => vec![format!(
-            "aws iam update-access-key --user-name {name} --access-key-id {} --status Inactive",
+            "aws iam update-access-key --user-name={name} --access-key-id={} --status Inactive",
             shell_quote(id)
         )],
         CredentialKind::ConsolePassword => {
-            vec![format!("aws iam delete-login-profile --user-name {name}")]
+            vec![format!("aws iam delete-login-profile --user-name={name}")]
         }
     }
 }
@@ -577,13 +584,13 @@ fn revoke_grant(name: &str, is_user: bool, grant: &crate::model::AdminGrant) -> 
     let policy = shell_quote(&grant.policy);
     match (grant.via.as_str(), &grant.group) {
         (_, Some(group)) => format!(
-            "aws iam remove-user-from-group --user-name {name} --group-name {}",
+            "aws iam remove-user-from-group --user-name={name} --group-name={}",
             shell_quote(group)
         ),
         ("inline", None) => {
-            format!("aws iam delete-{noun}-policy {flag} {name} --policy-name {policy}")
+            format!("aws iam delete-{noun}-policy {flag} {name} --policy-name={policy}")
         }
-        _ => format!("aws iam detach-{noun}-policy {flag} {name} --policy-arn {policy}"),
+        _ => format!("aws iam detach-{noun}-policy {flag} {name} --policy-arn={policy}"),
     }
 }
 
@@ -653,6 +660,29 @@ mod tests {
         assert_eq!(
             assess_creation("123456789012", &inside).severity,
             Severity::Medium
+        );
+    }
+
+    #[test]
+    fn response_survives_leading_dash() {
+        let mut identity = Identity::new("AIDA1", IdentityKind::AwsUser, "-rf");
+        identity.credentials.push(crate::model::Credential {
+            kind: CredentialKind::AccessKey,
+            id: "AKIA1".to_string(),
+            status: Some("Active".to_string()),
+            created: None,
+        });
+        let change = Change {
+            kind: ChangeKind::IdentityAdded,
+            identity,
+        };
+        let commands = response_commands(&change);
+        assert!(commands[0].contains("--user-name=-rf"), "{commands:?}");
+        assert!(
+            commands
+                .iter()
+                .all(|command| !command.contains("--user-name -")),
+            "{commands:?}"
         );
     }
 

@@ -1,7 +1,7 @@
 //! The `idrift` binary: parse flags, set up logging, run a command, print
 //! its report on stdout and exit with the code the report carries.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -48,7 +48,7 @@ fn run_scan(args: &idrift::cli::ScanArgs) -> Report {
 
 fn print_report(report: &Report, format: ReportFormat) {
     for error in &report.errors {
-        tracing::error!("{error}");
+        tracing::error!("{}", idrift::report::sanitize(error));
     }
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`idrift scan | head`) is not worth a panic.
@@ -71,6 +71,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

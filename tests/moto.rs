@@ -184,7 +184,7 @@ async fn moto_scan_finds_intrusion_then_settles() {
     assert!(
         new_user["response"]
             .to_string()
-            .contains("update-access-key --user-name backup-svc")
+            .contains("update-access-key --user-name=backup-svc")
     );
 
     let admin = finding(&report, "privilege_added", "bob");
@@ -194,7 +194,7 @@ async fn moto_scan_finds_intrusion_then_settles() {
     assert!(
         admin["response"]
             .to_string()
-            .contains("detach-user-policy --user-name bob")
+            .contains("detach-user-policy --user-name=bob")
     );
 
     let linked = finding(&report, "identity_added", "AWSServiceRoleForAutoScaling");

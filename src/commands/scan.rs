@@ -67,7 +67,7 @@ fn failed_scope(error: &CollectError) -> ScopeSummary {
         } => (provider.to_string(), scope.clone()),
         CollectError::Export { path, .. } => ("aws".to_string(), path.display().to_string()),
     };
-    warn!(%error, "scope failed");
+    warn!(error = %crate::report::sanitize(&error.to_string()), "scope failed");
     ScopeSummary {
         provider,
         scope,
@@ -204,7 +204,11 @@ fn write_scope(
             .map(|entry| format!("{}: {}", entry.collection, entry.reason))
             .collect(),
     };
-    store.save_metadata(snapshot.provider, &snapshot.scope, &metadata)?;
+    // The snapshot is already in place; failing to record when it was taken
+    // must not make the scope look unscanned.
+    if let Err(error) = store.save_metadata(snapshot.provider, &snapshot.scope, &metadata) {
+        warn!(error = %crate::report::sanitize(&error.to_string()), "scan metadata not written");
+    }
     Ok(path.display().to_string())
 }
 

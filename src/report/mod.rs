@@ -12,6 +12,22 @@ use crate::diff::NotCompared;
 use crate::judge::{Finding, Severity};
 use crate::settings::ReportFormat;
 
+/// Replaces characters that can change how a terminal shows text with `?`:
+/// control characters (escape sequences among them), bidirectional
+/// overrides and zero-width characters, which can make one name pass for
+/// another. Text from the cloud or from files goes through this before it
+/// reaches a terminal or a log line.
+pub fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if is_deceptive(c) { '?' } else { c })
+        .collect()
+}
+
+fn is_deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// Version of the JSON report layout, bumped on any incompatible change.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 

@@ -9,12 +9,7 @@ use comfy_table::{Table, presets};
 use super::{Report, ScopeStatus};
 use crate::judge::Finding;
 
-/// Replaces control characters (escape sequences among them) with `?`.
-fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
+use super::sanitize;
 
 /// Renders the report for a terminal.
 pub fn render(report: &Report) -> String {
@@ -104,7 +99,7 @@ fn findings_table(findings: &[Finding]) -> Table {
             finding.change.to_string(),
             sanitize(&finding.identity_name),
             sanitize(&finding.identity_id),
-            format!("{} {}", finding.provider, finding.scope),
+            format!("{} {}", finding.provider, sanitize(&finding.scope)),
             technique.to_string(),
         ]);
     }

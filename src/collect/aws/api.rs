@@ -271,7 +271,7 @@ pub async fn collect_account(
     match read_authorization_details(&clients.iam).await {
         Ok(details) => inventory.set_details(details),
         Err(reason) => {
-            warn!(account = %account_id, %reason, "authorization details incomplete");
+            warn!(account = %account_id, reason = %crate::report::sanitize(&reason), "authorization details incomplete");
             inventory.fail_details(&reason);
         }
     }
@@ -317,11 +317,14 @@ async fn identify_account(
             });
         }
     }
-    if found.is_empty() {
+    let is_account = found.len() == 12 && found.bytes().all(|b| b.is_ascii_digit());
+    if !is_account {
         return Err(CollectError::Unavailable {
             provider: "aws",
             scope,
-            reason: "sts:GetCallerIdentity returned no account id".to_string(),
+            reason: format!(
+                "sts:GetCallerIdentity returned {found:?}, which is not a 12-digit account id"
+            ),
         });
     }
     Ok(found)

@@ -150,7 +150,7 @@ impl AccountInventory {
         let index = self.user_index();
         for key in keys {
             let Some(&position) = index.get(&key.user_name) else {
-                tracing::debug!(user = %key.user_name, "access key of a user not in the listing");
+                tracing::warn!(user = ?key.user_name, "skipping an access key of a user not in the user listing");
                 continue;
             };
             self.identities[position].credentials.push(Credential {
