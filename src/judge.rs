@@ -588,9 +588,9 @@ fn revoke_grant(name: &str, is_user: bool, grant: &crate::model::AdminGrant) -> 
             shell_quote(group)
         ),
         ("inline", None) => {
-            format!("aws iam delete-{noun}-policy {flag} {name} --policy-name={policy}")
+            format!("aws iam delete-{noun}-policy {flag}={name} --policy-name={policy}")
         }
-        _ => format!("aws iam detach-{noun}-policy {flag} {name} --policy-arn={policy}"),
+        _ => format!("aws iam detach-{noun}-policy {flag}={name} --policy-arn={policy}"),
     }
 }
 
