@@ -41,6 +41,15 @@ pub enum ChangeKind {
         /// Old state.
         from: Option<bool>,
     },
+    /// A provider-specific attribute changed, such as an Entra user's type.
+    AttributeChanged {
+        /// The attribute's name.
+        key: String,
+        /// Old value; absent when the attribute was not set.
+        from: Option<String>,
+        /// New value; absent when the attribute is gone.
+        to: Option<String>,
+    },
     /// A role's trust policy now allows other principals.
     TrustChanged {
         /// Principals now trusted that were not before.
@@ -87,6 +96,7 @@ impl ChangeKind {
             ChangeKind::Renamed { .. } => "renamed",
             ChangeKind::PathChanged { .. } => "path_changed",
             ChangeKind::EnabledChanged { .. } => "enabled_changed",
+            ChangeKind::AttributeChanged { .. } => "attribute_changed",
             ChangeKind::TrustChanged { .. } => "trust_changed",
             ChangeKind::CredentialAdded { .. } => "credential_added",
             ChangeKind::CredentialRemoved { .. } => "credential_removed",
@@ -291,6 +301,17 @@ fn compare_attributes(old: &Identity, new: &Identity) -> Vec<ChangeKind> {
             .collect();
         kinds.push(ChangeKind::TrustChanged { added, removed });
     }
+    let keys: BTreeSet<&String> = old.attributes.keys().chain(new.attributes.keys()).collect();
+    for key in keys {
+        let (from, to) = (old.attributes.get(key), new.attributes.get(key));
+        if from != to {
+            kinds.push(ChangeKind::AttributeChanged {
+                key: key.clone(),
+                from: from.cloned(),
+                to: to.cloned(),
+            });
+        }
+    }
     kinds
 }
 
@@ -303,7 +324,7 @@ fn compare_credentials(
         identity
             .credentials
             .iter()
-            .filter(|credential| credential.kind.collection() == collection)
+            .filter(|credential| credential.kind.collection_on(identity.kind) == collection)
             .map(|credential| (credential.id.clone(), credential.clone()))
             .collect()
     };
@@ -378,6 +399,9 @@ mod tests {
             id: id.to_string(),
             status: Some("Active".to_string()),
             created: None,
+            expires: None,
+            display_name: None,
+            detail: None,
         }
     }
 

@@ -19,6 +19,8 @@ pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 pub enum Provider {
     /// Amazon Web Services IAM; one scope per 12-digit account.
     Aws,
+    /// Microsoft Entra ID; one scope per tenant id (a GUID).
+    Azure,
 }
 
 impl Provider {
@@ -26,6 +28,7 @@ impl Provider {
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Aws => "aws",
+            Provider::Azure => "azure",
         }
     }
 
@@ -33,6 +36,7 @@ impl Provider {
     pub fn parse(name: &str) -> Option<Provider> {
         match name {
             "aws" => Some(Provider::Aws),
+            "azure" => Some(Provider::Azure),
             _ => None,
         }
     }
@@ -52,6 +56,14 @@ pub enum IdentityKind {
     AwsUser,
     /// An IAM role, keyed by its `RoleId` (`AROA...`).
     AwsRole,
+    /// An Entra user, member or guest, keyed by its object id.
+    AzureUser,
+    /// An Entra service principal that is not a managed identity.
+    AzureServicePrincipal,
+    /// The service principal of a system- or user-assigned managed identity.
+    AzureManagedIdentity,
+    /// An Entra app registration (application object).
+    AzureApplication,
 }
 
 impl IdentityKind {
@@ -60,6 +72,10 @@ impl IdentityKind {
         match self {
             IdentityKind::AwsUser => "IAM user",
             IdentityKind::AwsRole => "IAM role",
+            IdentityKind::AzureUser => "Entra user",
+            IdentityKind::AzureServicePrincipal => "service principal",
+            IdentityKind::AzureManagedIdentity => "managed identity",
+            IdentityKind::AzureApplication => "app registration",
         }
     }
 
@@ -68,6 +84,25 @@ impl IdentityKind {
         match self {
             IdentityKind::AwsUser => CollectionName::Users,
             IdentityKind::AwsRole => CollectionName::Roles,
+            IdentityKind::AzureUser => CollectionName::Users,
+            IdentityKind::AzureServicePrincipal | IdentityKind::AzureManagedIdentity => {
+                CollectionName::ServicePrincipals
+            }
+            IdentityKind::AzureApplication => CollectionName::Applications,
+        }
+    }
+
+    /// Returns every identity kind whose records a collection lists.
+    pub fn listed_by(collection: CollectionName) -> &'static [IdentityKind] {
+        match collection {
+            CollectionName::Users => &[IdentityKind::AwsUser, IdentityKind::AzureUser],
+            CollectionName::Roles => &[IdentityKind::AwsRole],
+            CollectionName::ServicePrincipals => &[
+                IdentityKind::AzureServicePrincipal,
+                IdentityKind::AzureManagedIdentity,
+            ],
+            CollectionName::Applications => &[IdentityKind::AzureApplication],
+            _ => &[],
         }
     }
 }
@@ -86,6 +121,12 @@ pub enum CollectionName {
     AccessKeys,
     /// Console passwords (login profiles): present or not, and when created.
     ConsolePasswords,
+    /// Entra service principals and managed identities, with their secrets and certificates.
+    ServicePrincipals,
+    /// Entra app registrations, with their secrets and certificates.
+    Applications,
+    /// Federated identity credentials of app registrations.
+    FederatedCredentials,
 }
 
 impl CollectionName {
@@ -98,6 +139,15 @@ impl CollectionName {
         CollectionName::ConsolePasswords,
     ];
 
+    /// Every Entra ID collection, in report order.
+    pub const AZURE: [CollectionName; 5] = [
+        CollectionName::Users,
+        CollectionName::ServicePrincipals,
+        CollectionName::Applications,
+        CollectionName::FederatedCredentials,
+        CollectionName::Privileges,
+    ];
+
     /// Returns the snake_case name used in snapshots and reports.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -106,6 +156,9 @@ impl CollectionName {
             CollectionName::Privileges => "privileges",
             CollectionName::AccessKeys => "access_keys",
             CollectionName::ConsolePasswords => "console_passwords",
+            CollectionName::ServicePrincipals => "service_principals",
+            CollectionName::Applications => "applications",
+            CollectionName::FederatedCredentials => "federated_credentials",
         }
     }
 }
@@ -202,14 +255,24 @@ pub struct TrustPrincipal {
 pub struct Credential {
     /// `access_key` or `console_password`.
     pub kind: CredentialKind,
-    /// The access key id, or `console-password` for the one login profile.
+    /// The access key id, `console-password` for the one login profile, or
+    /// the Entra `keyId` or federated credential id.
     pub id: String,
     /// `Active`, `Inactive` or `Expired` for access keys; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    /// Creation time, RFC 3339 in UTC.
+    /// Creation time (or start of validity), RFC 3339 in UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// End of validity, RFC 3339 in UTC, where the provider sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// The display name or hint the provider shows for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Who can use it, for federated credentials: issuer, subject and audiences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Kind of credential.
@@ -220,15 +283,29 @@ pub enum CredentialKind {
     AccessKey,
     /// An IAM console password (login profile).
     ConsolePassword,
+    /// An Entra password credential (client secret) on an app or service principal.
+    ClientSecret,
+    /// An Entra key credential (certificate) on an app or service principal.
+    Certificate,
+    /// An Entra federated identity credential on an app registration.
+    FederatedCredential,
 }
 
 impl CredentialKind {
-    /// Returns the collection whose listing produces credentials of this kind.
-    pub fn collection(self) -> CollectionName {
+    /// Returns the collection whose listing produces credentials of this
+    /// kind, or `None` when they come with the identity's own record.
+    pub fn collection(self) -> Option<CollectionName> {
         match self {
-            CredentialKind::AccessKey => CollectionName::AccessKeys,
-            CredentialKind::ConsolePassword => CollectionName::ConsolePasswords,
+            CredentialKind::AccessKey => Some(CollectionName::AccessKeys),
+            CredentialKind::ConsolePassword => Some(CollectionName::ConsolePasswords),
+            CredentialKind::FederatedCredential => Some(CollectionName::FederatedCredentials),
+            CredentialKind::ClientSecret | CredentialKind::Certificate => None,
         }
+    }
+
+    /// Returns the collection that lists credentials of this kind on an identity.
+    pub fn collection_on(self, identity: IdentityKind) -> CollectionName {
+        self.collection().unwrap_or(identity.collection())
     }
 
     /// Returns the name shown in reports.
@@ -236,6 +313,9 @@ impl CredentialKind {
         match self {
             CredentialKind::AccessKey => "access key",
             CredentialKind::ConsolePassword => "console password",
+            CredentialKind::ClientSecret => "client secret",
+            CredentialKind::Certificate => "certificate",
+            CredentialKind::FederatedCredential => "federated credential",
         }
     }
 }
@@ -251,8 +331,12 @@ pub struct AdminGrant {
     /// The group that carries the policy, for grants through a group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    /// What makes it admin: `AdministratorAccess`, `*` on `*` or `iam:*`.
+    /// What makes it admin: `AdministratorAccess`, `*` on `*`, `iam:*`, or
+    /// an Entra role's template id.
     pub reason: String,
+    /// The Entra role assignment's id, used to remove it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment_id: Option<String>,
 }
 
 /// One identity: a user, role, service principal or service account.
@@ -292,6 +376,10 @@ pub struct Identity {
     /// Tags, by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// Provider-specific fields that matter to the judge, such as an Entra
+    /// user's `user_type` or a service principal's `app_owner_organization_id`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl Identity {
@@ -310,6 +398,7 @@ impl Identity {
             credentials: Vec::new(),
             admin_grants: Vec::new(),
             tags: BTreeMap::new(),
+            attributes: BTreeMap::new(),
         }
     }
 
@@ -339,7 +428,7 @@ pub struct Snapshot {
     pub format_version: u32,
     /// The provider.
     pub provider: Provider,
-    /// The scope id: an AWS account id.
+    /// The scope id: an AWS account id or an Entra tenant id.
     pub scope: String,
     /// Completeness of each collection.
     pub collections: BTreeMap<CollectionName, Completeness>,

@@ -299,7 +299,7 @@ pub fn load_tree(path: &Path) -> Result<Vec<Snapshot>, StoreError> {
     }
 
     let mut snapshots = Vec::new();
-    for provider in [Provider::Aws] {
+    for provider in [Provider::Aws, Provider::Azure] {
         let folder = path.join(provider.as_str());
         let entries = match fs::read_dir(&folder) {
             Ok(entries) => entries,
@@ -380,19 +380,21 @@ pub fn carry_over(mut new: Snapshot, previous: Option<&Snapshot>) -> Snapshot {
     // Identity lists first, so that attribute collections below copy onto
     // the records that are kept.
     for name in &lacking {
-        if let Some(kind) = identity_kind_of(*name) {
-            new.identities.retain(|identity| identity.kind != kind);
+        let kinds = IdentityKind::listed_by(*name);
+        if !kinds.is_empty() {
+            new.identities
+                .retain(|identity| !kinds.contains(&identity.kind));
             new.identities.extend(
                 previous
                     .identities
                     .iter()
-                    .filter(|identity| identity.kind == kind)
+                    .filter(|identity| kinds.contains(&identity.kind))
                     .cloned(),
             );
         }
     }
     for name in &lacking {
-        if identity_kind_of(*name).is_none() {
+        if IdentityKind::listed_by(*name).is_empty() {
             copy_attribute(&mut new.identities, &previous.identities, *name);
         }
     }
@@ -404,14 +406,6 @@ pub fn carry_over(mut new: Snapshot, previous: Option<&Snapshot>) -> Snapshot {
     }
     new.normalize();
     new
-}
-
-fn identity_kind_of(name: CollectionName) -> Option<IdentityKind> {
-    match name {
-        CollectionName::Users => Some(IdentityKind::AwsUser),
-        CollectionName::Roles => Some(IdentityKind::AwsRole),
-        _ => None,
-    }
 }
 
 /// Replaces the part of each record that a collection owns with the previous values.
@@ -428,17 +422,23 @@ fn copy_attribute(identities: &mut [Identity], previous: &[Identity], name: Coll
         };
         match name {
             CollectionName::Privileges => identity.admin_grants = old.admin_grants.clone(),
-            CollectionName::AccessKeys | CollectionName::ConsolePasswords => {
+            CollectionName::AccessKeys
+            | CollectionName::ConsolePasswords
+            | CollectionName::FederatedCredentials => {
                 identity
                     .credentials
-                    .retain(|credential| credential.kind.collection() != name);
+                    .retain(|credential| credential.kind.collection() != Some(name));
                 let kept = old
                     .credentials
                     .iter()
-                    .filter(|credential| credential.kind.collection() == name);
+                    .filter(|credential| credential.kind.collection() == Some(name));
                 identity.credentials.extend(kept.cloned());
             }
-            CollectionName::Users | CollectionName::Roles => {}
+            // Identity lists are carried over whole, credentials included.
+            CollectionName::Users
+            | CollectionName::Roles
+            | CollectionName::ServicePrincipals
+            | CollectionName::Applications => {}
         }
     }
 }

@@ -447,6 +447,7 @@ fn attached_grants(
                 policy: policy.policy_arn.clone(),
                 group: group.map(str::to_string),
                 reason,
+                assignment_id: None,
             });
         }
     }
@@ -479,6 +480,7 @@ fn inline_grants(
                 policy: policy.policy_name.clone(),
                 group: group.map(str::to_string),
                 reason,
+                assignment_id: None,
             });
         }
     }

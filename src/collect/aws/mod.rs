@@ -158,6 +158,9 @@ impl AccountInventory {
                 id: key.access_key_id,
                 status: key.status,
                 created: key.created,
+                expires: None,
+                display_name: None,
+                detail: None,
             });
         }
         self.collections
@@ -180,6 +183,9 @@ impl AccountInventory {
                 id: CONSOLE_PASSWORD_ID.to_string(),
                 status: None,
                 created,
+                expires: None,
+                display_name: None,
+                detail: None,
             });
         }
         self.collections.insert(

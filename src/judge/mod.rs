@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::collect::aws::policy::principal_account;
+mod aws;
+mod azure;
+
 use crate::diff::{Change, ChangeKind, ScopeDiff};
 use crate::model::{CredentialKind, Identity, IdentityKind, Provider};
 
@@ -125,7 +127,10 @@ pub fn judge(diff: &ScopeDiff) -> Vec<Finding> {
 
 fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
     let identity = &change.identity;
-    let verdict = assess(&diff.scope, change);
+    let verdict = match diff.provider {
+        Provider::Aws => aws::assess(&diff.scope, change),
+        Provider::Azure => azure::assess(change),
+    };
     let verdict_expected = verdict.expected_reason.is_some();
     let mut evidence = identity_evidence(identity);
     evidence.extend(change_evidence(&change.kind));
@@ -150,7 +155,10 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
         response: if verdict_expected {
             Vec::new()
         } else {
-            response_commands(change)
+            match diff.provider {
+                Provider::Aws => aws::response_commands(change),
+                Provider::Azure => azure::response_commands(change),
+            }
         },
     }
 }
@@ -170,183 +178,6 @@ impl Verdict {
             expected_reason: None,
         }
     }
-}
-
-fn assess(scope: &str, change: &Change) -> Verdict {
-    let identity = &change.identity;
-    match &change.kind {
-        ChangeKind::IdentityAdded => assess_creation(scope, identity),
-        ChangeKind::IdentityRecreated { .. } => {
-            let mut verdict = assess_creation(scope, identity);
-            if verdict.expected_reason.is_none() && verdict.severity < Severity::High {
-                verdict.severity = Severity::High;
-                verdict.reason = format!("a name re-created with a new id; {}", verdict.reason);
-            }
-            verdict
-        }
-        ChangeKind::CredentialAdded { .. } if identity.is_admin() => Verdict::new(
-            Severity::Critical,
-            "new credential on an identity with admin rights",
-        ),
-        ChangeKind::CredentialAdded { .. } => {
-            Verdict::new(Severity::High, "new credential on an existing identity")
-        }
-        ChangeKind::CredentialStatusChanged { credential, .. }
-            if credential.status.as_deref() == Some("Active") =>
-        {
-            Verdict::new(Severity::Medium, "a credential was re-activated")
-        }
-        ChangeKind::PrivilegeAdded { .. } => Verdict::new(Severity::Critical, "new admin grant"),
-        ChangeKind::TrustChanged { added, .. } => assess_trust_change(scope, identity, added),
-        ChangeKind::EnabledChanged { .. } => {
-            Verdict::new(Severity::Low, "the identity was enabled or disabled")
-        }
-        ChangeKind::CredentialStatusChanged { .. }
-        | ChangeKind::IdentityRemoved
-        | ChangeKind::Renamed { .. }
-        | ChangeKind::PathChanged { .. }
-        | ChangeKind::CredentialRemoved { .. }
-        | ChangeKind::PrivilegeRemoved { .. } => {
-            Verdict::new(Severity::Info, "removes access or renames; no new way in")
-        }
-    }
-}
-
-/// Severity of a new identity, from what it can do and who can use it.
-fn assess_creation(scope: &str, identity: &Identity) -> Verdict {
-    if let Some(reason) = service_linked_role(identity) {
-        let mut verdict = Verdict::new(
-            Severity::Low,
-            "AWS creates service-linked roles when a service is enabled",
-        );
-        verdict.expected_reason = Some(reason);
-        return verdict;
-    }
-
-    let outside = outside_principals(scope, identity);
-    let admin = identity.is_admin();
-    let has_credential = !identity.credentials.is_empty();
-    match (admin, outside.is_empty(), has_credential) {
-        (true, false, _) => Verdict::new(
-            Severity::Critical,
-            format!(
-                "new identity with admin rights, trusted from outside the account ({})",
-                outside.join(", ")
-            ),
-        ),
-        (true, true, _) => Verdict::new(Severity::Critical, "new identity with admin rights"),
-        (false, false, _) => Verdict::new(
-            Severity::High,
-            format!(
-                "new role trusted from outside the account ({})",
-                outside.join(", ")
-            ),
-        ),
-        (false, true, true) => Verdict::new(Severity::High, "new identity with a credential"),
-        (false, true, false) => Verdict::new(
-            Severity::Medium,
-            "new identity without credentials or admin rights",
-        ),
-    }
-}
-
-fn assess_trust_change(
-    scope: &str,
-    identity: &Identity,
-    added: &[crate::model::TrustPrincipal],
-) -> Verdict {
-    let outside: Vec<String> = added
-        .iter()
-        .filter(|principal| is_outside(scope, principal))
-        .map(|principal| principal.value.clone())
-        .collect();
-    match (outside.is_empty(), identity.is_admin(), added.is_empty()) {
-        (false, true, _) => Verdict::new(
-            Severity::Critical,
-            format!(
-                "an admin role now trusts principals outside the account ({})",
-                outside.join(", ")
-            ),
-        ),
-        (false, false, _) => Verdict::new(
-            Severity::High,
-            format!(
-                "the role now trusts principals outside the account ({})",
-                outside.join(", ")
-            ),
-        ),
-        (true, _, false) => Verdict::new(
-            Severity::Medium,
-            "the role trusts new principals of this account",
-        ),
-        (true, _, true) => Verdict::new(
-            Severity::Info,
-            "principals were removed from the trust policy",
-        ),
-    }
-}
-
-/// Returns why a role is a service-linked role, if it is one: a path under
-/// `/aws-service-role/` (AWS uses `/aws-service-role/<service>/`), a trust
-/// policy of AWS service principals only, the service the path names among
-/// them, and no admin grant. Mixed trust never qualifies, and a role with
-/// admin rights is judged on those, whatever its path.
-fn service_linked_role(identity: &Identity) -> Option<String> {
-    let is_role = identity.kind == IdentityKind::AwsRole;
-    let service_in_path = identity
-        .path
-        .as_deref()
-        .and_then(|path| path.strip_prefix("/aws-service-role/"))
-        .map(|rest| rest.trim_end_matches('/'));
-    let services_only = !identity.trust.is_empty()
-        && identity.trust.iter().all(|principal| {
-            principal.kind == "service" && principal.value.ends_with(".amazonaws.com")
-        });
-    let path_matches_trust = match service_in_path {
-        None => false,
-        Some("") => true,
-        Some(service) => identity
-            .trust
-            .iter()
-            .all(|principal| principal.value == service),
-    };
-    let qualifies = is_role && services_only && path_matches_trust && !identity.is_admin();
-    qualifies.then(|| {
-        let services: Vec<&str> = identity
-            .trust
-            .iter()
-            .map(|principal| principal.value.as_str())
-            .collect();
-        format!("AWS service-linked role for {}", services.join(", "))
-    })
-}
-
-/// Returns true for a trust principal outside the scope's account: another
-/// account, `*`, or a `NotPrincipal` (everyone but the named principals).
-fn is_outside(scope: &str, principal: &crate::model::TrustPrincipal) -> bool {
-    match principal.kind.as_str() {
-        "not_principal" => true,
-        "aws" => {
-            principal.value == "*"
-                || principal_account(&principal.value).is_some_and(|account| account != scope)
-        }
-        _ => false,
-    }
-}
-
-fn outside_principals(scope: &str, identity: &Identity) -> Vec<String> {
-    identity
-        .trust
-        .iter()
-        .filter(|principal| is_outside(scope, principal))
-        .map(|principal| {
-            if principal.conditional {
-                format!("{} (with a condition)", principal.value)
-            } else {
-                principal.value.clone()
-            }
-        })
-        .collect()
 }
 
 fn technique_for(kind: &ChangeKind) -> Option<Technique> {
@@ -390,6 +221,11 @@ fn summarize(change: &Change) -> String {
         }
         ChangeKind::EnabledChanged { .. } => format!("{who} enabled state changed"),
         ChangeKind::TrustChanged { .. } => format!("trust policy of {who} changed"),
+        ChangeKind::AttributeChanged { key, from, to } => format!(
+            "{key} of {who} changed from {} to {}",
+            from.as_deref().unwrap_or("-"),
+            to.as_deref().unwrap_or("-")
+        ),
         ChangeKind::CredentialAdded { credential } => {
             format!("new {} on {who}", credential_label(credential))
         }
@@ -415,7 +251,7 @@ fn summarize(change: &Change) -> String {
 fn credential_label(credential: &crate::model::Credential) -> String {
     match credential.kind {
         CredentialKind::ConsolePassword => credential.kind.label().to_string(),
-        CredentialKind::AccessKey => format!("{} {}", credential.kind.label(), credential.id),
+        _ => format!("{} {}", credential.kind.label(), credential.id),
     }
 }
 
@@ -520,82 +356,9 @@ fn shell_quote(value: &str) -> String {
     }
 }
 
-/// Returns the `aws` CLI commands that contain a change, with real names and ids.
-fn response_commands(change: &Change) -> Vec<String> {
-    let identity = &change.identity;
-    let name = shell_quote(&identity.name);
-    let is_user = identity.kind == IdentityKind::AwsUser;
-    match &change.kind {
-        ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. } if is_user => {
-            disable_user(identity)
-        }
-        ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. } => vec![
-            format!(
-                "aws iam attach-role-policy --role-name={name} --policy-arn arn:aws:iam::aws:policy/AWSDenyAll"
-            ),
-            format!("aws iam get-role --role-name={name} --query Role.AssumeRolePolicyDocument"),
-        ],
-        ChangeKind::CredentialAdded { credential }
-        | ChangeKind::CredentialStatusChanged { credential, .. } => {
-            disable_credential(&name, credential.kind, &credential.id)
-        }
-        ChangeKind::PrivilegeAdded { grant } => vec![revoke_grant(&name, is_user, grant)],
-        ChangeKind::TrustChanged { .. } => vec![
-            format!("aws iam get-role --role-name={name} --query Role.AssumeRolePolicyDocument"),
-            format!(
-                "aws iam update-assume-role-policy --role-name={name} --policy-document file://trust-policy.json"
-            ),
-        ],
-        _ => Vec::new(),
-    }
-}
-
-fn disable_user(identity: &Identity) -> Vec<String> {
-    let name = shell_quote(&identity.name);
-    let mut commands = Vec::new();
-    for credential in &identity.credentials {
-        commands.extend(disable_credential(&name, credential.kind, &credential.id));
-    }
-    if identity.credentials.is_empty() {
-        commands.push(format!("aws iam list-access-keys --user-name={name}"));
-    }
-    commands.push(format!("aws iam attach-user-policy --user-name={name} --policy-arn arn:aws:iam::aws:policy/AWSDenyAll"));
-    commands
-}
-
-fn disable_credential(name: &str, kind: CredentialKind, id: &str) -> Vec<String> {
-    match kind {
-        CredentialKind::AccessKey => vec![format!(
-            "aws iam update-access-key --user-name={name} --access-key-id={} --status Inactive",
-            shell_quote(id)
-        )],
-        CredentialKind::ConsolePassword => {
-            vec![format!("aws iam delete-login-profile --user-name={name}")]
-        }
-    }
-}
-
-fn revoke_grant(name: &str, is_user: bool, grant: &crate::model::AdminGrant) -> String {
-    let (noun, flag) = if is_user {
-        ("user", "--user-name")
-    } else {
-        ("role", "--role-name")
-    };
-    let policy = shell_quote(&grant.policy);
-    match (grant.via.as_str(), &grant.group) {
-        (_, Some(group)) => format!(
-            "aws iam remove-user-from-group --user-name={name} --group-name={}",
-            shell_quote(group)
-        ),
-        ("inline", None) => {
-            format!("aws iam delete-{noun}-policy {flag}={name} --policy-name={policy}")
-        }
-        _ => format!("aws iam detach-{noun}-policy {flag}={name} --policy-arn={policy}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::aws::{assess_creation, response_commands, service_linked_role};
     use super::*;
     use crate::model::TrustPrincipal;
 
@@ -643,6 +406,7 @@ mod tests {
             policy: "arn:aws:iam::aws:policy/AdministratorAccess".to_string(),
             group: None,
             reason: "AdministratorAccess".to_string(),
+            assignment_id: None,
         });
         assert!(service_linked_role(&admin).is_none());
         assert_eq!(
@@ -671,6 +435,9 @@ mod tests {
             id: "AKIA1".to_string(),
             status: Some("Active".to_string()),
             created: None,
+            expires: None,
+            display_name: None,
+            detail: None,
         });
         let change = Change {
             kind: ChangeKind::IdentityAdded,
