@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigError};
-use crate::settings::{AwsAccountSettings, ReportFormat, RetrySettings};
+use crate::settings::{AwsAccountSettings, AzureTenantSettings, ReportFormat, RetrySettings};
 
 /// Finds cloud identities nobody meant to create: snapshots them, diffs the
 /// snapshots and reports new accounts, credentials and admin grants.
@@ -93,6 +93,8 @@ pub enum Source {
     Api {
         /// AWS accounts.
         aws_accounts: Vec<AwsAccountSettings>,
+        /// Entra tenants.
+        azure_tenants: Vec<AzureTenantSettings>,
         /// Retry policy.
         retry: RetrySettings,
     },
@@ -132,7 +134,7 @@ pub enum SettingsError {
     Config(#[from] ConfigError),
     /// Nothing to scan.
     #[error(
-        "nothing to scan: the config lists no [[aws.accounts]] and no --from-export was given; \
+        "nothing to scan: the config lists no [[aws.accounts]] or [[azure.tenants]] and no --from-export was given; \
          pass --config FILE (see config.example.toml) or --from-export PATH"
     )]
     NoScopes,
@@ -147,9 +149,12 @@ impl ScanArgs {
         };
         let source = match &self.from_export {
             Some(path) => Source::Export(path.clone()),
-            None if config.aws_accounts.is_empty() => return Err(SettingsError::NoScopes),
+            None if config.aws_accounts.is_empty() && config.azure_tenants.is_empty() => {
+                return Err(SettingsError::NoScopes);
+            }
             None => Source::Api {
                 aws_accounts: config.aws_accounts.clone(),
+                azure_tenants: config.azure_tenants.clone(),
                 retry: config.retry.clone(),
             },
         };

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::settings::{AwsAccountSettings, RetrySettings};
+use crate::settings::{
+    AwsAccountSettings, AzureCloud, AzureCredentialSource, AzureTenantSettings, RetrySettings,
+};
 
 /// A config file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,27 @@ struct ConfigFile {
     retry: RetryFile,
     #[serde(default)]
     aws: AwsFile,
+    #[serde(default)]
+    azure: AzureFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AzureFile {
+    concurrency: Option<usize>,
+    page_size: Option<u32>,
+    #[serde(default)]
+    tenants: Vec<AzureTenantFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AzureTenantFile {
+    tenant_id: Option<String>,
+    cloud: Option<String>,
+    credential: Option<String>,
+    client_id: Option<String>,
+    graph_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +112,8 @@ pub struct Config {
     pub retry: RetrySettings,
     /// AWS accounts to scan.
     pub aws_accounts: Vec<AwsAccountSettings>,
+    /// Entra tenants to scan.
+    pub azure_tenants: Vec<AzureTenantSettings>,
 }
 
 /// Default number of users whose credentials are listed at once.
@@ -147,12 +172,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         aws_accounts.push(settings);
     }
 
+    let azure_tenants =
+        resolve_tenants(&file.azure).map_err(|(key, message)| invalid(key, message))?;
+
     let folder = path.parent().unwrap_or(Path::new("."));
     let snapshots = file.snapshots.map(|snapshots| folder.join(snapshots));
     Ok(Config {
         snapshots,
         retry,
         aws_accounts,
+        azure_tenants,
     })
 }
 
@@ -170,6 +199,87 @@ fn describe_parse_error(text: &str, error: &toml::de::Error) -> String {
 }
 
 type KeyError = (String, String);
+
+/// Returns true for a GUID such as `72f988bf-86f1-41af-91ab-2d7cd011db47`.
+fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    let lengths = [8, 4, 4, 4, 12];
+    groups.len() == lengths.len()
+        && groups.iter().zip(lengths).all(|(group, length)| {
+            group.len() == length && group.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
+/// Validates the `[azure]` table and its tenants.
+fn resolve_tenants(file: &AzureFile) -> Result<Vec<AzureTenantSettings>, KeyError> {
+    let concurrency = file.concurrency.unwrap_or(DEFAULT_AWS_CONCURRENCY);
+    if !(1..=64).contains(&concurrency) {
+        return Err((
+            "azure.concurrency".into(),
+            format!("{concurrency} is out of range; use 1 to 64"),
+        ));
+    }
+    let page_size = file.page_size.unwrap_or(999);
+    if !(1..=999).contains(&page_size) {
+        return Err((
+            "azure.page_size".into(),
+            format!("{page_size} is out of range; use 1 to 999"),
+        ));
+    }
+
+    let mut tenants: Vec<AzureTenantSettings> = Vec::new();
+    for (index, tenant) in file.tenants.iter().enumerate() {
+        let key = |name: &str| format!("azure.tenants[{index}].{name}");
+        let tenant_id = tenant.tenant_id.clone().ok_or_else(|| {
+            (
+                key("tenant_id"),
+                "is required: the tenant's id, a GUID".to_string(),
+            )
+        })?;
+        if !is_guid(&tenant_id) {
+            return Err((
+                key("tenant_id"),
+                format!("{tenant_id:?} is not a tenant id (a GUID)"),
+            ));
+        }
+        let cloud_name = tenant.cloud.as_deref().unwrap_or("public");
+        let cloud = AzureCloud::parse(cloud_name).ok_or_else(|| {
+            (
+                key("cloud"),
+                format!("{cloud_name:?} is not a cloud; use public, us_government or china"),
+            )
+        })?;
+        let source_name = tenant.credential.as_deref().unwrap_or("default");
+        let credential = AzureCredentialSource::parse(source_name).ok_or_else(|| {
+            (
+                key("credential"),
+                format!(
+                    "{source_name:?} is not a credential source; use default, client_secret, \
+                     workload_identity, managed_identity or azure_cli"
+                ),
+            )
+        })?;
+        if let Some(graph_url) = &tenant.graph_url {
+            check_endpoint(graph_url).map_err(|message| (key("graph_url"), message))?;
+        }
+        if tenants.iter().any(|other| other.tenant_id == tenant_id) {
+            return Err((
+                key("tenant_id"),
+                "names a tenant listed before; each tenant is scanned once".to_string(),
+            ));
+        }
+        tenants.push(AzureTenantSettings {
+            tenant_id,
+            cloud,
+            credential,
+            client_id: tenant.client_id.clone(),
+            graph_url: tenant.graph_url.clone(),
+            page_size,
+            concurrency,
+        });
+    }
+    Ok(tenants)
+}
 
 /// Accepts an absolute `http://` or `https://` URL with a host and a valid port.
 fn check_endpoint(endpoint: &str) -> Result<(), String> {
@@ -357,6 +467,30 @@ mod tests {
     fn retry_bounds_are_checked() {
         assert!(parse_text("[retry]\nattempt_timeout_seconds = 9223372036854775807\n").is_err());
         assert!(parse_text("[retry]\ninitial_backoff_ms = 500\nmax_backoff_ms = 0\n").is_err());
+    }
+
+    #[test]
+    fn azure_tenant_is_validated() {
+        let good = "[[azure.tenants]]\ntenant_id = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\ncloud = \"us_government\"\ncredential = \"managed_identity\"\n";
+        let config = parse_text(good).unwrap();
+        assert_eq!(config.azure_tenants[0].cloud, AzureCloud::UsGovernment);
+        for (text, key) in [
+            ("[[azure.tenants]]\ntenant_id = \"contoso\"\n", "tenant_id"),
+            (
+                "[[azure.tenants]]\ntenant_id = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\ncloud = \"mars\"\n",
+                "cloud",
+            ),
+            (
+                "[[azure.tenants]]\ntenant_id = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\ncredential = \"password\"\n",
+                "credential",
+            ),
+        ] {
+            let error = parse_text(text).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("azure.tenants[0].{key}")),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -481,3 +481,17 @@ impl Snapshot {
         self.collections.values().all(Completeness::is_complete)
     }
 }
+
+/// Attribute names the Entra collector records and the judge reads.
+pub mod azure_attribute {
+    /// `Member` or `Guest` (users).
+    pub const USER_TYPE: &str = "user_type";
+    /// The application (client) id of an app or service principal.
+    pub const APP_ID: &str = "app_id";
+    /// The tenant that owns a service principal's application.
+    pub const APP_OWNER_ORGANIZATION_ID: &str = "app_owner_organization_id";
+    /// `system_assigned` or `user_assigned` (managed identities).
+    pub const MANAGED_IDENTITY: &str = "managed_identity";
+    /// The Azure resource a managed identity belongs to.
+    pub const RESOURCE_ID: &str = "resource_id";
+}

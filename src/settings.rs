@@ -62,6 +62,83 @@ impl AwsAccountSettings {
     }
 }
 
+/// An Azure cloud: each has its own authority and Graph host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AzureCloud {
+    /// Azure public cloud.
+    #[default]
+    Public,
+    /// Azure US Government.
+    UsGovernment,
+    /// Azure operated by 21Vianet in China.
+    China,
+}
+
+impl AzureCloud {
+    /// Parses a config name: `public`, `us_government` or `china`.
+    pub fn parse(name: &str) -> Option<AzureCloud> {
+        match name {
+            "public" => Some(AzureCloud::Public),
+            "us_government" => Some(AzureCloud::UsGovernment),
+            "china" => Some(AzureCloud::China),
+            _ => None,
+        }
+    }
+}
+
+/// Where an Entra tenant's token comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AzureCredentialSource {
+    /// The first that the environment configures: a client secret
+    /// (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`), workload identity
+    /// (`AZURE_FEDERATED_TOKEN_FILE`), a managed identity endpoint
+    /// (`IDENTITY_ENDPOINT`, `MSI_ENDPOINT`), else the Azure CLI's login.
+    #[default]
+    Default,
+    /// An app registration's client secret from `AZURE_CLIENT_SECRET`.
+    ClientSecret,
+    /// A federated token file (Kubernetes workload identity).
+    WorkloadIdentity,
+    /// The managed identity of the Azure resource idrift runs on.
+    ManagedIdentity,
+    /// The Azure CLI's signed-in account (`az login`).
+    AzureCli,
+}
+
+impl AzureCredentialSource {
+    /// Parses a config name.
+    pub fn parse(name: &str) -> Option<AzureCredentialSource> {
+        match name {
+            "default" => Some(AzureCredentialSource::Default),
+            "client_secret" => Some(AzureCredentialSource::ClientSecret),
+            "workload_identity" => Some(AzureCredentialSource::WorkloadIdentity),
+            "managed_identity" => Some(AzureCredentialSource::ManagedIdentity),
+            "azure_cli" => Some(AzureCredentialSource::AzureCli),
+            _ => None,
+        }
+    }
+}
+
+/// One Entra tenant to scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AzureTenantSettings {
+    /// The tenant id (a GUID), which is the scope.
+    pub tenant_id: String,
+    /// The cloud the tenant lives in.
+    pub cloud: AzureCloud,
+    /// Where the token comes from.
+    pub credential: AzureCredentialSource,
+    /// The application (client) id, for client secrets, workload identity
+    /// and user-assigned managed identities.
+    pub client_id: Option<String>,
+    /// Graph base URL in place of the cloud's, for fakes and proxies.
+    pub graph_url: Option<String>,
+    /// Records per Graph page (`$top`), 1 to 999.
+    pub page_size: u32,
+    /// Apps whose federated credentials are listed at once.
+    pub concurrency: usize,
+}
+
 /// Report output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReportFormat {

@@ -2,6 +2,7 @@
 //! snapshot of identity records per scope.
 
 pub mod aws;
+pub mod azure;
 
 use std::path::PathBuf;
 

@@ -42,13 +42,23 @@ pub async fn run(settings: &ScanSettings) -> Report {
         }
         Source::Api {
             aws_accounts,
+            azure_tenants,
             retry,
         } => {
-            // NOTE: accounts are scanned one after another; each account's
-            // per-user calls already run concurrently.
+            // NOTE: scopes are scanned one after another; the calls within
+            // one scope already run concurrently.
             for account in aws_accounts {
                 let started = Instant::now();
                 match api::collect_account(account, retry).await {
+                    Ok(collected) => {
+                        record_scope(&store, settings, collected, started, "api", &mut results)
+                    }
+                    Err(error) => results.scopes.push(failed_scope(&error)),
+                }
+            }
+            for tenant in azure_tenants {
+                let started = Instant::now();
+                match crate::collect::azure::api::collect_tenant(tenant, retry).await {
                     Ok(collected) => {
                         record_scope(&store, settings, collected, started, "api", &mut results)
                     }

@@ -8,24 +8,11 @@
 
 use super::{Severity, Verdict, shell_quote};
 use crate::diff::{Change, ChangeKind};
+use crate::model::azure_attribute as attribute;
 use crate::model::{Credential, CredentialKind, Identity, IdentityKind};
 
 /// Tenant id that owns Microsoft's first-party applications.
 pub const MICROSOFT_TENANT_ID: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
-
-/// Attribute names the Entra collector records and the judge reads.
-pub mod attribute {
-    /// `Member` or `Guest` (users).
-    pub const USER_TYPE: &str = "user_type";
-    /// The application (client) id of an app or service principal.
-    pub const APP_ID: &str = "app_id";
-    /// The tenant that owns a service principal's application.
-    pub const APP_OWNER_ORGANIZATION_ID: &str = "app_owner_organization_id";
-    /// `system_assigned` or `user_assigned` (managed identities).
-    pub const MANAGED_IDENTITY: &str = "managed_identity";
-    /// The Azure resource a managed identity belongs to.
-    pub const RESOURCE_ID: &str = "resource_id";
-}
 
 fn attribute<'a>(identity: &'a Identity, key: &str) -> Option<&'a str> {
     identity.attributes.get(key).map(String::as_str)

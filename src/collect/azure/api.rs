@@ -1,0 +1,371 @@
+//! Collects one Entra tenant through Microsoft Graph v1.0.
+//!
+//! Users, service principals, applications and directory role assignments
+//! are listed at once, each with `$select` and `$top`; then each app's
+//! federated identity credentials, `concurrency` apps at a time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
+use azure_identity::{
+    AzureCliCredential, AzureCliCredentialOptions, ClientSecretCredential,
+    ClientSecretCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::warn;
+
+use super::graph::GraphClient;
+use super::records::{self, Converted};
+use super::{cloud_configuration, endpoints};
+use crate::collect::{CollectError, Collected};
+use crate::model::{CollectionName, Completeness, Identity, IdentityKind, Provider, Snapshot};
+use crate::report::sanitize;
+use crate::settings::{AzureCredentialSource, AzureTenantSettings, RetrySettings};
+
+const USER_FIELDS: &str = "id,userPrincipalName,displayName,userType,accountEnabled,createdDateTime,creationType,externalUserState";
+const SERVICE_PRINCIPAL_FIELDS: &str = "id,appId,displayName,servicePrincipalType,appOwnerOrganizationId,\
+alternativeNames,accountEnabled,passwordCredentials,keyCredentials";
+const APPLICATION_FIELDS: &str =
+    "id,appId,displayName,createdDateTime,passwordCredentials,keyCredentials";
+
+fn unavailable(tenant: &AzureTenantSettings, reason: String) -> CollectError {
+    CollectError::Unavailable {
+        provider: "azure",
+        scope: tenant.tenant_id.clone(),
+        reason,
+    }
+}
+
+/// Client options for azure_identity: the tenant's cloud, and the scan's
+/// retry policy in place of the crate's default, which takes about 80 s
+/// to give up on an unreachable token endpoint.
+// The option structs are non-exhaustive or have private fields, so they are
+// built from their defaults and then set field by field.
+#[allow(clippy::field_reassign_with_default)]
+fn client_options(tenant: &AzureTenantSettings, retry: &RetrySettings) -> ClientOptions {
+    let mut exponential = ExponentialRetryOptions::default();
+    exponential.initial_delay = time_duration(retry.initial_backoff);
+    exponential.max_delay = time_duration(retry.max_backoff);
+    exponential.max_retries = retry.max_attempts.saturating_sub(1);
+    exponential.max_total_elapsed = time_duration(retry.attempt_timeout);
+    ClientOptions {
+        retry: RetryOptions::exponential(exponential),
+        cloud: Some(Arc::new(cloud_configuration(tenant.cloud))),
+        ..ClientOptions::default()
+    }
+}
+
+fn time_duration(duration: Duration) -> azure_core::time::Duration {
+    azure_core::time::Duration::try_from(duration).unwrap_or(azure_core::time::Duration::MAX)
+}
+
+/// Resolves `default` to the source that the environment configures.
+fn resolve_source(source: AzureCredentialSource) -> AzureCredentialSource {
+    if source != AzureCredentialSource::Default {
+        return source;
+    }
+    let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    if set("AZURE_CLIENT_SECRET") {
+        AzureCredentialSource::ClientSecret
+    } else if set("AZURE_FEDERATED_TOKEN_FILE") {
+        AzureCredentialSource::WorkloadIdentity
+    } else if set("IDENTITY_ENDPOINT") || set("MSI_ENDPOINT") {
+        AzureCredentialSource::ManagedIdentity
+    } else {
+        AzureCredentialSource::AzureCli
+    }
+}
+
+/// Builds the tenant's credential with azure_identity.
+#[allow(clippy::field_reassign_with_default)]
+fn build_credential(
+    tenant: &AzureTenantSettings,
+    retry: &RetrySettings,
+) -> Result<Arc<dyn TokenCredential>, String> {
+    let options = client_options(tenant, retry);
+    let client_id = tenant.client_id.clone().or_else(|| {
+        std::env::var("AZURE_CLIENT_ID")
+            .ok()
+            .filter(|id| !id.is_empty())
+    });
+    let source = resolve_source(tenant.credential);
+
+    let credential: azure_core::Result<Arc<dyn TokenCredential>> = match source {
+        AzureCredentialSource::ClientSecret => {
+            let secret = std::env::var("AZURE_CLIENT_SECRET").map_err(|_| {
+                "credential client_secret needs the secret in AZURE_CLIENT_SECRET".to_string()
+            })?;
+            let client_id = client_id.ok_or_else(|| {
+                "credential client_secret needs client_id in the config or AZURE_CLIENT_ID"
+                    .to_string()
+            })?;
+            let mut secret_options = ClientSecretCredentialOptions::default();
+            secret_options.client_options = options;
+            ClientSecretCredential::new(
+                &tenant.tenant_id,
+                client_id,
+                Secret::new(secret),
+                Some(secret_options),
+            )
+            .map(|credential| credential as Arc<dyn TokenCredential>)
+        }
+        AzureCredentialSource::WorkloadIdentity => {
+            let mut workload = WorkloadIdentityCredentialOptions::default();
+            workload.credential_options.client_options = options;
+            workload.client_id = client_id;
+            workload.tenant_id = Some(tenant.tenant_id.clone());
+            WorkloadIdentityCredential::new(Some(workload))
+                .map(|credential| credential as Arc<dyn TokenCredential>)
+        }
+        AzureCredentialSource::ManagedIdentity => {
+            let mut managed = ManagedIdentityCredentialOptions::default();
+            managed.client_options = options;
+            managed.user_assigned_id = client_id.map(UserAssignedId::ClientId);
+            ManagedIdentityCredential::new(Some(managed))
+                .map(|credential| credential as Arc<dyn TokenCredential>)
+        }
+        AzureCredentialSource::AzureCli | AzureCredentialSource::Default => {
+            let mut cli = AzureCliCredentialOptions::default();
+            cli.tenant_id = Some(tenant.tenant_id.clone());
+            AzureCliCredential::new(Some(cli))
+                .map(|credential| credential as Arc<dyn TokenCredential>)
+        }
+    };
+    credential.map_err(|error| format!("cannot set up the {source:?} credential: {error}"))
+}
+
+/// Collects one tenant. Fails as a whole only when no credential can be
+/// built; a failed listing makes its collection incomplete instead.
+pub async fn collect_tenant(
+    tenant: &AzureTenantSettings,
+    retry: &RetrySettings,
+) -> Result<Collected, CollectError> {
+    let credential = build_credential(tenant, retry).map_err(|reason| {
+        unavailable(
+            tenant,
+            format!(
+                "{reason}. Set credential in the tenant's config (client_secret, workload_identity, \
+                 managed_identity, azure_cli) and the variables it needs"
+            ),
+        )
+    })?;
+    let cloud = endpoints(tenant.cloud);
+    let scope = format!("{}/.default", cloud.graph);
+    let base = tenant
+        .graph_url
+        .clone()
+        .unwrap_or_else(|| cloud.graph.to_string());
+    let graph = GraphClient::new(credential, scope, base, retry.clone())
+        .map_err(|reason| unavailable(tenant, reason))?;
+    let graph = Arc::new(graph);
+
+    let top = tenant.page_size;
+    let (users, service_principals, applications, assignments) = tokio::join!(
+        graph.list("users", graph.url(&format!("/v1.0/users?$select={USER_FIELDS}&$top={top}"))),
+        graph.list(
+            "servicePrincipals",
+            graph.url(&format!("/v1.0/servicePrincipals?$select={SERVICE_PRINCIPAL_FIELDS}&$top={top}"))
+        ),
+        graph.list(
+            "applications",
+            graph.url(&format!("/v1.0/applications?$select={APPLICATION_FIELDS}&$top={top}"))
+        ),
+        graph.list(
+            "roleAssignments",
+            graph.url("/v1.0/roleManagement/directory/roleAssignments?$select=id,principalId,roleDefinitionId,directoryScopeId")
+        ),
+    );
+
+    let mut inventory = TenantInventory::default();
+    inventory.add_listing(
+        CollectionName::Users,
+        users.map(|records| records::users(&records)),
+    );
+    inventory.add_listing(
+        CollectionName::ServicePrincipals,
+        service_principals.map(|records| records::service_principals(&records)),
+    );
+    let applications = applications.map(|records| records::applications(&records));
+    let app_ids: Vec<String> = match &applications {
+        Ok(converted) => converted
+            .identities
+            .iter()
+            .map(|app| app.id.clone())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let listed_apps = applications.is_ok();
+    inventory.add_listing(CollectionName::Applications, applications);
+
+    if listed_apps {
+        let federated = read_federated_credentials(&graph, app_ids, tenant.concurrency).await;
+        inventory.add_federated_credentials(federated);
+    } else {
+        inventory.not_collected(
+            CollectionName::FederatedCredentials,
+            "not listed because the application listing failed",
+        );
+    }
+    inventory
+        .add_role_assignments(assignments.map(|records| records::privileged_assignments(&records)));
+
+    Ok(inventory.into_collected(&tenant.tenant_id, graph.calls()))
+}
+
+/// Lists the federated identity credentials of each app.
+async fn read_federated_credentials(
+    graph: &Arc<GraphClient>,
+    app_ids: Vec<String>,
+    concurrency: usize,
+) -> Vec<(String, Result<Vec<Value>, String>)> {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for app_id in app_ids {
+        let graph = Arc::clone(graph);
+        let permits = Arc::clone(&permits);
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let url = graph.url(&format!(
+                "/v1.0/applications/{app_id}/federatedIdentityCredentials"
+            ));
+            let listed = graph
+                .list(
+                    &format!("federatedIdentityCredentials of application {app_id}"),
+                    url,
+                )
+                .await;
+            (app_id, listed)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(result) => results.push(result),
+            Err(error) => results.push((
+                String::new(),
+                Err(format!("a listing task failed: {error}")),
+            )),
+        }
+    }
+    results
+}
+
+/// A tenant's records being assembled from the listings that succeeded.
+#[derive(Debug, Default)]
+struct TenantInventory {
+    identities: Vec<Identity>,
+    collections: BTreeMap<CollectionName, Completeness>,
+}
+
+impl TenantInventory {
+    fn incomplete(&mut self, name: CollectionName, reason: String) {
+        warn!(collection = %name, reason = %sanitize(&reason), "listing incomplete");
+        self.collections.insert(
+            name,
+            Completeness::Incomplete {
+                reason,
+                kept_previous: false,
+            },
+        );
+    }
+
+    fn not_collected(&mut self, name: CollectionName, reason: &str) {
+        self.collections.insert(
+            name,
+            Completeness::NotCollected {
+                reason: reason.to_string(),
+                kept_previous: false,
+            },
+        );
+    }
+
+    /// Adds an identity listing, or marks it incomplete with the failure.
+    fn add_listing(&mut self, name: CollectionName, listed: Result<Converted, String>) {
+        match listed {
+            Ok(converted) => {
+                if converted.dropped > 0 {
+                    warn!(collection = %name, dropped = converted.dropped, "records without an id were skipped");
+                }
+                self.identities.extend(converted.identities);
+                self.collections.insert(name, Completeness::Complete);
+            }
+            Err(reason) => self.incomplete(name, reason),
+        }
+    }
+
+    /// Attaches each app's federated credentials; any failure marks the collection incomplete.
+    fn add_federated_credentials(&mut self, results: Vec<(String, Result<Vec<Value>, String>)>) {
+        let mut failures = Vec::new();
+        let apps: HashMap<String, usize> = self
+            .identities
+            .iter()
+            .enumerate()
+            .filter(|(_, identity)| identity.kind == IdentityKind::AzureApplication)
+            .map(|(index, identity)| (identity.id.clone(), index))
+            .collect();
+        for (app_id, listed) in results {
+            match (listed, apps.get(&app_id)) {
+                (Ok(found), Some(&index)) => {
+                    self.identities[index]
+                        .credentials
+                        .extend(records::federated_credentials(&found));
+                }
+                (Ok(_), None) => {}
+                (Err(reason), _) => failures.push(reason),
+            }
+        }
+        match failures.first() {
+            None => {
+                self.collections
+                    .insert(CollectionName::FederatedCredentials, Completeness::Complete);
+            }
+            Some(first) => {
+                let reason = format!("{first} ({} apps failed)", failures.len());
+                self.incomplete(CollectionName::FederatedCredentials, reason);
+            }
+        }
+    }
+
+    /// Records privileged role assignments as admin grants on their principals.
+    fn add_role_assignments(&mut self, listed: Result<Vec<records::RoleAssignment>, String>) {
+        let assignments = match listed {
+            Ok(assignments) => assignments,
+            Err(reason) => return self.incomplete(CollectionName::Privileges, reason),
+        };
+        let index: HashMap<String, usize> = self
+            .identities
+            .iter()
+            .enumerate()
+            .map(|(position, identity)| (identity.id.clone(), position))
+            .collect();
+        for assignment in &assignments {
+            // NOTE: assignments to groups (role-assignable groups) have no
+            // identity record here and are not reported yet.
+            if let Some(&position) = index.get(&assignment.principal_id) {
+                self.identities[position]
+                    .admin_grants
+                    .push(records::grant_of(assignment));
+            }
+        }
+        self.collections
+            .insert(CollectionName::Privileges, Completeness::Complete);
+    }
+
+    fn into_collected(self, tenant_id: &str, api_calls: u64) -> Collected {
+        Collected {
+            snapshot: Snapshot::new(
+                Provider::Azure,
+                tenant_id,
+                self.collections,
+                self.identities,
+            ),
+            api_calls,
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! A Microsoft Graph v1.0 client over reqwest: bearer tokens from an
+//! azure_identity credential, `@odata.nextLink` paging, retries on
+//! throttling, and errors that name the collection and what to do.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use azure_core::credentials::TokenCredential;
+use serde_json::Value;
+use tracing::debug;
+
+use crate::settings::RetrySettings;
+
+/// Most pages read from one listing before it is declared cut short.
+const MAX_PAGES: usize = 10_000;
+
+/// A Graph client for one tenant.
+#[derive(Debug)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    credential: Arc<dyn TokenCredential>,
+    scope: String,
+    base_url: String,
+    retry: RetrySettings,
+    calls: AtomicU64,
+}
+
+/// One failed request, described for a person.
+type Failure = String;
+
+impl GraphClient {
+    /// Creates a client that sends requests under `base_url` (for example
+    /// `https://graph.microsoft.com`) with tokens for `scope`.
+    pub fn new(
+        credential: Arc<dyn TokenCredential>,
+        scope: String,
+        base_url: String,
+        retry: RetrySettings,
+    ) -> Result<GraphClient, Failure> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(retry.attempt_timeout)
+            .build()
+            .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+        Ok(GraphClient {
+            http,
+            credential,
+            scope,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            retry,
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    /// Returns the HTTP requests sent so far, retries included.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Returns the absolute URL of a Graph path such as `/v1.0/users`.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base_url)
+    }
+
+    /// Reads every page of a listing, following `@odata.nextLink` verbatim
+    /// while one is present (past empty pages too), and returns its records
+    /// with repeated ids dropped.
+    ///
+    /// Fails when a request fails, a page is malformed, a next link repeats
+    /// (the listing did not advance), or after [`MAX_PAGES`] pages.
+    pub async fn list(&self, what: &str, first_url: String) -> Result<Vec<Value>, Failure> {
+        let mut records = Vec::new();
+        let mut seen_ids = HashSet::new();
+        let mut seen_links = HashSet::new();
+        let mut next = Some(first_url);
+
+        for page_number in 1..=MAX_PAGES {
+            let Some(url) = next.take() else {
+                return Ok(records);
+            };
+            let page = self.get_json(what, &url).await?;
+            let Some(values) = page.get("value").and_then(Value::as_array) else {
+                return Err(format!(
+                    "{what}: page {page_number} is malformed: it has no \"value\" list"
+                ));
+            };
+            for record in values {
+                let id = record.get("id").and_then(Value::as_str).map(str::to_string);
+                // Records without an id are kept for the converter to report.
+                if id.as_ref().is_none_or(|id| seen_ids.insert(id.clone())) {
+                    records.push(record.clone());
+                }
+            }
+
+            next = match page.get("@odata.nextLink") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(link)) => Some(link.clone()),
+                Some(other) => {
+                    return Err(format!(
+                        "{what}: page {page_number} has a malformed @odata.nextLink: {other}"
+                    ));
+                }
+            };
+            if let Some(link) = &next {
+                if !seen_links.insert(link.clone()) {
+                    return Err(format!(
+                        "{what}: the listing did not advance: the next link repeated after page {page_number}"
+                    ));
+                }
+                debug!(what, page = page_number, "reading next page");
+            }
+        }
+        Err(format!("{what}: stopped after {MAX_PAGES} pages"))
+    }
+
+    /// Gets one page, retrying throttling (429) and unavailability (503,
+    /// 504, connection errors) with `Retry-After` or exponential backoff, and
+    /// a 401 once with a fresh token.
+    async fn get_json(&self, what: &str, url: &str) -> Result<Value, Failure> {
+        let mut attempt = 1;
+        let mut refreshed = false;
+        loop {
+            let token = self
+                .credential
+                .get_token(&[self.scope.as_str()], None)
+                .await
+                .map_err(|error| {
+                    format!(
+                        "{what}: could not get a Graph token: {}",
+                        error_chain(&error)
+                    )
+                })?;
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let sent = self
+                .http
+                .get(url)
+                .bearer_auth(token.token.secret())
+                .header("Accept", "application/json")
+                .send()
+                .await;
+
+            let response = match sent {
+                Ok(response) => response,
+                Err(error) if attempt < self.retry.max_attempts => {
+                    debug!(what, attempt, error = %error, "request failed; retrying");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(error) => {
+                    return Err(format!(
+                        "{what}: could not reach Graph after {attempt} attempts ({}); check graph_url, the network and proxy settings",
+                        error_chain(&error)
+                    ));
+                }
+            };
+
+            let status = response.status().as_u16();
+            let retry_after = retry_after(&response);
+            let body = response.text().await.unwrap_or_default();
+            match status {
+                200 => {
+                    return serde_json::from_str(&body)
+                        .map_err(|error| format!("{what}: the page is not valid JSON: {error}"));
+                }
+                401 if !refreshed => {
+                    // NOTE: azure_identity caches tokens and has no way to force
+                    // a new one, so a token revoked mid-scan is fetched again
+                    // from its cache; a cached token that expired is renewed.
+                    debug!(what, "401 from Graph; retrying with a fresh token");
+                    refreshed = true;
+                }
+                429 | 503 | 504 if attempt < self.retry.max_attempts => {
+                    let wait = retry_after
+                        .unwrap_or_else(|| self.backoff(attempt))
+                        .min(self.retry.max_backoff);
+                    debug!(
+                        what,
+                        status,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "throttled; waiting"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => return Err(describe_status(what, status, &body, attempt)),
+            }
+        }
+    }
+
+    /// Exponential backoff for an attempt, capped by the retry settings.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.retry
+            .initial_backoff
+            .saturating_mul(factor)
+            .min(self.retry.max_backoff)
+    }
+}
+
+/// Reads `Retry-After` as seconds; Graph sends whole seconds.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get("Retry-After")?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Describes a failed response by status and Graph's error code and message.
+fn describe_status(what: &str, status: u16, body: &str, attempts: u32) -> Failure {
+    let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let code = parsed["error"]["code"].as_str().unwrap_or("unknown error");
+    let message = parsed["error"]["message"].as_str().unwrap_or("");
+    let hint = match status {
+        401 => " (the token was refused; check the tenant id and the credential)",
+        403 => " (grant the application permissions in the README and admin consent)",
+        429 | 503 | 504 => {
+            " (still throttled or unavailable after every retry; raise retry.max_attempts or scan later)"
+        }
+        _ => "",
+    };
+    format!("{what} failed with HTTP {status} {code}: {message}{hint} after {attempts} attempts")
+}
+
+/// Joins the messages of an error and its causes on one line.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut messages: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = current {
+        let message = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !message.is_empty() && !messages.iter().any(|seen| seen.contains(&message)) {
+            messages.push(message);
+        }
+        current = cause.source();
+    }
+    messages.join(": ")
+}

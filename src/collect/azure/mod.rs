@@ -1,0 +1,47 @@
+//! Microsoft Entra ID: one scope per tenant, collected from Microsoft Graph
+//! v1.0 with tokens from azure_identity.
+
+pub mod api;
+pub mod graph;
+pub mod records;
+
+use azure_core::cloud::CloudConfiguration;
+
+use crate::settings::AzureCloud;
+
+/// The endpoints of one Azure cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloudEndpoints {
+    /// The Graph host, which is also the token audience.
+    pub graph: &'static str,
+    /// The Entra authority host that issues tokens.
+    pub authority: &'static str,
+}
+
+/// Graph and authority hosts of each cloud, from Microsoft's national
+/// cloud deployment reference.
+pub fn endpoints(cloud: AzureCloud) -> CloudEndpoints {
+    match cloud {
+        AzureCloud::Public => CloudEndpoints {
+            graph: "https://graph.microsoft.com",
+            authority: "https://login.microsoftonline.com",
+        },
+        AzureCloud::UsGovernment => CloudEndpoints {
+            graph: "https://graph.microsoft.us",
+            authority: "https://login.microsoftonline.us",
+        },
+        AzureCloud::China => CloudEndpoints {
+            graph: "https://microsoftgraph.chinacloudapi.cn",
+            authority: "https://login.chinacloudapi.cn",
+        },
+    }
+}
+
+/// Returns azure_identity's configuration for a cloud.
+pub fn cloud_configuration(cloud: AzureCloud) -> CloudConfiguration {
+    match cloud {
+        AzureCloud::Public => CloudConfiguration::AzurePublic,
+        AzureCloud::UsGovernment => CloudConfiguration::AzureGovernment,
+        AzureCloud::China => CloudConfiguration::AzureChina,
+    }
+}
