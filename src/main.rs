@@ -58,14 +58,13 @@ fn print_report(report: &Report, format: ReportFormat) {
 
 /// Logs to stderr; `RUST_LOG` wins over `-v` and `-q`.
 fn init_logging(verbose: u8, quiet: bool) {
-    let level = match (quiet, verbose) {
+    let default_filter = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        (false, _) => "trace",
+        (false, 0) => "idrift=warn,warn",
+        (false, 1) => "idrift=info,warn",
+        (false, 2) => "idrift=debug,warn",
+        (false, _) => "idrift=trace,info",
     };
-    let default_filter = format!("idrift={level},warn");
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()

@@ -30,6 +30,7 @@ pub async fn run(settings: &ScanSettings) -> Report {
     match &settings.source {
         Source::Export(path) => {
             let started = Instant::now();
+            info!(path = %path.display(), "reading exports");
             match export::collect_exports(path) {
                 Ok(collected) => {
                     let source = path.display().to_string();
@@ -48,6 +49,7 @@ pub async fn run(settings: &ScanSettings) -> Report {
             // NOTE: scopes are scanned one after another; the calls within
             // one scope already run concurrently.
             for account in aws_accounts {
+                info!(account = %account.label(), "scanning AWS account");
                 let started = Instant::now();
                 match api::collect_account(account, retry).await {
                     Ok(collected) => {
@@ -57,6 +59,7 @@ pub async fn run(settings: &ScanSettings) -> Report {
                 }
             }
             for tenant in azure_tenants {
+                info!(tenant = %tenant.tenant_id, "scanning Entra tenant");
                 let started = Instant::now();
                 match crate::collect::azure::api::collect_tenant(tenant, retry).await {
                     Ok(collected) => {
@@ -77,7 +80,7 @@ fn failed_scope(error: &CollectError) -> ScopeSummary {
         } => (provider.to_string(), scope.clone()),
         CollectError::Export { path, .. } => ("aws".to_string(), path.display().to_string()),
     };
-    warn!(error = %crate::report::sanitize(&error.to_string()), "scope failed");
+    tracing::error!(error = %crate::report::sanitize(&error.to_string()), "scope failed");
     ScopeSummary {
         provider,
         scope,

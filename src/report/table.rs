@@ -15,7 +15,8 @@ use super::sanitize;
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     for error in &report.errors {
-        let _ = writeln!(out, "error: {}", sanitize(error));
+        let one_line = error.split_whitespace().collect::<Vec<_>>().join(" ");
+        let _ = writeln!(out, "error: {}", sanitize(&one_line));
     }
     for scope in &report.scopes {
         render_scope(&mut out, scope);
@@ -85,8 +86,10 @@ fn findings_table(findings: &[Finding]) -> Table {
     for (index, finding) in findings.iter().enumerate() {
         let verdict = if finding.expected {
             "expected"
-        } else {
+        } else if finding.needs_attention() {
             "UNEXPECTED"
+        } else {
+            "no action"
         };
         let technique = finding
             .technique

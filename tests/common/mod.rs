@@ -10,8 +10,19 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Path of the public sample exports shared with the project.
+///
+/// They sit beside the checkout, not in it; `IDRIFT_PUBLIC_FIXTURES` points
+/// elsewhere.
 pub fn public_fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/public")
+    let folder = std::env::var_os("IDRIFT_PUBLIC_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/public"));
+    assert!(
+        folder.join("aws").is_dir(),
+        "public sample exports not found in {}; set IDRIFT_PUBLIC_FIXTURES to their folder",
+        folder.display()
+    );
+    folder
 }
 
 /// Returns a command for the idrift binary with a sealed environment:

@@ -262,7 +262,14 @@ fn folder_entries(folder: &Path) -> Result<Vec<PathBuf>, CollectError> {
 
 /// Reads one file into the account's export; a second credential report is an error.
 fn add_export_file(export: &mut AccountExport, file: &Path) -> Result<(), CollectError> {
-    match read_export_file(file)? {
+    let parsed = read_export_file(file)?;
+    let kind = match &parsed {
+        ExportFile::Details { .. } => "authorization details",
+        ExportFile::CredentialReport(_) => "credential report",
+        ExportFile::KeyListing { .. } => "access key listing",
+    };
+    tracing::info!(file = %file.display(), kind, "read export file");
+    match parsed {
         ExportFile::Details {
             page,
             truncated,
