@@ -470,6 +470,13 @@ mod tests {
     }
 
     #[test]
+    fn example_config_parses() {
+        let config = parse_text(include_str!("../config.example.toml")).unwrap();
+        assert_eq!(config.aws_accounts.len(), 1);
+        assert_eq!(config.azure_tenants.len(), 1);
+    }
+
+    #[test]
     fn azure_tenant_is_validated() {
         let good = "[[azure.tenants]]\ntenant_id = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\ncloud = \"us_government\"\ncredential = \"managed_identity\"\n";
         let config = parse_text(good).unwrap();
