@@ -368,13 +368,13 @@ fn resolve_account(
             ));
         }
     }
-    if let Some(role_arn) = &account.role_arn {
-        if !(role_arn.starts_with("arn:aws") && role_arn.contains(":role/")) {
-            return Err((
-                "role_arn".into(),
-                format!("{role_arn:?} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
-            ));
-        }
+    if let Some(role_arn) = &account.role_arn
+        && !(role_arn.starts_with("arn:aws") && role_arn.contains(":role/"))
+    {
+        return Err((
+            "role_arn".into(),
+            format!("{role_arn:?} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
+        ));
     }
     if account.external_id.is_some() && account.role_arn.is_none() {
         return Err((

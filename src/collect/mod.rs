@@ -40,6 +40,25 @@ pub enum CollectError {
     },
 }
 
+/// Joins the messages of an error and its causes on one line, skipping
+/// messages that an earlier one already contains.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut messages: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = current {
+        let message = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !message.is_empty() && !messages.iter().any(|seen| seen.contains(&message)) {
+            messages.push(message);
+        }
+        current = cause.source();
+    }
+    messages.join(": ")
+}
+
 impl CollectError {
     /// Returns what failed and what to do, without the provider and scope prefix.
     pub fn reason(&self) -> &str {

@@ -10,14 +10,7 @@ pub(super) fn assess(scope: &str, change: &Change) -> Verdict {
     let identity = &change.identity;
     match &change.kind {
         ChangeKind::IdentityAdded => assess_creation(scope, identity),
-        ChangeKind::IdentityRecreated { .. } => {
-            let mut verdict = assess_creation(scope, identity);
-            if verdict.expected_reason.is_none() && verdict.severity < Severity::High {
-                verdict.severity = Severity::High;
-                verdict.reason = format!("a name re-created with a new id; {}", verdict.reason);
-            }
-            verdict
-        }
+        ChangeKind::IdentityRecreated { .. } => assess_creation(scope, identity).for_recreation(),
         ChangeKind::CredentialAdded { .. } if identity.is_admin() => Verdict::new(
             Severity::Critical,
             "new credential on an identity with admin rights",

@@ -23,14 +23,7 @@ pub(super) fn assess(change: &Change) -> Verdict {
     let identity = &change.identity;
     match &change.kind {
         ChangeKind::IdentityAdded => assess_creation(identity),
-        ChangeKind::IdentityRecreated { .. } => {
-            let mut verdict = assess_creation(identity);
-            if verdict.expected_reason.is_none() && verdict.severity < Severity::High {
-                verdict.severity = Severity::High;
-                verdict.reason = format!("a name re-created with a new id; {}", verdict.reason);
-            }
-            verdict
-        }
+        ChangeKind::IdentityRecreated { .. } => assess_creation(identity).for_recreation(),
         ChangeKind::CredentialAdded { .. } if identity.is_admin() => Verdict::new(
             Severity::Critical,
             "new credential on an identity with a privileged directory role",

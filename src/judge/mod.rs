@@ -171,6 +171,16 @@ struct Verdict {
 }
 
 impl Verdict {
+    /// Raises the verdict of a creation to at least high when the name
+    /// existed before with another id, unless the creation is expected.
+    fn for_recreation(mut self) -> Verdict {
+        if self.expected_reason.is_none() && self.severity < Severity::High {
+            self.severity = Severity::High;
+            self.reason = format!("a name re-created with a new id; {}", self.reason);
+        }
+        self
+    }
+
     fn new(severity: Severity, reason: impl Into<String>) -> Verdict {
         Verdict {
             severity,

@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use super::details::{self, AuthorizationDetails, format_timestamp};
 use super::{AccessKeyRecord, AccountInventory};
-use crate::collect::{CollectError, Collected};
+use crate::collect::{CollectError, Collected, error_chain};
 use crate::model::Completeness;
 use crate::settings::{AwsAccountSettings, RetrySettings};
 
@@ -159,21 +159,6 @@ fn find_credentials_error<'a>(
         current = cause.source();
     }
     None
-}
-
-/// Joins the messages of an error and its causes, skipping repeats, on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut messages: Vec<String> = Vec::new();
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(cause) = current {
-        let message = cause.to_string().replace('\n', " ");
-        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-        if !message.is_empty() && !messages.iter().any(|seen| seen.contains(&message)) {
-            messages.push(message);
-        }
-        current = cause.source();
-    }
-    messages.join(": ")
 }
 
 fn hint_for_code(code: &str) -> &'static str {
@@ -305,17 +290,17 @@ async fn identify_account(
 
     let found = identity.account().unwrap_or_default().to_string();
     debug!(caller = identity.arn().unwrap_or_default(), account = %found, "caller identity");
-    if let Some(expected) = &account.account_id {
-        if *expected != found {
-            return Err(CollectError::Unavailable {
-                provider: "aws",
-                scope,
-                reason: format!(
-                    "the credentials belong to account {found}, not the configured {expected}; \
-                     fix account_id or the profile/role in the config"
-                ),
-            });
-        }
+    if let Some(expected) = &account.account_id
+        && *expected != found
+    {
+        return Err(CollectError::Unavailable {
+            provider: "aws",
+            scope,
+            reason: format!(
+                "the credentials belong to account {found}, not the configured {expected}; \
+                 fix account_id or the profile/role in the config"
+            ),
+        });
     }
     let is_account = found.len() == 12 && found.bytes().all(|b| b.is_ascii_digit());
     if !is_account {

@@ -11,6 +11,7 @@ use azure_core::credentials::TokenCredential;
 use serde_json::Value;
 use tracing::debug;
 
+use crate::collect::error_chain;
 use crate::settings::RetrySettings;
 
 /// Most pages read from one listing before it is declared cut short.
@@ -221,22 +222,4 @@ fn describe_status(what: &str, status: u16, body: &str, attempts: u32) -> Failur
         _ => "",
     };
     format!("{what} failed with HTTP {status} {code}: {message}{hint} after {attempts} attempts")
-}
-
-/// Joins the messages of an error and its causes on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut messages: Vec<String> = Vec::new();
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(cause) = current {
-        let message = cause
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        if !message.is_empty() && !messages.iter().any(|seen| seen.contains(&message)) {
-            messages.push(message);
-        }
-        current = cause.source();
-    }
-    messages.join(": ")
 }
