@@ -254,7 +254,15 @@ fn compare_identity(
     if comparable.contains(&new.kind.collection()) {
         kinds.extend(compare_attributes(old, new));
     }
-    for name in [CollectionName::AccessKeys, CollectionName::ConsolePasswords] {
+    // Each credential is compared under the collection that lists it: its
+    // own (access keys) or its identity's (Entra secrets and certificates).
+    let credential_collections: BTreeSet<CollectionName> = old
+        .credentials
+        .iter()
+        .chain(&new.credentials)
+        .map(|credential| credential.kind.collection_on(new.kind))
+        .collect();
+    for name in credential_collections {
         if comparable.contains(&name) {
             kinds.extend(compare_credentials(old, new, name));
         }

@@ -40,6 +40,29 @@ pub enum CollectError {
     },
 }
 
+/// Reads every scope under an export path: one AWS authorization-details
+/// file, or a folder holding `aws/<account-id>/` and `azure/<tenant-id>/`
+/// folders (or one of those folders itself).
+pub fn collect_exports(path: &std::path::Path) -> Result<Vec<Collected>, CollectError> {
+    if path.is_file() || !azure::export::is_present(path) {
+        return aws::export::collect_exports(path);
+    }
+    let mut collected = azure::export::collect_exports(path)?;
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
+    let inside_azure = name == "azure"
+        || path
+            .parent()
+            .and_then(|parent| parent.file_name())
+            .is_some_and(|parent| parent == "azure");
+    if !inside_azure && path.join("aws").is_dir() {
+        collected.extend(aws::export::collect_exports(path)?);
+    }
+    Ok(collected)
+}
+
 /// Joins the messages of an error and its causes on one line, skipping
 /// messages that an earlier one already contains.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

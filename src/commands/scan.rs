@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 use tracing::{info, warn};
 
 use crate::cli::{ScanSettings, Source};
-use crate::collect::aws::{api, export};
+use crate::collect::aws::api;
 use crate::collect::{CollectError, Collected};
 use crate::diff::{NotCompared, diff_snapshots};
 use crate::judge::{Finding, judge};
@@ -31,7 +31,7 @@ pub async fn run(settings: &ScanSettings) -> Report {
         Source::Export(path) => {
             let started = Instant::now();
             info!(path = %path.display(), "reading exports");
-            match export::collect_exports(path) {
+            match crate::collect::collect_exports(path) {
                 Ok(collected) => {
                     let source = path.display().to_string();
                     for scope in collected {

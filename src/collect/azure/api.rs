@@ -4,7 +4,6 @@
 //! are listed at once, each with `$select` and `$top`; then each app's
 //! federated identity credentials, `concurrency` apps at a time.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,14 +17,13 @@ use azure_identity::{
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::warn;
 
 use super::graph::GraphClient;
-use super::records::{self, Converted};
+use super::inventory::TenantInventory;
+use super::records;
 use super::{cloud_configuration, endpoints};
 use crate::collect::{CollectError, Collected};
-use crate::model::{CollectionName, Completeness, Identity, IdentityKind, Provider, Snapshot};
-use crate::report::sanitize;
+use crate::model::CollectionName;
 use crate::settings::{AzureCredentialSource, AzureTenantSettings, RetrySettings};
 
 const USER_FIELDS: &str = "id,userPrincipalName,displayName,userType,accountEnabled,createdDateTime,creationType,externalUserState";
@@ -254,118 +252,4 @@ async fn read_federated_credentials(
         }
     }
     results
-}
-
-/// A tenant's records being assembled from the listings that succeeded.
-#[derive(Debug, Default)]
-struct TenantInventory {
-    identities: Vec<Identity>,
-    collections: BTreeMap<CollectionName, Completeness>,
-}
-
-impl TenantInventory {
-    fn incomplete(&mut self, name: CollectionName, reason: String) {
-        warn!(collection = %name, reason = %sanitize(&reason), "listing incomplete");
-        self.collections.insert(
-            name,
-            Completeness::Incomplete {
-                reason,
-                kept_previous: false,
-            },
-        );
-    }
-
-    fn not_collected(&mut self, name: CollectionName, reason: &str) {
-        self.collections.insert(
-            name,
-            Completeness::NotCollected {
-                reason: reason.to_string(),
-                kept_previous: false,
-            },
-        );
-    }
-
-    /// Adds an identity listing, or marks it incomplete with the failure.
-    fn add_listing(&mut self, name: CollectionName, listed: Result<Converted, String>) {
-        match listed {
-            Ok(converted) => {
-                if converted.dropped > 0 {
-                    warn!(collection = %name, dropped = converted.dropped, "records without an id were skipped");
-                }
-                self.identities.extend(converted.identities);
-                self.collections.insert(name, Completeness::Complete);
-            }
-            Err(reason) => self.incomplete(name, reason),
-        }
-    }
-
-    /// Attaches each app's federated credentials; any failure marks the collection incomplete.
-    fn add_federated_credentials(&mut self, results: Vec<(String, Result<Vec<Value>, String>)>) {
-        let mut failures = Vec::new();
-        let apps: HashMap<String, usize> = self
-            .identities
-            .iter()
-            .enumerate()
-            .filter(|(_, identity)| identity.kind == IdentityKind::AzureApplication)
-            .map(|(index, identity)| (identity.id.clone(), index))
-            .collect();
-        for (app_id, listed) in results {
-            match (listed, apps.get(&app_id)) {
-                (Ok(found), Some(&index)) => {
-                    self.identities[index]
-                        .credentials
-                        .extend(records::federated_credentials(&found));
-                }
-                (Ok(_), None) => {}
-                (Err(reason), _) => failures.push(reason),
-            }
-        }
-        match failures.first() {
-            None => {
-                self.collections
-                    .insert(CollectionName::FederatedCredentials, Completeness::Complete);
-            }
-            Some(first) => {
-                let reason = format!("{first} ({} apps failed)", failures.len());
-                self.incomplete(CollectionName::FederatedCredentials, reason);
-            }
-        }
-    }
-
-    /// Records privileged role assignments as admin grants on their principals.
-    fn add_role_assignments(&mut self, listed: Result<Vec<records::RoleAssignment>, String>) {
-        let assignments = match listed {
-            Ok(assignments) => assignments,
-            Err(reason) => return self.incomplete(CollectionName::Privileges, reason),
-        };
-        let index: HashMap<String, usize> = self
-            .identities
-            .iter()
-            .enumerate()
-            .map(|(position, identity)| (identity.id.clone(), position))
-            .collect();
-        for assignment in &assignments {
-            // NOTE: assignments to groups (role-assignable groups) have no
-            // identity record here and are not reported yet.
-            if let Some(&position) = index.get(&assignment.principal_id) {
-                self.identities[position]
-                    .admin_grants
-                    .push(records::grant_of(assignment));
-            }
-        }
-        self.collections
-            .insert(CollectionName::Privileges, Completeness::Complete);
-    }
-
-    fn into_collected(self, tenant_id: &str, api_calls: u64) -> Collected {
-        Collected {
-            snapshot: Snapshot::new(
-                Provider::Azure,
-                tenant_id,
-                self.collections,
-                self.identities,
-            ),
-            api_calls,
-        }
-    }
 }

@@ -2,7 +2,9 @@
 //! v1.0 with tokens from azure_identity.
 
 pub mod api;
+pub mod export;
 pub mod graph;
+pub mod inventory;
 pub mod records;
 
 use azure_core::cloud::CloudConfiguration;

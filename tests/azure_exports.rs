@@ -1,0 +1,257 @@
+//! Entra ID offline input: `az` exports beside AWS exports, scanned into
+//! one report, and the judgement of a tenant's changes between two days.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use common::{idrift, run};
+
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
+const MICROSOFT: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
+
+fn write(path: &Path, value: &Value) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("create folder");
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(value).expect("serialize"),
+    )
+    .expect("write");
+}
+
+/// A tenant's exports for one day: `az ad user list`, `az ad sp list --all`
+/// (as a Graph page dump), `az ad app list --all` and role assignments.
+struct Day {
+    users: Vec<Value>,
+    service_principals: Vec<Value>,
+    applications: Vec<Value>,
+    role_assignments: Vec<Value>,
+}
+
+impl Day {
+    fn first() -> Day {
+        Day {
+            users: vec![
+                json!({"id": "u-alice", "userPrincipalName": "alice@contoso.com", "userType": "Member",
+                               "accountEnabled": true, "createdDateTime": "2024-01-02T03:04:05Z"}),
+            ],
+            service_principals: vec![
+                json!({"id": "sp-deploy", "appId": "app-id-deploy", "displayName": "deploy",
+                                            "servicePrincipalType": "Application", "appOwnerOrganizationId": TENANT,
+                                            "accountEnabled": true, "passwordCredentials": [], "keyCredentials": []}),
+            ],
+            applications: vec![
+                json!({"id": "app-deploy", "appId": "app-id-deploy", "displayName": "deploy",
+                                      "signInAudience": "AzureADMyOrg", "createdDateTime": "2024-01-02T03:04:05Z",
+                                      "passwordCredentials": [], "keyCredentials": []}),
+            ],
+            role_assignments: Vec::new(),
+        }
+    }
+
+    /// Day 2: a guest, a secret on the app, Global Administrator for the
+    /// app's service principal, a first-party service principal and a
+    /// system-assigned managed identity.
+    fn second() -> Day {
+        let mut day = Day::first();
+        day.users.push(json!({"id": "u-eve", "userPrincipalName": "eve_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+                              "userType": "Guest", "accountEnabled": true, "createdDateTime": "2024-02-01T00:00:00Z",
+                              "creationType": "Invitation", "externalUserState": "Accepted"}));
+        day.applications[0]["passwordCredentials"] = json!([{"keyId": "key-new", "displayName": "ci",
+            "startDateTime": "2024-02-01T00:00:00Z", "endDateTime": "9999-12-31T23:59:59Z", "secretText": null}]);
+        day.role_assignments.push(json!({"id": "ra-1", "principalId": "sp-deploy",
+                                         "roleDefinitionId": GLOBAL_ADMINISTRATOR, "directoryScopeId": "/"}));
+        day.service_principals.push(json!({"id": "sp-graph", "appId": "00000003-0000-0000-c000-000000000000",
+            "displayName": "Microsoft Graph", "servicePrincipalType": "Application", "appOwnerOrganizationId": MICROSOFT,
+            "passwordCredentials": [], "keyCredentials": []}));
+        day.service_principals.push(json!({"id": "sp-vm", "appId": "app-id-vm", "displayName": "vm1",
+            "servicePrincipalType": "ManagedIdentity",
+            "alternativeNames": ["isExplicit=False", "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"],
+            "passwordCredentials": [], "keyCredentials": []}));
+        day
+    }
+
+    fn write_to(&self, root: &Path) -> PathBuf {
+        let folder = root.join("azure").join(TENANT);
+        write(&folder.join("users.json"), &Value::from(self.users.clone()));
+        write(
+            &folder.join("service-principals.json"),
+            &json!({"value": self.service_principals}),
+        );
+        write(
+            &folder.join("applications.json"),
+            &Value::from(self.applications.clone()),
+        );
+        if !self.role_assignments.is_empty() {
+            write(
+                &folder.join("role-assignments.json"),
+                &json!({"value": self.role_assignments}),
+            );
+        } else {
+            // An empty list cannot be recognized, so day 1 dumps one
+            // assignment of a role that is not privileged.
+            let reader = json!({"value": [{"id": "ra-0", "principalId": "u-alice",
+                "roleDefinitionId": "88d8e3e3-8f55-4a1e-953a-9b9898b8876b", "directoryScopeId": "/"}]});
+            write(&folder.join("role-assignments.json"), &reader);
+        }
+        root.to_path_buf()
+    }
+}
+
+fn scan(home: &Path, export: &Path, snapshots: &Path) -> (i32, Value) {
+    let (code, stdout, stderr) = run(idrift(home)
+        .arg("scan")
+        .arg("--from-export")
+        .arg(export)
+        .arg("--snapshots")
+        .arg(snapshots)
+        .args(["--format", "json"]));
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|error| panic!("report is JSON: {error}\n{stdout}\n{stderr}"));
+    (code, report)
+}
+
+#[test]
+fn aws_and_azure_exports_share_one_report() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = Day::first().write_to(&work.path().join("export"));
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/day-1/aws/111122223333");
+    let aws_folder = export.join("aws/111122223333");
+    std::fs::create_dir_all(&aws_folder).expect("aws folder");
+    for entry in std::fs::read_dir(demo).expect("demo").flatten() {
+        std::fs::copy(entry.path(), aws_folder.join(entry.file_name())).expect("copy demo file");
+    }
+
+    let snapshots = work.path().join("snapshots");
+    let (code, report) = scan(work.path(), &export, &snapshots);
+    assert_eq!(code, 0, "{report:#}");
+    let scopes: Vec<String> = report["scopes"]
+        .as_array()
+        .expect("scopes")
+        .iter()
+        .map(|scope| {
+            format!(
+                "{} {}",
+                scope["provider"].as_str().unwrap_or("?"),
+                scope["scope"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(
+        scopes,
+        vec![format!("azure {TENANT}"), "aws 111122223333".to_string()]
+    );
+    assert!(snapshots.join("aws/111122223333.json").is_file());
+    assert!(snapshots.join(format!("azure/{TENANT}.json")).is_file());
+}
+
+#[test]
+fn azure_day_two_is_judged() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let (code, report) = scan(
+        work.path(),
+        &Day::first().write_to(&work.path().join("day-1")),
+        &snapshots,
+    );
+    assert_eq!(code, 0, "{report:#}");
+    let snapshot_path = snapshots.join(format!("azure/{TENANT}.json"));
+    let snapshot: Value =
+        serde_json::from_str(&std::fs::read_to_string(&snapshot_path).expect("snapshot"))
+            .expect("JSON");
+    assert_eq!(
+        snapshot["collections"]["federated_credentials"]["status"],
+        "not_collected"
+    );
+
+    let (code, report) = scan(
+        work.path(),
+        &Day::second().write_to(&work.path().join("day-2")),
+        &snapshots,
+    );
+    assert_eq!(code, 1, "{report:#}");
+    let mut seen: Vec<String> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|finding| {
+            format!(
+                "{} {} {} {}",
+                finding["change"].as_str().unwrap_or("?"),
+                finding["identity_name"].as_str().unwrap_or("?"),
+                finding["severity"].as_str().unwrap_or("?"),
+                if finding["expected"] == true {
+                    "expected"
+                } else {
+                    "unexpected"
+                }
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected = vec![
+        "credential_added deploy high unexpected",
+        "identity_added Microsoft Graph low expected",
+        "identity_added eve_fabrikam.com#EXT#@contoso.onmicrosoft.com high unexpected",
+        "identity_added vm1 low expected",
+        "privilege_added deploy critical unexpected",
+    ];
+    assert_eq!(seen, expected);
+
+    let secret = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|finding| finding["change"] == "credential_added")
+        .expect("credential finding");
+    assert!(
+        secret["response"][0]
+            .as_str()
+            .expect("command")
+            .starts_with("az ad app credential delete --id app-id-deploy --key-id key-new")
+    );
+    let admin = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|finding| finding["change"] == "privilege_added")
+        .expect("privilege finding");
+    assert!(
+        admin["response"][0]
+            .as_str()
+            .expect("command")
+            .contains("roleAssignments/ra-1")
+    );
+}
+
+#[test]
+fn unrecognized_azure_file_is_rejected() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = Day::first().write_to(&work.path().join("export"));
+    write(
+        &export.join(format!("azure/{TENANT}/notes.json")),
+        &json!([{"hello": "world"}]),
+    );
+    let (code, report) = scan(work.path(), &export, &work.path().join("snapshots"));
+    assert_eq!(code, 2);
+    let error = report["errors"][0].as_str().expect("error");
+    assert!(error.contains("notes.json"), "{error}");
+    assert!(error.contains("not an Entra export"), "{error}");
+}
+
+#[test]
+fn cut_short_graph_dump_is_incomplete() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = Day::first().write_to(&work.path().join("export"));
+    let page = json!({"value": [{"id": "u-alice", "userPrincipalName": "alice@contoso.com"}],
+                      "@odata.nextLink": "https://graph.microsoft.com/v1.0/users?$skiptoken=x"});
+    write(&export.join(format!("azure/{TENANT}/users.json")), &page);
+    let (code, report) = scan(work.path(), &export, &work.path().join("snapshots"));
+    assert_eq!(code, 2, "{report:#}");
+    let incomplete = report["scopes"][0]["incomplete"].to_string();
+    assert!(incomplete.contains("users"), "{incomplete}");
+    assert!(incomplete.contains("--paginate"), "{incomplete}");
+}
