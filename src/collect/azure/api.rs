@@ -144,7 +144,17 @@ pub async fn collect_tenant(
     tenant: &AzureTenantSettings,
     retry: &RetrySettings,
 ) -> Result<Collected, CollectError> {
-    let credential = build_credential(tenant, retry).map_err(|reason| {
+    let cloud = endpoints(tenant.cloud);
+    let scope = format!("{}/.default", cloud.graph);
+    let base = tenant
+        .graph_url
+        .clone()
+        .unwrap_or_else(|| cloud.graph.to_string());
+    let factory = {
+        let (tenant, retry) = (tenant.clone(), retry.clone());
+        Box::new(move || build_credential(&tenant, &retry)) as super::graph::CredentialFactory
+    };
+    let graph = GraphClient::new(factory, scope, base, retry.clone()).map_err(|reason| {
         unavailable(
             tenant,
             format!(
@@ -153,14 +163,6 @@ pub async fn collect_tenant(
             ),
         )
     })?;
-    let cloud = endpoints(tenant.cloud);
-    let scope = format!("{}/.default", cloud.graph);
-    let base = tenant
-        .graph_url
-        .clone()
-        .unwrap_or_else(|| cloud.graph.to_string());
-    let graph = GraphClient::new(credential, scope, base, retry.clone())
-        .map_err(|reason| unavailable(tenant, reason))?;
     let graph = Arc::new(graph);
 
     let top = tenant.page_size;

@@ -3,8 +3,8 @@
 //! throttling, and errors that name the collection and what to do.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
@@ -14,14 +14,22 @@ use tracing::debug;
 use crate::collect::error_chain;
 use crate::settings::RetrySettings;
 
+/// Builds a fresh credential, whose token cache starts empty.
+pub type CredentialFactory =
+    Box<dyn Fn() -> Result<Arc<dyn TokenCredential>, String> + Send + Sync>;
+
+/// Longest wait a `Retry-After` header may ask for before the listing is
+/// given up as throttled out.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 /// Most pages read from one listing before it is declared cut short.
 const MAX_PAGES: usize = 10_000;
 
 /// A Graph client for one tenant.
-#[derive(Debug)]
 pub struct GraphClient {
     http: reqwest::Client,
-    credential: Arc<dyn TokenCredential>,
+    credential: RwLock<Arc<dyn TokenCredential>>,
+    new_credential: CredentialFactory,
     scope: String,
     base_url: String,
     retry: RetrySettings,
@@ -33,9 +41,10 @@ type Failure = String;
 
 impl GraphClient {
     /// Creates a client that sends requests under `base_url` (for example
-    /// `https://graph.microsoft.com`) with tokens for `scope`.
+    /// `https://graph.microsoft.com`) with tokens for `scope`, from the
+    /// credentials that `new_credential` builds.
     pub fn new(
-        credential: Arc<dyn TokenCredential>,
+        new_credential: CredentialFactory,
         scope: String,
         base_url: String,
         retry: RetrySettings,
@@ -45,9 +54,11 @@ impl GraphClient {
             .timeout(retry.attempt_timeout)
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+        let credential = new_credential()?;
         Ok(GraphClient {
             http,
-            credential,
+            credential: RwLock::new(credential),
+            new_credential,
             scope,
             base_url: base_url.trim_end_matches('/').to_string(),
             retry,
@@ -123,8 +134,8 @@ impl GraphClient {
         let mut attempt = 1;
         let mut refreshed = false;
         loop {
-            let token = self
-                .credential
+            let credential = self.current_credential();
+            let token = credential
                 .get_token(&[self.scope.as_str()], None)
                 .await
                 .map_err(|error| {
@@ -167,16 +178,21 @@ impl GraphClient {
                         .map_err(|error| format!("{what}: the page is not valid JSON: {error}"));
                 }
                 401 if !refreshed => {
-                    // NOTE: azure_identity caches tokens and has no way to force
-                    // a new one, so a token revoked mid-scan is fetched again
-                    // from its cache; a cached token that expired is renewed.
+                    // azure_identity caches tokens and cannot be told to drop
+                    // one, so a fresh credential (with an empty cache) replaces it.
                     debug!(what, "401 from Graph; retrying with a fresh token");
+                    self.replace_credential(&credential)?;
                     refreshed = true;
                 }
+                429 | 503 | 504 if retry_after.is_some_and(|wait| wait > MAX_RETRY_AFTER) => {
+                    return Err(format!(
+                        "{what}: Graph asked to wait {} s (Retry-After), longer than idrift waits; scan later",
+                        retry_after.unwrap_or_default().as_secs()
+                    ));
+                }
                 429 | 503 | 504 if attempt < self.retry.max_attempts => {
-                    let wait = retry_after
-                        .unwrap_or_else(|| self.backoff(attempt))
-                        .min(self.retry.max_backoff);
+                    // Graph's Retry-After is a minimum; backoff applies without one.
+                    let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
                     debug!(
                         what,
                         status,
@@ -190,6 +206,27 @@ impl GraphClient {
                 _ => return Err(describe_status(what, status, &body, attempt)),
             }
         }
+    }
+
+    fn current_credential(&self) -> Arc<dyn TokenCredential> {
+        let guard = self
+            .credential
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(&guard)
+    }
+
+    /// Replaces the credential that issued a refused token, unless another
+    /// request already did.
+    fn replace_credential(&self, refused: &Arc<dyn TokenCredential>) -> Result<(), Failure> {
+        let mut guard = self
+            .credential
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if Arc::ptr_eq(&guard, refused) {
+            *guard = (self.new_credential)()?;
+        }
+        Ok(())
     }
 
     /// Exponential backoff for an attempt, capped by the retry settings.

@@ -102,6 +102,18 @@ impl TenantInventory {
             .enumerate()
             .map(|(position, identity)| (identity.id.clone(), position))
             .collect();
+        // An assignment to a principal whose listing failed has no record
+        // to sit on, so the grants cannot be vouched for.
+        let principal_listings: Vec<Completeness> =
+            [CollectionName::Users, CollectionName::ServicePrincipals]
+                .iter()
+                .map(|name| {
+                    self.collections
+                        .get(name)
+                        .cloned()
+                        .unwrap_or(Completeness::Complete)
+                })
+                .collect();
         for assignment in &assignments {
             // NOTE: assignments to groups (role-assignable groups) have no
             // identity record here and are not reported yet.
@@ -111,8 +123,18 @@ impl TenantInventory {
                     .push(records::grant_of(assignment));
             }
         }
-        self.collections
-            .insert(CollectionName::Privileges, Completeness::Complete);
+        let reason = "role assignments cannot be matched to principals whose listing is missing";
+        if principal_listings
+            .iter()
+            .any(|listing| matches!(listing, Completeness::Incomplete { .. }))
+        {
+            self.incomplete(CollectionName::Privileges, reason.to_string());
+        } else if principal_listings.iter().all(Completeness::is_complete) {
+            self.collections
+                .insert(CollectionName::Privileges, Completeness::Complete);
+        } else {
+            self.not_collected(CollectionName::Privileges, reason);
+        }
     }
 
     pub fn into_collected(self, tenant_id: &str, api_calls: u64) -> Collected {

@@ -99,10 +99,14 @@ pub fn service_principals(records: &[Value]) -> Converted {
             attribute::APP_OWNER_ORGANIZATION_ID,
             text(record, "appOwnerOrganizationId"),
         );
+        identity.credentials = credentials_of(record);
         if is_managed {
             set_managed_identity(&mut identity, record);
+            // Azure issues and renews a managed identity's certificate itself.
+            identity
+                .credentials
+                .retain(|credential| credential.kind != CredentialKind::Certificate);
         }
-        identity.credentials = credentials_of(record);
         identity
     })
 }
