@@ -255,3 +255,127 @@ fn cut_short_graph_dump_is_incomplete() {
     assert!(incomplete.contains("users"), "{incomplete}");
     assert!(incomplete.contains("--paginate"), "{incomplete}");
 }
+
+/// Returns the Graph list replies (`{"value": [...]}` from
+/// graph.microsoft.com) recorded in an azure-cli test cassette.
+fn graph_lists(cassette: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(cassette).expect("read cassette");
+    let recording: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("cassette is YAML");
+    let interactions = recording["interactions"]
+        .as_sequence()
+        .expect("interactions");
+    interactions
+        .iter()
+        .filter(|interaction| {
+            interaction["request"]["uri"]
+                .as_str()
+                .is_some_and(|uri| uri.starts_with("https://graph.microsoft.com/"))
+        })
+        .filter_map(|interaction| interaction["response"]["body"]["string"].as_str())
+        .filter_map(|body| serde_json::from_str::<Value>(body).ok())
+        .filter(|reply| {
+            reply["value"]
+                .as_array()
+                .is_some_and(|records| !records.is_empty())
+        })
+        .collect()
+}
+
+/// Writes a cassette's Graph lists as an export and scans it.
+fn scan_cassette(name: &str) -> (i32, Value, Value) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let cassette = common::public_fixtures().join("azure").join(name);
+    let folder = work.path().join("export/azure").join(TENANT);
+    for (index, reply) in graph_lists(&cassette).iter().enumerate() {
+        write(&folder.join(format!("reply-{index}.json")), reply);
+    }
+    let snapshots = work.path().join("snapshots");
+    let (code, report) = scan(work.path(), &work.path().join("export"), &snapshots);
+    let snapshot = serde_json::from_str(
+        &std::fs::read_to_string(snapshots.join(format!("azure/{TENANT}.json")))
+            .unwrap_or_default(),
+    )
+    .unwrap_or(Value::Null);
+    (code, report, snapshot)
+}
+
+fn identities_of_kind<'a>(snapshot: &'a Value, kind: &str) -> Vec<&'a Value> {
+    snapshot["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .filter(|identity| identity["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn public_rbac_recording_parses() {
+    // Its Graph lists hold one service principal and, twice, one application
+    // with one password credential (hint nT4, secret text null).
+    let (code, report, snapshot) = scan_cassette("azure-cli-rec-create-for-rbac-password.yaml");
+    assert_eq!(code, 0, "{report:#}");
+    let principals = identities_of_kind(&snapshot, "azure_service_principal");
+    assert_eq!(principals.len(), 1);
+    assert_eq!(principals[0]["id"], "8a202197-38ac-40eb-8d36-0b9d90ff9ace");
+    let applications = identities_of_kind(&snapshot, "azure_application");
+    assert_eq!(applications.len(), 1);
+    assert_eq!(
+        applications[0]["credentials"][0]["id"],
+        "fe4edecc-349b-4ace-b843-4816648c34ad"
+    );
+    assert_eq!(applications[0]["credentials"][0]["kind"], "client_secret");
+    assert_eq!(
+        applications[0]["credentials"][0]["expires"],
+        "2024-02-14T07:55:04Z"
+    );
+    assert_eq!(snapshot["collections"]["users"]["status"], "not_collected");
+}
+
+#[test]
+fn public_user_recording_parses() {
+    // Its one Graph list is the startswith filter reply: one user whose
+    // name holds `$` and `#`, with the default property set (no userType).
+    let (code, report, snapshot) = scan_cassette("azure-cli-rec-user-special-characters-upn.yaml");
+    assert_eq!(code, 0, "{report:#}");
+    let users = identities_of_kind(&snapshot, "azure_user");
+    assert_eq!(users.len(), 1);
+    assert!(
+        users[0]["name"]
+            .as_str()
+            .expect("name")
+            .starts_with("$azure-cli-test-user#000001@")
+    );
+    assert!(users[0]["attributes"].get("user_type").is_none());
+}
+
+#[test]
+fn public_arm_recording_has_no_graph_lists() {
+    // This recording talks to Azure Resource Manager only.
+    let cassette =
+        common::public_fixtures().join("azure/azure-cli-rec-role-assignment-at-scope.yaml");
+    assert!(graph_lists(&cassette).is_empty());
+}
+
+#[test]
+fn missing_client_secret_names_the_variable() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let config = work.path().join("idrift.toml");
+    let text = format!(
+        "[[azure.tenants]]\ntenant_id = \"{TENANT}\"\ncredential = \"client_secret\"\nclient_id = \"11111111-2222-3333-4444-555555555555\"\ngraph_url = \"http://127.0.0.1:9\"\n"
+    );
+    std::fs::write(&config, text).expect("config");
+    let (code, stdout, _) = run(idrift(work.path())
+        .env_remove("AZURE_CLIENT_SECRET")
+        .arg("scan")
+        .arg("--config")
+        .arg(&config)
+        .arg("--snapshots")
+        .arg(work.path().join("snapshots"))
+        .args(["--format", "json"]));
+    assert_eq!(code, 2, "{stdout}");
+    let report: Value = serde_json::from_str(&stdout).expect("JSON report");
+    assert_eq!(report["scopes"][0]["provider"], "azure");
+    assert_eq!(report["scopes"][0]["scope"], TENANT);
+    let error = report["scopes"][0]["error"].as_str().expect("error");
+    assert!(error.contains("AZURE_CLIENT_SECRET"), "{error}");
+}

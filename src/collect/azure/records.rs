@@ -39,11 +39,17 @@ fn set_attribute(identity: &mut Identity, key: &str, value: Option<&str>) {
 }
 
 /// Converts records with `convert`, dropping and counting those without an id.
+/// Records whose id came before keep the first one, as exports that repeat
+/// a listing (or its pages) would otherwise list an identity twice.
 fn convert_all(records: &[Value], convert: impl Fn(&Value, &str) -> Identity) -> Converted {
     let mut converted = Converted::default();
+    let mut seen = std::collections::HashSet::new();
     for record in records {
         match text(record, "id") {
-            Some(id) => converted.identities.push(convert(record, id)),
+            Some(id) if seen.insert(id.to_string()) => {
+                converted.identities.push(convert(record, id))
+            }
+            Some(_) => {}
             None => converted.dropped += 1,
         }
     }
