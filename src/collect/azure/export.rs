@@ -26,7 +26,7 @@ enum Listing {
     FederatedCredentials,
 }
 
-/// The records found for one tenant, by listing, with pages that say more follow.
+/// The records found for one tenant, by listing, with the pages that report more to follow.
 #[derive(Debug, Default)]
 struct TenantExport {
     users: Option<Vec<Value>>,
@@ -52,7 +52,7 @@ fn is_guid(text: &str) -> bool {
         })
 }
 
-/// Returns true when the path holds Entra exports: an `azure/` folder, the
+/// Returns true when the path contains Entra exports: an `azure/` folder, the
 /// `azure` folder itself, or one tenant's folder under it.
 pub fn is_present(path: &Path) -> bool {
     let name = path

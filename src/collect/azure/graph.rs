@@ -18,8 +18,8 @@ use crate::settings::RetrySettings;
 pub type CredentialFactory =
     Box<dyn Fn() -> Result<Arc<dyn TokenCredential>, String> + Send + Sync>;
 
-/// Longest wait a `Retry-After` header may ask for before the listing is
-/// given up as throttled out.
+/// Maximum wait a `Retry-After` header may ask for; a longer one gives up
+/// the listing as throttled out.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// Most pages read from one listing before it is declared cut short.
@@ -178,7 +178,7 @@ impl GraphClient {
                         .map_err(|error| format!("{what}: the page is not valid JSON: {error}"));
                 }
                 401 if !refreshed => {
-                    // azure_identity caches tokens and cannot be told to drop
+                    // azure_identity caches tokens and cannot be made to drop
                     // one, so a fresh credential (with an empty cache) replaces it.
                     debug!(what, "401 from Graph; retrying with a fresh token");
                     self.replace_credential(&credential)?;
