@@ -86,7 +86,7 @@ impl AzureCloud {
     }
 }
 
-/// Where an Entra tenant's token comes from.
+/// Source of an Entra tenant's token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AzureCredentialSource {
     /// The first that the environment configures: a client secret
@@ -126,7 +126,7 @@ pub struct AzureTenantSettings {
     pub tenant_id: String,
     /// The cloud the tenant lives in.
     pub cloud: AzureCloud,
-    /// Where the token comes from.
+    /// Source of the token.
     pub credential: AzureCredentialSource,
     /// The application (client) id, for client secrets, workload identity
     /// and user-assigned managed identities.

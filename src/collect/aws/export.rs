@@ -23,15 +23,15 @@ use crate::model::{CollectionName, Completeness};
 #[derive(Debug, Default)]
 struct AccountExport {
     details: Option<AuthorizationDetails>,
-    /// Authorization-details pages read, and how many of them say more follow.
+    /// Authorization-details pages read, and how many of them report more to follow.
     details_pages: usize,
     truncated_pages: usize,
-    /// Which of the four detail lists appeared in any page.
+    /// The detail lists that appeared in any page.
     lists_present: BTreeSet<&'static str>,
     credential_report: Option<CredentialReport>,
     key_listings: Vec<AccessKeyRecord>,
     has_key_listing: bool,
-    /// Key listing files that say more keys follow.
+    /// Key listing files that report more keys to follow.
     truncated_key_listings: Vec<String>,
 }
 
@@ -87,7 +87,7 @@ struct CredentialReport {
 enum ExportFile {
     Details {
         page: AuthorizationDetails,
-        /// True when the page says more pages follow (`IsTruncated`, or the
+        /// True when the page reports more pages to follow (`IsTruncated`, or the
         /// AWS CLI's `NextToken` after `--max-items`).
         truncated: bool,
         lists: BTreeSet<&'static str>,

@@ -82,7 +82,7 @@ pub fn users(records: &[Value]) -> Converted {
 }
 
 /// Converts `/servicePrincipals` records; managed identities get their own
-/// kind, told apart as system- or user-assigned by `alternativeNames`.
+/// kind, distinguished as system- or user-assigned by `alternativeNames`.
 pub fn service_principals(records: &[Value]) -> Converted {
     convert_all(records, |record, id| {
         let is_managed = text(record, "servicePrincipalType") == Some("ManagedIdentity");
