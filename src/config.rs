@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::settings::{
     AwsAccountSettings, AzureCloud, AzureCredentialSource, AzureTenantSettings, RetrySettings,
+    is_guid,
 };
 
 /// A config file that cannot be used.
@@ -199,16 +200,6 @@ fn describe_parse_error(text: &str, error: &toml::de::Error) -> String {
 }
 
 type KeyError = (String, String);
-
-/// Returns true for a GUID such as `72f988bf-86f1-41af-91ab-2d7cd011db47`.
-fn is_guid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    let lengths = [8, 4, 4, 4, 12];
-    groups.len() == lengths.len()
-        && groups.iter().zip(lengths).all(|(group, length)| {
-            group.len() == length && group.bytes().all(|b| b.is_ascii_hexdigit())
-        })
-}
 
 /// Validates the `[azure]` table and its tenants.
 fn resolve_tenants(file: &AzureFile) -> Result<Vec<AzureTenantSettings>, KeyError> {

@@ -148,3 +148,13 @@ pub enum ReportFormat {
     /// JSON for machines.
     Json,
 }
+
+/// Returns true for a GUID such as `72f988bf-86f1-41af-91ab-2d7cd011db47`.
+pub fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    let lengths = [8, 4, 4, 4, 12];
+    groups.len() == lengths.len()
+        && groups.iter().zip(lengths).all(|(group, length)| {
+            group.len() == length && group.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}

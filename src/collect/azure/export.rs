@@ -15,6 +15,7 @@ use super::inventory::TenantInventory;
 use super::records;
 use crate::collect::{CollectError, Collected};
 use crate::model::CollectionName;
+use crate::settings::is_guid;
 
 /// The listings an Entra export file can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +45,6 @@ fn export_error(path: &Path, reason: String) -> CollectError {
     }
 }
 
-fn is_guid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(group, length)| {
-            group.len() == length && group.bytes().all(|b| b.is_ascii_hexdigit())
-        })
-}
-
 /// Returns true when the path contains Entra exports: an `azure/` folder, the
 /// `azure` folder itself, or one tenant's folder under it.
 pub fn is_present(path: &Path) -> bool {
@@ -77,14 +70,7 @@ pub fn collect_exports(path: &Path) -> Result<Vec<Collected>, CollectError> {
 
 /// Finds `azure/<tenant-id>/` folders.
 fn tenant_folders(path: &Path) -> Result<Vec<(String, PathBuf)>, CollectError> {
-    let name = path
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or_default();
-    let parent_is_azure = path
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|parent| parent == "azure");
+    let (name, parent_is_azure) = name_and_parent(path);
     if parent_is_azure {
         if !is_guid(name) {
             return Err(export_error(
