@@ -48,6 +48,12 @@ fn export_error(path: &Path, reason: String) -> CollectError {
 /// Returns true when the path contains Entra exports: an `azure/` folder, the
 /// `azure` folder itself, or one tenant's folder under it.
 pub fn is_present(path: &Path) -> bool {
+    let (name, parent_is_azure) = name_and_parent(path);
+    path.join("azure").is_dir() || name == "azure" || parent_is_azure
+}
+
+/// Returns a path's last component and whether its parent is `azure`.
+fn name_and_parent(path: &Path) -> (&str, bool) {
     let name = path
         .file_name()
         .and_then(|name| name.to_str())
@@ -56,7 +62,7 @@ pub fn is_present(path: &Path) -> bool {
         .parent()
         .and_then(Path::file_name)
         .is_some_and(|parent| parent == "azure");
-    path.join("azure").is_dir() || name == "azure" || parent_is_azure
+    (name, parent_is_azure)
 }
 
 /// Reads every tenant under an export path.
