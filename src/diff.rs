@@ -139,11 +139,31 @@ pub struct ScopeDiff {
 }
 
 /// Splits collections into those both snapshots allow comparing and the rest.
-fn comparable_collections(
-    old: &Snapshot,
-    new: &Snapshot,
-) -> (BTreeSet<CollectionName>, Vec<NotCompared>) {
-    let mut comparable = BTreeSet::new();
+/// Collections that can be compared: in full, or for every identity but
+/// the ones a partly failed listing missed.
+#[derive(Debug, Default)]
+struct Comparable {
+    full: BTreeSet<CollectionName>,
+    except: BTreeMap<CollectionName, BTreeSet<String>>,
+}
+
+impl Comparable {
+    fn contains(&self, name: &CollectionName) -> bool {
+        self.full.contains(name)
+    }
+
+    /// Returns true when a collection can be compared for one identity.
+    fn covers(&self, name: CollectionName, id: &str) -> bool {
+        self.full.contains(&name)
+            || self
+                .except
+                .get(&name)
+                .is_some_and(|unlisted| !unlisted.contains(id))
+    }
+}
+
+fn comparable_collections(old: &Snapshot, new: &Snapshot) -> (Comparable, Vec<NotCompared>) {
+    let mut comparable = Comparable::default();
     let mut not_compared = Vec::new();
     let names: BTreeSet<CollectionName> = old
         .collections
@@ -156,7 +176,21 @@ fn comparable_collections(
         let before = old.completeness(name);
         let after = new.completeness(name);
         if before.holds_complete_records() && after.is_complete() {
-            comparable.insert(name);
+            comparable.full.insert(name);
+            continue;
+        }
+        if before.holds_complete_records() && !after.unlisted().is_empty() {
+            // Only some identities were missed: the rest are compared.
+            let unlisted: BTreeSet<String> = after.unlisted().iter().cloned().collect();
+            not_compared.push(NotCompared {
+                collection: name,
+                reason: format!(
+                    "new snapshot, for {} identities only: {}",
+                    unlisted.len(),
+                    after.reason().unwrap_or("incomplete")
+                ),
+            });
+            comparable.except.insert(name, unlisted);
             continue;
         }
         let reason = match (after.reason(), before.reason()) {
@@ -245,11 +279,7 @@ fn pair_recreations(added: Vec<&Identity>, removed: Vec<&Identity>) -> Vec<Chang
 }
 
 /// Compares one identity present on both sides, collection by collection.
-fn compare_identity(
-    old: &Identity,
-    new: &Identity,
-    comparable: &BTreeSet<CollectionName>,
-) -> Vec<Change> {
+fn compare_identity(old: &Identity, new: &Identity, comparable: &Comparable) -> Vec<Change> {
     let mut kinds = Vec::new();
     if comparable.contains(&new.kind.collection()) {
         kinds.extend(compare_attributes(old, new));
@@ -263,11 +293,11 @@ fn compare_identity(
         .map(|credential| credential.kind.collection_on(new.kind))
         .collect();
     for name in credential_collections {
-        if comparable.contains(&name) {
+        if comparable.covers(name, &new.id) {
             kinds.extend(compare_credentials(old, new, name));
         }
     }
-    if comparable.contains(&CollectionName::Privileges) {
+    if comparable.covers(CollectionName::Privileges, &new.id) {
         kinds.extend(compare_grants(old, new));
     }
     kinds
@@ -456,6 +486,7 @@ mod tests {
             Completeness::Incomplete {
                 reason: "AccessDenied".to_string(),
                 kept_previous: false,
+                unlisted: Vec::new(),
             },
         );
         let diff = diff_snapshots(&old, &new);
@@ -478,6 +509,7 @@ mod tests {
             Completeness::Incomplete {
                 reason: "throttled".to_string(),
                 kept_previous: true,
+                unlisted: Vec::new(),
             },
         );
         let mut after = user("AIDA1", "alice");

@@ -183,6 +183,11 @@ pub enum Completeness {
         /// True when the records come from the last complete snapshot.
         #[serde(default)]
         kept_previous: bool,
+        /// Ids of the identities whose part of this collection was not
+        /// listed, when the failure was limited to them; empty when the
+        /// whole collection is in doubt.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unlisted: Vec<String>,
     },
     /// No source for this collection was available (an offline export
     /// without that file, say). Treated like `Incomplete`: never as empty.
@@ -221,13 +226,25 @@ impl Completeness {
         }
     }
 
+    /// Returns the ids of the identities this listing missed, when it
+    /// missed only some; empty otherwise.
+    pub fn unlisted(&self) -> &[String] {
+        match self {
+            Completeness::Incomplete { unlisted, .. } => unlisted,
+            _ => &[],
+        }
+    }
+
     /// Marks an incomplete collection as carrying the previous records.
     pub fn with_kept_previous(self) -> Completeness {
         match self {
             Completeness::Complete => Completeness::Complete,
-            Completeness::Incomplete { reason, .. } => Completeness::Incomplete {
+            Completeness::Incomplete {
+                reason, unlisted, ..
+            } => Completeness::Incomplete {
                 reason,
                 kept_previous: true,
+                unlisted,
             },
             Completeness::NotCollected { reason, .. } => Completeness::NotCollected {
                 reason,

@@ -395,7 +395,8 @@ pub fn carry_over(mut new: Snapshot, previous: Option<&Snapshot>) -> Snapshot {
     }
     for name in &lacking {
         if IdentityKind::listed_by(*name).is_empty() {
-            copy_attribute(&mut new.identities, &previous.identities, *name);
+            let unlisted = new.completeness(*name).unlisted().to_vec();
+            copy_attribute(&mut new.identities, &previous.identities, *name, &unlisted);
         }
     }
     for name in lacking {
@@ -408,13 +409,23 @@ pub fn carry_over(mut new: Snapshot, previous: Option<&Snapshot>) -> Snapshot {
     new
 }
 
-/// Replaces the part of each record that a collection owns with the previous values.
-fn copy_attribute(identities: &mut [Identity], previous: &[Identity], name: CollectionName) {
+/// Replaces, for every identity or only the `unlisted` ones when that list
+/// is not empty, the part of the record that a collection owns with the
+/// previous values.
+fn copy_attribute(
+    identities: &mut [Identity],
+    previous: &[Identity],
+    name: CollectionName,
+    unlisted: &[String],
+) {
     let previous_by_id: HashMap<(&str, IdentityKind), &Identity> = previous
         .iter()
         .map(|old| ((old.id.as_str(), old.kind), old))
         .collect();
     for identity in identities.iter_mut() {
+        if !unlisted.is_empty() && !unlisted.contains(&identity.id) {
+            continue;
+        }
         // An identity new in this scan has no earlier records: it keeps what
         // this scan found for it, which is all there is to know.
         let Some(old) = previous_by_id.get(&(identity.id.as_str(), identity.kind)) else {

@@ -556,3 +556,52 @@ fn new_user_keeps_listed_keys() {
     let added = finding(&scan, "identity_added", &new_user);
     assert_eq!(added["severity"], "high", "{added:#}");
 }
+
+/// One user's key listing is denied while another user gets a new key: the
+/// new key is still reported, and only the denied user keeps old records.
+#[test]
+fn partly_denied_listing_still_reports_new_key() {
+    let (fake, workspace, _baseline) = fake_with_baseline();
+    let mut account = Account::with_users(USERS);
+    account.users[0]
+        .access_keys
+        .push(common::fake_iam::FakeAccessKey {
+            id: "AKIANEWKEYFORUSER001".to_string(),
+            status: "Active".to_string(),
+        });
+    fake.set_account(account);
+    fake.add_fault(Fault::AccessDenied {
+        action: LIST_ACCESS_KEYS,
+        user_name: Some(user_name(2)),
+    });
+    let scan = workspace.scan();
+
+    scan.assert_exit(2);
+    assert_eq!(scan.collection_status("access_keys"), "incomplete");
+    let unlisted = scan.collection("access_keys")["unlisted"].to_string();
+    assert!(
+        unlisted.contains(&scan_user_id(&scan, &user_name(2))),
+        "{unlisted}"
+    );
+    assert_eq!(
+        scan.credential_ids(&user_name(2), "access_key"),
+        vec![access_key_id(2)]
+    );
+
+    let added = finding(&scan, "credential_added", &user_name(1));
+    assert_eq!(added["evidence"]["credential_id"], "AKIANEWKEYFORUSER001");
+    let changes = scan.finding_changes();
+    assert_eq!(changes, vec!["credential_added".to_string()], "{changes:?}");
+}
+
+/// Returns a user's immutable id from the scan's snapshot.
+fn scan_user_id(scan: &Scan, name: &str) -> String {
+    scan.snapshot["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .find(|identity| identity["name"] == name)
+        .and_then(|identity| identity["id"].as_str())
+        .expect("user id")
+        .to_string()
+}

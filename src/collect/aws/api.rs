@@ -34,7 +34,7 @@ use tracing::{debug, warn};
 use super::details::{self, AuthorizationDetails, format_timestamp};
 use super::{AccessKeyRecord, AccountInventory};
 use crate::collect::{CollectError, Collected, error_chain};
-use crate::model::Completeness;
+use crate::model::{CollectionName, Completeness};
 use crate::settings::{AwsAccountSettings, RetrySettings};
 
 /// Most pages read from one listing before it is declared cut short.
@@ -480,30 +480,41 @@ fn is_no_such_entity<E: ProvideErrorMetadata>(
     }
 }
 
-/// Folds per-user results into the inventory; the first failures become
-/// the reason a collection is incomplete.
+/// Folds per-user results into the inventory. The first failures become
+/// the reason a collection is incomplete, and the users they concern are
+/// recorded as unlisted, so the other users are still compared.
 fn apply_user_credentials(inventory: &mut AccountInventory, results: Vec<UserCredentials>) {
     let mut key_failures = Vec::new();
     let mut password_failures = Vec::new();
+    let mut keys_unlisted = Vec::new();
+    let mut passwords_unlisted = Vec::new();
     let mut keys = Vec::new();
     let mut passwords = BTreeMap::new();
 
     for result in results {
         match result.access_keys {
             Ok(found) => keys.extend(found),
-            Err(reason) => key_failures.push(reason),
+            Err(reason) => {
+                key_failures.push(reason);
+                keys_unlisted.push(result.user_name.clone());
+            }
         }
         match result.console_password {
             Ok(Some(created)) => {
                 passwords.insert(result.user_name, Some(created));
             }
             Ok(None) => {}
-            Err(reason) => password_failures.push(reason),
+            Err(reason) => {
+                password_failures.push(reason);
+                passwords_unlisted.push(result.user_name);
+            }
         }
     }
 
     inventory.set_access_keys(keys, failure_summary(&key_failures));
     inventory.set_console_passwords(passwords, failure_summary(&password_failures));
+    inventory.mark_unlisted(CollectionName::AccessKeys, &keys_unlisted);
+    inventory.mark_unlisted(CollectionName::ConsolePasswords, &passwords_unlisted);
 }
 
 /// Summarizes per-user failures as one reason: the first, and how many more.
@@ -524,6 +535,7 @@ pub fn completeness_from(failure: Option<String>) -> Completeness {
         Some(reason) => Completeness::Incomplete {
             reason,
             kept_previous: false,
+            unlisted: Vec::new(),
         },
     }
 }

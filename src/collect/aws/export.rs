@@ -480,6 +480,7 @@ fn mark_detail_gaps(inventory: &mut AccountInventory, export: &AccountExport) {
                 Completeness::Incomplete {
                     reason: reason.clone(),
                     kept_previous: false,
+                    unlisted: Vec::new(),
                 },
             );
         }
@@ -613,6 +614,7 @@ fn set_access_keys(
                 Completeness::Incomplete {
                     reason,
                     kept_previous: false,
+                    unlisted: Vec::new(),
                 },
             );
         }

@@ -73,6 +73,7 @@ impl AccountInventory {
                     built.listing_problems.len()
                 ),
                 kept_previous: false,
+                unlisted: Vec::new(),
             },
         };
         self.collections
@@ -89,6 +90,7 @@ impl AccountInventory {
                     built.privilege_problems[0]
                 ),
                 kept_previous: false,
+                unlisted: Vec::new(),
             }
         };
         self.collections
@@ -104,6 +106,7 @@ impl AccountInventory {
                     Completeness::Incomplete {
                         reason: reason.to_string(),
                         kept_previous: false,
+                        unlisted: Vec::new(),
                     }
                 }
                 _ => Completeness::NotCollected {
@@ -192,6 +195,23 @@ impl AccountInventory {
             CollectionName::ConsolePasswords,
             api::completeness_from(failure),
         );
+    }
+
+    /// Records which users an incomplete collection missed, by name. A
+    /// failure that names no user (an empty name) leaves the whole
+    /// collection in doubt, so nothing is recorded then.
+    pub fn mark_unlisted(&mut self, name: CollectionName, user_names: &[String]) {
+        if user_names.is_empty() || user_names.iter().any(String::is_empty) {
+            return;
+        }
+        let ids: Vec<String> = self
+            .users()
+            .filter(|user| user_names.contains(&user.name))
+            .map(|user| user.id.clone())
+            .collect();
+        if let Some(Completeness::Incomplete { unlisted, .. }) = self.collections.get_mut(&name) {
+            *unlisted = ids;
+        }
     }
 
     /// Sets a collection's completeness directly (for offline input).

@@ -26,6 +26,7 @@ impl TenantInventory {
             Completeness::Incomplete {
                 reason,
                 kept_previous: false,
+                unlisted: Vec::new(),
             },
         );
     }
