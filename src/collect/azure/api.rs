@@ -166,16 +166,36 @@ pub async fn collect_tenant(
     let graph = Arc::new(graph);
 
     let top = tenant.page_size;
-    let (users, service_principals, applications, assignments) = tokio::join!(
+    // Each app's federated credentials are listed as soon as the app
+    // listing ends, while the (often much longer) user listing goes on.
+    let applications_with_federated = async {
+        let url = graph.url(&format!(
+            "/v1.0/applications?$select={APPLICATION_FIELDS}&$top={top}"
+        ));
+        let applications = graph
+            .list("applications", url)
+            .await
+            .map(|records| records::applications(&records));
+        let federated = match &applications {
+            Ok(converted) => {
+                let app_ids = converted
+                    .identities
+                    .iter()
+                    .map(|app| app.id.clone())
+                    .collect();
+                Some(read_federated_credentials(&graph, app_ids, tenant.concurrency).await)
+            }
+            Err(_) => None,
+        };
+        (applications, federated)
+    };
+    let (users, service_principals, (applications, federated), assignments) = tokio::join!(
         graph.list("users", graph.url(&format!("/v1.0/users?$select={USER_FIELDS}&$top={top}"))),
         graph.list(
             "servicePrincipals",
             graph.url(&format!("/v1.0/servicePrincipals?$select={SERVICE_PRINCIPAL_FIELDS}&$top={top}"))
         ),
-        graph.list(
-            "applications",
-            graph.url(&format!("/v1.0/applications?$select={APPLICATION_FIELDS}&$top={top}"))
-        ),
+        applications_with_federated,
         graph.list(
             "roleAssignments",
             graph.url("/v1.0/roleManagement/directory/roleAssignments?$select=id,principalId,roleDefinitionId,directoryScopeId")
@@ -191,26 +211,13 @@ pub async fn collect_tenant(
         CollectionName::ServicePrincipals,
         service_principals.map(|records| records::service_principals(&records)),
     );
-    let applications = applications.map(|records| records::applications(&records));
-    let app_ids: Vec<String> = match &applications {
-        Ok(converted) => converted
-            .identities
-            .iter()
-            .map(|app| app.id.clone())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    let listed_apps = applications.is_ok();
     inventory.add_listing(CollectionName::Applications, applications);
-
-    if listed_apps {
-        let federated = read_federated_credentials(&graph, app_ids, tenant.concurrency).await;
-        inventory.add_federated_credentials(federated);
-    } else {
-        inventory.not_collected(
+    match federated {
+        Some(federated) => inventory.add_federated_credentials(federated),
+        None => inventory.not_collected(
             CollectionName::FederatedCredentials,
             "not listed because the application listing failed",
-        );
+        ),
     }
     inventory
         .add_role_assignments(assignments.map(|records| records::privileged_assignments(&records)));
