@@ -48,7 +48,7 @@ impl fmt::Display for Provider {
     }
 }
 
-/// What kind of identity a record is.
+/// Kind of identity a record describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityKind {
@@ -178,13 +178,13 @@ pub enum Completeness {
     /// The listing failed or was cut short. The snapshot keeps the records
     /// of the last complete listing when there was one (`kept_previous`).
     Incomplete {
-        /// Why the listing is not complete, with the provider's error.
+        /// Reason the listing is not complete, with the provider's error.
         reason: String,
         /// True when the records come from the last complete snapshot.
         #[serde(default)]
         kept_previous: bool,
         /// Ids of the identities whose part of this collection was not
-        /// listed, when the failure was limited to them; empty when the
+        /// listed, when the failure was limited to them. Empty means the
         /// whole collection is in doubt.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         unlisted: Vec<String>,
@@ -192,7 +192,7 @@ pub enum Completeness {
     /// No source for this collection was available (an offline export
     /// without that file, say). Treated like `Incomplete`: never as empty.
     NotCollected {
-        /// What was missing.
+        /// The missing source.
         reason: String,
         /// True when the records come from the last complete snapshot.
         #[serde(default)]
@@ -266,7 +266,7 @@ pub struct TrustPrincipal {
     pub conditional: bool,
 }
 
-/// A credential that lets someone act as an identity. Never holds a secret.
+/// A credential that lets someone act as an identity; it contains no secret.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
@@ -287,7 +287,7 @@ pub struct Credential {
     /// The display name or hint the provider shows for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    /// Who can use it, for federated credentials: issuer, subject and audiences.
+    /// Issuer, subject and audiences, for federated credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -337,7 +337,7 @@ impl CredentialKind {
     }
 }
 
-/// One way an identity holds admin rights.
+/// One way an identity has admin rights.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminGrant {
@@ -348,7 +348,7 @@ pub struct AdminGrant {
     /// The group that carries the policy, for grants through a group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    /// What makes it admin: `AdministratorAccess`, `*` on `*`, `iam:*`, or
+    /// Reason it grants admin: `AdministratorAccess`, `*` on `*`, `iam:*`, or
     /// an Entra role's template id.
     pub reason: String,
     /// The Entra role assignment's id, used to remove it.
@@ -362,7 +362,7 @@ pub struct AdminGrant {
 pub struct Identity {
     /// The provider's immutable id (AWS `UserId` or `RoleId`).
     pub id: String,
-    /// What kind of identity this is.
+    /// Kind of identity.
     pub kind: IdentityKind,
     /// The name, which can be reused by a new identity with a new id.
     pub name: String,

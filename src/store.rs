@@ -56,7 +56,7 @@ pub enum StoreError {
         /// The version in the file.
         found: u64,
     },
-    /// A folder that holds no snapshot.
+    /// A folder that contains no snapshot.
     #[error(
         "snapshot folder {}: no <provider>/<scope>.json files in it; pass the folder that holds aws/",
         path.display()
@@ -211,8 +211,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .map_err(io_error("creating a temporary file"))?;
     temporary.write_all(bytes).map_err(io_error("writing"))?;
 
-    // tempfile creates files readable by the owner only; a snapshot keeps the
-    // mode of the file it replaces, or the usual 0644 for a new one.
+    // tempfile creates files readable by the owner only, so a snapshot is
+    // given the mode of the file it replaces, or the usual 0644 if new.
     let mode = fs::metadata(path).map_or(0o644, |metadata| metadata.permissions().mode());
     fs::set_permissions(temporary.path(), fs::Permissions::from_mode(mode))
         .map_err(io_error("setting permissions"))?;
@@ -286,8 +286,8 @@ pub fn load_file(path: &Path) -> Result<Snapshot, StoreError> {
 
 /// Loads a snapshot file, or every `<provider>/<scope>.json` under a folder.
 ///
-/// Each file must hold the scope its name gives. An empty result is an
-/// error: a path that holds no snapshot is a mistake, not an empty cloud.
+/// Each file must contain the scope its name gives. An empty result is an
+/// error, because a path without snapshots is a mistake, not an empty cloud.
 pub fn load_tree(path: &Path) -> Result<Vec<Snapshot>, StoreError> {
     let io_error = |source| StoreError::Io {
         path: path.to_path_buf(),
@@ -334,7 +334,7 @@ pub fn load_tree(path: &Path) -> Result<Vec<Snapshot>, StoreError> {
     Ok(snapshots)
 }
 
-/// Loads `<provider>/<scope>.json` and checks that it holds that provider and scope.
+/// Loads `<provider>/<scope>.json` and checks that it contains that provider and scope.
 fn load_named_file(file: &Path, provider: Provider) -> Result<Snapshot, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         path: file.to_path_buf(),

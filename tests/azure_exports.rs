@@ -334,7 +334,7 @@ fn public_rbac_recording_parses() {
 #[test]
 fn public_user_recording_parses() {
     // Its one Graph list is the startswith filter reply: one user whose
-    // name holds `$` and `#`, with the default property set (no userType).
+    // name contains `$` and `#`, with the default property set (no userType).
     let (code, report, snapshot) = scan_cassette("azure-cli-rec-user-special-characters-upn.yaml");
     assert_eq!(code, 0, "{report:#}");
     let users = identities_of_kind(&snapshot, "azure_user");

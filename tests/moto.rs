@@ -103,7 +103,7 @@ fn finding<'a>(report: &'a Value, change: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {change} finding for {name} in {report:#}"))
 }
 
-/// Every file under a folder, read as text.
+/// Reads every file under a folder as text.
 fn all_text_under(folder: &Path) -> String {
     let mut text = String::new();
     let mut pending = vec![folder.to_path_buf()];

@@ -63,6 +63,24 @@ pub fn collect_exports(path: &std::path::Path) -> Result<Vec<Collected>, Collect
     Ok(collected)
 }
 
+/// Lists an export folder's entries, sorted, leaving out hidden ones
+/// (`.name`). An entry that cannot be read is an error, not a gap.
+pub fn export_entries(folder: &std::path::Path) -> Result<Vec<PathBuf>, CollectError> {
+    let unreadable = |error: std::io::Error| CollectError::Export {
+        path: folder.to_path_buf(),
+        reason: format!("cannot read the folder: {error}"),
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(folder).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
+        if !entry.file_name().to_string_lossy().starts_with('.') {
+            paths.push(entry.path());
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
 /// Joins the messages of an error and its causes on one line, skipping
 /// messages that an earlier one already contains.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

@@ -137,7 +137,7 @@ impl Moto {
         }
     }
 
-    /// An IAM client for seeding moto, with the same static credentials.
+    /// Builds an IAM client for seeding moto, with the same static credentials.
     pub async fn iam_client(&self) -> aws_sdk_iam::Client {
         let credentials = aws_sdk_iam::config::Credentials::new(
             "AKIAIDRIFTTESTKEY000",

@@ -99,7 +99,7 @@ enum ExportFile {
     },
 }
 
-/// Returns true when an AWS CLI page says that more results follow.
+/// Returns true when an AWS CLI page reports that more results follow.
 fn is_truncated(object: &serde_json::Map<String, Value>) -> bool {
     object.get("IsTruncated") == Some(&Value::Bool(true)) || object.contains_key("NextToken")
 }
@@ -208,7 +208,7 @@ fn collect_single_file(path: &Path) -> Result<Collected, CollectError> {
 /// Reads every file of one account folder; each must be one of the exports.
 fn collect_account_folder(account_id: &str, folder: &Path) -> Result<Collected, CollectError> {
     let mut export = AccountExport::default();
-    for file in folder_entries(folder)? {
+    for file in crate::collect::export_entries(folder)? {
         let metadata = fs::metadata(&file)
             .map_err(|error| export_error(&file, format!("cannot read it: {error}")))?;
         if !metadata.is_file() {
@@ -241,23 +241,6 @@ fn collect_account_folder(account_id: &str, folder: &Path) -> Result<Collected, 
         _ => {}
     }
     Ok(build_inventory(account_id.to_string(), export))
-}
-
-/// Lists a folder's entries, sorted, leaving out hidden ones (`.name`).
-fn folder_entries(folder: &Path) -> Result<Vec<PathBuf>, CollectError> {
-    let entries = fs::read_dir(folder)
-        .map_err(|error| export_error(folder, format!("cannot read the folder: {error}")))?;
-    let mut paths = Vec::new();
-    for entry in entries {
-        let entry = entry
-            .map_err(|error| export_error(folder, format!("cannot read the folder: {error}")))?;
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        paths.push(entry.path());
-    }
-    paths.sort();
-    Ok(paths)
 }
 
 /// Reads one file into the account's export; a second credential report is an error.

@@ -1,8 +1,9 @@
 //! Collects one Entra tenant through Microsoft Graph v1.0.
 //!
 //! Users, service principals, applications and directory role assignments
-//! are listed at once, each with `$select` and `$top`; then each app's
-//! federated identity credentials, `concurrency` apps at a time.
+//! are listed at once, each with `$select` and `$top`. Once the app listing
+//! ends, each app's federated identity credentials are listed,
+//! `concurrency` apps at a time.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -93,7 +93,7 @@ fn tenant_folders(path: &Path) -> Result<Vec<(String, PathBuf)>, CollectError> {
         path.join("azure")
     };
     let mut folders = Vec::new();
-    for entry in visible_entries(&azure_folder)? {
+    for entry in crate::collect::export_entries(&azure_folder)? {
         let entry_name = entry
             .file_name()
             .and_then(|name| name.to_str())
@@ -118,22 +118,9 @@ fn tenant_folders(path: &Path) -> Result<Vec<(String, PathBuf)>, CollectError> {
     Ok(folders)
 }
 
-/// Lists a folder's entries, sorted, leaving out hidden ones.
-fn visible_entries(folder: &Path) -> Result<Vec<PathBuf>, CollectError> {
-    let entries = fs::read_dir(folder)
-        .map_err(|error| export_error(folder, format!("cannot read the folder: {error}")))?;
-    let mut paths: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|entry| !entry.file_name().to_string_lossy().starts_with('.'))
-        .map(|entry| entry.path())
-        .collect();
-    paths.sort();
-    Ok(paths)
-}
-
 fn collect_tenant_folder(tenant_id: &str, folder: &Path) -> Result<Collected, CollectError> {
     let mut export = TenantExport::default();
-    for file in visible_entries(folder)? {
+    for file in crate::collect::export_entries(folder)? {
         read_file(&mut export, &file)?;
     }
     Ok(build_inventory(tenant_id, export))
@@ -260,7 +247,7 @@ fn build_inventory(tenant_id: &str, export: TenantExport) -> Collected {
             Listing::RoleAssignments => CollectionName::Privileges,
             Listing::FederatedCredentials => CollectionName::FederatedCredentials,
         };
-        // NOTE: a dump of every page has @odata.nextLink on all but the last;
+        // NOTE: a dump of every page has @odata.nextLink on all but the last.
         // idrift cannot order pages by file, so any such page marks the
         // listing cut short.
         inventory.incomplete(
