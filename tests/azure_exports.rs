@@ -227,6 +227,157 @@ fn azure_day_two_is_judged() {
     );
 }
 
+const APP_OBJECT_ID: &str = "0a1b2c3d-0000-4000-8000-00000000a001";
+const APP_CLIENT_ID: &str = "0a1b2c3d-0000-4000-8000-00000000c001";
+
+/// Returns a GitHub Actions federated credential as `az ad app federated-credential list` prints it.
+fn github_credential(id: &str, repository: &str) -> Value {
+    json!({"id": id, "name": format!("gh-{id}"),
+           "issuer": "https://token.actions.githubusercontent.com",
+           "subject": format!("repo:{repository}:ref:refs/heads/main"),
+           "audiences": ["api://AzureADTokenExchange"], "description": null})
+}
+
+/// Day 1 with the deploy app under GUIDs, so that files can name it.
+fn day_with_named_app() -> Day {
+    let mut day = Day::first();
+    day.applications[0]["id"] = json!(APP_OBJECT_ID);
+    day.applications[0]["appId"] = json!(APP_CLIENT_ID);
+    day.service_principals[0]["appId"] = json!(APP_CLIENT_ID);
+    day
+}
+
+fn federated_ids(snapshot_path: &Path) -> (String, Vec<String>) {
+    let snapshot: Value =
+        serde_json::from_str(&std::fs::read_to_string(snapshot_path).expect("snapshot"))
+            .expect("JSON");
+    let status = snapshot["collections"]["federated_credentials"]["status"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
+    let app = identities_of_kind(&snapshot, "azure_application")
+        .into_iter()
+        .find(|app| app["id"] == APP_OBJECT_ID)
+        .expect("deploy app");
+    let ids = app["credentials"]
+        .as_array()
+        .map(|credentials| {
+            credentials
+                .iter()
+                .filter(|credential| credential["kind"] == "federated_credential")
+                .map(|credential| credential["id"].as_str().unwrap_or("?").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    (status, ids)
+}
+
+#[test]
+fn federated_credentials_from_export() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let snapshot_path = snapshots.join(format!("azure/{TENANT}.json"));
+
+    // Day 1: the az CLI's list for the app, named by its appId.
+    let day_1 = day_with_named_app().write_to(&work.path().join("day-1"));
+    let folder_1 = day_1.join(format!("azure/{TENANT}"));
+    write(
+        &folder_1.join(format!("federated-credentials-{APP_CLIENT_ID}.json")),
+        &json!([github_credential("fic-1", "contoso/deploy")]),
+    );
+    let (code, report) = scan(work.path(), &day_1, &snapshots);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        federated_ids(&snapshot_path),
+        ("complete".to_string(), vec!["fic-1".to_string()])
+    );
+
+    // Day 2: a Graph dump that names the app by object id in @odata.context.
+    let day_2 = day_with_named_app().write_to(&work.path().join("day-2"));
+    let context = format!(
+        "https://graph.microsoft.com/v1.0/$metadata#applications('{APP_OBJECT_ID}')/federatedIdentityCredentials"
+    );
+    write(
+        &day_2.join(format!("azure/{TENANT}/deploy-fic.json")),
+        &json!({"@odata.context": context, "value": [
+            github_credential("fic-1", "contoso/deploy"),
+            github_credential("fic-2", "mallory/payload"),
+        ]}),
+    );
+    let (code, report) = scan(work.path(), &day_2, &snapshots);
+    assert_eq!(code, 1, "{report:#}");
+    let findings = report["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{report:#}");
+    assert_eq!(findings[0]["change"], "credential_added");
+    assert_eq!(findings[0]["identity_name"], "deploy");
+    assert!(
+        findings[0].to_string().contains("repo:mallory/payload"),
+        "{:#}",
+        findings[0]
+    );
+
+    // Day 3: an empty list for the deploy app, and a new app with no file:
+    // the deploy app is still compared, the new one is named as unlisted.
+    let mut day = day_with_named_app();
+    day.applications
+        .push(json!({"id": "0a1b2c3d-0000-4000-8000-00000000a002",
+        "appId": "0a1b2c3d-0000-4000-8000-00000000c002", "displayName": "pipeline",
+        "signInAudience": "AzureADMyOrg", "createdDateTime": "2024-03-01T00:00:00Z"}));
+    let day_3 = day.write_to(&work.path().join("day-3"));
+    write(
+        &day_3.join(format!(
+            "azure/{TENANT}/federated-credentials-{APP_OBJECT_ID}.json"
+        )),
+        &json!([]),
+    );
+    let (code, report) = scan(work.path(), &day_3, &snapshots);
+    assert_eq!(code, 2, "{report:#}");
+    let incomplete = report["scopes"][0]["incomplete"].to_string();
+    assert!(incomplete.contains("federated_credentials"), "{incomplete}");
+    assert!(incomplete.contains("pipeline"), "{incomplete}");
+    let mut changes: Vec<String> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|finding| {
+            format!(
+                "{} {}",
+                finding["change"].as_str().unwrap_or("?"),
+                finding["identity_name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    changes.sort();
+    assert_eq!(
+        changes,
+        vec![
+            "credential_removed deploy",
+            "credential_removed deploy",
+            "identity_added pipeline"
+        ],
+        "{report:#}"
+    );
+    assert_eq!(federated_ids(&snapshot_path).1, Vec::<String>::new());
+}
+
+#[test]
+fn federated_listing_without_app_is_rejected() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = day_with_named_app().write_to(&work.path().join("export"));
+    write(
+        &export.join(format!("azure/{TENANT}/federated.json")),
+        &json!([github_credential("fic-1", "contoso/deploy")]),
+    );
+    let (code, report) = scan(work.path(), &export, &work.path().join("snapshots"));
+    assert_eq!(code, 2, "{report:#}");
+    let error = report["errors"][0].as_str().expect("error");
+    assert!(error.contains("federated.json"), "{error}");
+    assert!(
+        error.contains("federated-credentials-<app object id or appId>.json"),
+        "{error}"
+    );
+}
+
 #[test]
 fn unrecognized_azure_file_is_rejected() {
     let work = tempfile::tempdir().expect("temp dir");

@@ -333,8 +333,16 @@ fn change_evidence(kind: &ChangeKind) -> BTreeMap<String, String> {
         ChangeKind::CredentialAdded { credential }
         | ChangeKind::CredentialRemoved { credential } => {
             evidence.insert("credential_id".to_string(), credential.id.clone());
-            if let Some(created) = &credential.created {
-                evidence.insert("credential_created".to_string(), created.clone());
+            let optional = [
+                ("credential_created", &credential.created),
+                ("credential_expires", &credential.expires),
+                ("credential_name", &credential.display_name),
+                ("credential_detail", &credential.detail),
+            ];
+            for (key, value) in optional {
+                if let Some(value) = value {
+                    evidence.insert(key.to_string(), value.clone());
+                }
             }
         }
         ChangeKind::TrustChanged { added, removed } => {

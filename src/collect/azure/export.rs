@@ -4,6 +4,12 @@
 //!
 //! Files are recognized by the fields of their records, not by name. A
 //! listing the export lacks is recorded as not collected, never as empty.
+//!
+//! `az ad app federated-credential list --id APP` names no app in its
+//! output, so each app's listing goes in its own file named
+//! `federated-credentials-<app object id or appId>.json`. An `az rest` dump
+//! of `/applications/{id}/federatedIdentityCredentials` names the app in its
+//! `@odata.context` and may have any name.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -34,9 +40,23 @@ struct TenantExport {
     service_principals: Option<Vec<Value>>,
     applications: Option<Vec<Value>>,
     role_assignments: Option<Vec<Value>>,
+    /// Federated credential listings, each with the app its file names.
+    federated: Vec<FederatedFile>,
     /// Files whose page carries `@odata.nextLink`: the dump is cut short.
     truncated: Vec<(Listing, String)>,
 }
+
+/// One app's federated credential listing.
+#[derive(Debug)]
+struct FederatedFile {
+    /// The app's object id or appId, from the file name or `@odata.context`.
+    app: String,
+    records: Vec<Value>,
+    file: PathBuf,
+}
+
+/// The file name prefix of one app's federated credential listing.
+const FEDERATED_PREFIX: &str = "federated-credentials-";
 
 fn export_error(path: &Path, reason: String) -> CollectError {
     CollectError::Export {
@@ -144,7 +164,18 @@ fn read_file(export: &mut TenantExport, file: &Path) -> Result<(), CollectError>
         },
         _ => return Err(not_an_export(file)),
     };
+    let named_app = app_named_by(file, &value);
     let Some(first) = records.first() else {
+        // An empty list names no listing by its records, but one app's
+        // federated credential file names it by the file name.
+        if let Some(app) = named_app.filter(|_| is_federated_file_name(file)) {
+            export.federated.push(FederatedFile {
+                app,
+                records,
+                file: file.to_path_buf(),
+            });
+            return Ok(());
+        }
         warn!(file = %file.display(), "skipping an empty list: it does not say which listing it is");
         return Ok(());
     };
@@ -160,16 +191,50 @@ fn read_file(export: &mut TenantExport, file: &Path) -> Result<(), CollectError>
         Listing::Applications => &mut export.applications,
         Listing::RoleAssignments => &mut export.role_assignments,
         Listing::FederatedCredentials => {
-            return Err(export_error(
-                file,
-                "federated credential listings are not read from exports yet, because they do not \
-                 name their app; remove the file to scan the rest"
-                    .to_string(),
-            ));
+            let app = named_app.ok_or_else(|| {
+                export_error(
+                    file,
+                    format!(
+                        "a federated credential listing must name its app: call the file \
+                         {FEDERATED_PREFIX}<app object id or appId>.json"
+                    ),
+                )
+            })?;
+            export.federated.push(FederatedFile {
+                app,
+                records,
+                file: file.to_path_buf(),
+            });
+            return Ok(());
         }
     };
     target.get_or_insert_with(Vec::new).extend(records);
     Ok(())
+}
+
+/// Returns the app a federated credential listing belongs to: the one in a
+/// Graph dump's `@odata.context`, else a GUID that ends the file name.
+fn app_named_by(file: &Path, value: &Value) -> Option<String> {
+    let context = value
+        .get("@odata.context")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    // Graph writes `...$metadata#applications('<id>')/federatedIdentityCredentials`.
+    if let Some((_, rest)) = context.split_once("applications('")
+        && let Some((id, _)) = rest.split_once("')")
+        && is_guid(id)
+    {
+        return Some(id.to_string());
+    }
+    let stem = file.file_stem()?.to_str()?;
+    let tail = stem.get(stem.len().checked_sub(36)?..)?;
+    is_guid(tail).then(|| tail.to_string())
+}
+
+fn is_federated_file_name(file: &Path) -> bool {
+    file.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with(FEDERATED_PREFIX))
 }
 
 fn not_an_export(file: &Path) -> CollectError {
@@ -230,10 +295,7 @@ fn build_inventory(tenant_id: &str, export: TenantExport) -> Collected {
         ),
         None => inventory.not_collected(CollectionName::Applications, &missing("application")),
     }
-    inventory.not_collected(
-        CollectionName::FederatedCredentials,
-        "federated credentials are not read from exports yet",
-    );
+    add_federated_credentials(&mut inventory, &export);
     match &export.role_assignments {
         Some(found) => inventory.add_role_assignments(Ok(records::privileged_assignments(found))),
         None => inventory.not_collected(CollectionName::Privileges, &missing("role assignment")),
@@ -256,4 +318,38 @@ fn build_inventory(tenant_id: &str, export: TenantExport) -> Collected {
         );
     }
     inventory.into_collected(tenant_id, 0)
+}
+
+/// Attaches each app's federated credential file to the app it names.
+fn add_federated_credentials(inventory: &mut TenantInventory, export: &TenantExport) {
+    if export.federated.is_empty() {
+        inventory.not_collected(
+            CollectionName::FederatedCredentials,
+            &format!(
+                "the export has no federated credential listing (one \
+                 {FEDERATED_PREFIX}<app>.json file per app)"
+            ),
+        );
+        return;
+    }
+    if export.applications.is_none() {
+        inventory.not_collected(
+            CollectionName::FederatedCredentials,
+            "federated credentials need the application listing to name their apps",
+        );
+        return;
+    }
+    let listings = export
+        .federated
+        .iter()
+        .map(|listing| (listing.app.clone(), listing.records.clone()));
+    for unknown in inventory.add_exported_federated_credentials(listings) {
+        let files: Vec<String> = export
+            .federated
+            .iter()
+            .filter(|listing| listing.app == unknown)
+            .map(|listing| listing.file.display().to_string())
+            .collect();
+        warn!(app = %unknown, files = ?files, "skipping federated credentials of an app the application listing lacks");
+    }
 }

@@ -91,6 +91,86 @@ impl TenantInventory {
         }
     }
 
+    /// Attaches federated credential listings read from an export, each
+    /// keyed by its app's object id or appId. Apps without a listing keep
+    /// their previous credentials (the collection is incomplete, naming
+    /// them). Returns the keys that match no app.
+    pub fn add_exported_federated_credentials(
+        &mut self,
+        listings: impl IntoIterator<Item = (String, Vec<Value>)>,
+    ) -> Vec<String> {
+        let mut apps: HashMap<String, usize> = HashMap::new();
+        for (position, identity) in self.identities.iter().enumerate() {
+            if identity.kind != IdentityKind::AzureApplication {
+                continue;
+            }
+            apps.insert(identity.id.clone(), position);
+            if let Some(app_id) = identity
+                .attributes
+                .get(crate::model::azure_attribute::APP_ID)
+            {
+                apps.insert(app_id.clone(), position);
+            }
+        }
+
+        let mut listed = vec![false; self.identities.len()];
+        let mut unknown = Vec::new();
+        for (key, found) in listings {
+            let Some(&position) = apps.get(&key) else {
+                unknown.push(key);
+                continue;
+            };
+            listed[position] = true;
+            let credentials = &mut self.identities[position].credentials;
+            for credential in records::federated_credentials(&found) {
+                if !credentials
+                    .iter()
+                    .any(|seen| seen.kind == credential.kind && seen.id == credential.id)
+                {
+                    credentials.push(credential);
+                }
+            }
+        }
+
+        let unlisted: Vec<&Identity> = self
+            .identities
+            .iter()
+            .enumerate()
+            .filter(|(position, identity)| {
+                identity.kind == IdentityKind::AzureApplication && !listed[*position]
+            })
+            .map(|(_, identity)| identity)
+            .collect();
+        if unlisted.is_empty() {
+            self.collections
+                .insert(CollectionName::FederatedCredentials, Completeness::Complete);
+        } else {
+            let names: Vec<&str> = unlisted
+                .iter()
+                .take(3)
+                .map(|app| app.name.as_str())
+                .collect();
+            let reason = format!(
+                "{} applications have no federated credential file in the export, among them {}",
+                unlisted.len(),
+                names.join(", ")
+            );
+            warn!(collection = %CollectionName::FederatedCredentials, reason = %sanitize(&reason), "listing incomplete");
+            let unlisted = unlisted.iter().map(|app| app.id.clone()).collect();
+            self.collections.insert(
+                CollectionName::FederatedCredentials,
+                Completeness::Incomplete {
+                    reason,
+                    kept_previous: false,
+                    unlisted,
+                },
+            );
+        }
+        unknown.sort();
+        unknown.dedup();
+        unknown
+    }
+
     /// Records privileged role assignments as admin grants on their principals.
     pub fn add_role_assignments(&mut self, listed: Result<Vec<records::RoleAssignment>, String>) {
         let assignments = match listed {
