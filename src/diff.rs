@@ -297,7 +297,7 @@ fn compare_identity(old: &Identity, new: &Identity, comparable: &Comparable) -> 
             kinds.extend(compare_credentials(old, new, name));
         }
     }
-    if comparable.covers(CollectionName::Privileges, &new.id) {
+    if comparable.covers(new.kind.grant_collection(), &new.id) {
         kinds.extend(compare_grants(old, new));
     }
     kinds

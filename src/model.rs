@@ -21,6 +21,8 @@ pub enum Provider {
     Aws,
     /// Microsoft Entra ID; one scope per tenant id (a GUID).
     Azure,
+    /// Google Cloud IAM; one scope per project id.
+    Gcp,
 }
 
 impl Provider {
@@ -29,6 +31,7 @@ impl Provider {
         match self {
             Provider::Aws => "aws",
             Provider::Azure => "azure",
+            Provider::Gcp => "gcp",
         }
     }
 
@@ -37,6 +40,7 @@ impl Provider {
         match name {
             "aws" => Some(Provider::Aws),
             "azure" => Some(Provider::Azure),
+            "gcp" => Some(Provider::Gcp),
             _ => None,
         }
     }
@@ -64,6 +68,12 @@ pub enum IdentityKind {
     AzureManagedIdentity,
     /// An Entra app registration (application object).
     AzureApplication,
+    /// A service account of the project, keyed by its `uniqueId`.
+    GcpServiceAccount,
+    /// A principal that appears only in the project's IAM policy (a user,
+    /// group, domain, outside service account, service agent or workload
+    /// identity), keyed by its member string such as `user:ana@example.com`.
+    GcpPrincipal,
 }
 
 impl IdentityKind {
@@ -76,6 +86,8 @@ impl IdentityKind {
             IdentityKind::AzureServicePrincipal => "service principal",
             IdentityKind::AzureManagedIdentity => "managed identity",
             IdentityKind::AzureApplication => "app registration",
+            IdentityKind::GcpServiceAccount => "service account",
+            IdentityKind::GcpPrincipal => "IAM policy member",
         }
     }
 
@@ -89,6 +101,18 @@ impl IdentityKind {
                 CollectionName::ServicePrincipals
             }
             IdentityKind::AzureApplication => CollectionName::Applications,
+            IdentityKind::GcpServiceAccount => CollectionName::ServiceAccounts,
+            IdentityKind::GcpPrincipal => CollectionName::IamPolicy,
+        }
+    }
+
+    /// Returns the collection whose listing produces this kind's admin grants.
+    pub fn grant_collection(self) -> CollectionName {
+        match self {
+            IdentityKind::GcpServiceAccount | IdentityKind::GcpPrincipal => {
+                CollectionName::IamPolicy
+            }
+            _ => CollectionName::Privileges,
         }
     }
 
@@ -102,6 +126,8 @@ impl IdentityKind {
                 IdentityKind::AzureManagedIdentity,
             ],
             CollectionName::Applications => &[IdentityKind::AzureApplication],
+            CollectionName::ServiceAccounts => &[IdentityKind::GcpServiceAccount],
+            CollectionName::IamPolicy => &[IdentityKind::GcpPrincipal],
             _ => &[],
         }
     }
@@ -127,6 +153,13 @@ pub enum CollectionName {
     Applications,
     /// Federated identity credentials of app registrations.
     FederatedCredentials,
+    /// A Google Cloud project's service accounts.
+    ServiceAccounts,
+    /// User-managed keys of a project's service accounts.
+    ServiceAccountKeys,
+    /// A Google Cloud project's IAM policy: the principals it names and
+    /// their owner, editor and admin grants.
+    IamPolicy,
 }
 
 impl CollectionName {
@@ -148,6 +181,13 @@ impl CollectionName {
         CollectionName::Privileges,
     ];
 
+    /// Every Google Cloud collection, in report order.
+    pub const GCP: [CollectionName; 3] = [
+        CollectionName::ServiceAccounts,
+        CollectionName::ServiceAccountKeys,
+        CollectionName::IamPolicy,
+    ];
+
     /// Returns the snake_case name used in snapshots and reports.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -159,6 +199,9 @@ impl CollectionName {
             CollectionName::ServicePrincipals => "service_principals",
             CollectionName::Applications => "applications",
             CollectionName::FederatedCredentials => "federated_credentials",
+            CollectionName::ServiceAccounts => "service_accounts",
+            CollectionName::ServiceAccountKeys => "service_account_keys",
+            CollectionName::IamPolicy => "iam_policy",
         }
     }
 }
@@ -306,6 +349,8 @@ pub enum CredentialKind {
     Certificate,
     /// An Entra federated identity credential on an app registration.
     FederatedCredential,
+    /// A user-managed key of a Google Cloud service account.
+    ServiceAccountKey,
 }
 
 impl CredentialKind {
@@ -316,6 +361,7 @@ impl CredentialKind {
             CredentialKind::AccessKey => Some(CollectionName::AccessKeys),
             CredentialKind::ConsolePassword => Some(CollectionName::ConsolePasswords),
             CredentialKind::FederatedCredential => Some(CollectionName::FederatedCredentials),
+            CredentialKind::ServiceAccountKey => Some(CollectionName::ServiceAccountKeys),
             CredentialKind::ClientSecret | CredentialKind::Certificate => None,
         }
     }
@@ -333,6 +379,7 @@ impl CredentialKind {
             CredentialKind::ClientSecret => "client secret",
             CredentialKind::Certificate => "certificate",
             CredentialKind::FederatedCredential => "federated credential",
+            CredentialKind::ServiceAccountKey => "service account key",
         }
     }
 }
@@ -511,4 +558,21 @@ pub mod azure_attribute {
     pub const MANAGED_IDENTITY: &str = "managed_identity";
     /// The Azure resource a managed identity belongs to.
     pub const RESOURCE_ID: &str = "resource_id";
+}
+
+/// Attribute names the Google Cloud collector records and the judge reads.
+pub mod gcp_attribute {
+    /// The member type of a policy principal: `user`, `group`, `domain`,
+    /// `serviceAccount`, `principal`, `principalSet`, `allUsers` or
+    /// `allAuthenticatedUsers`.
+    pub const MEMBER_TYPE: &str = "member_type";
+    /// Every role the IAM policy grants a principal, sorted, with a
+    /// condition's title in brackets.
+    pub const ROLES: &str = "roles";
+    /// The service account's OAuth 2.0 client id.
+    pub const OAUTH2_CLIENT_ID: &str = "oauth2_client_id";
+    /// The project that owns a service account.
+    pub const PROJECT_ID: &str = "project_id";
+    /// The numeric uid of a deleted principal that a policy still names.
+    pub const DELETED_UID: &str = "deleted_uid";
 }

@@ -299,7 +299,7 @@ pub fn load_tree(path: &Path) -> Result<Vec<Snapshot>, StoreError> {
     }
 
     let mut snapshots = Vec::new();
-    for provider in [Provider::Aws, Provider::Azure] {
+    for provider in [Provider::Aws, Provider::Azure, Provider::Gcp] {
         let folder = path.join(provider.as_str());
         let entries = match fs::read_dir(&folder) {
             Ok(entries) => entries,
@@ -393,11 +393,12 @@ pub fn carry_over(mut new: Snapshot, previous: Option<&Snapshot>) -> Snapshot {
             );
         }
     }
+    // A collection can list identities and also add parts to others: a
+    // Google Cloud IAM policy lists its principals and grants admin to
+    // service accounts.
     for name in &lacking {
-        if IdentityKind::listed_by(*name).is_empty() {
-            let unlisted = new.completeness(*name).unlisted().to_vec();
-            copy_attribute(&mut new.identities, &previous.identities, *name, &unlisted);
-        }
+        let unlisted = new.completeness(*name).unlisted().to_vec();
+        copy_attribute(&mut new.identities, &previous.identities, *name, &unlisted);
     }
     for name in lacking {
         if let Some(completeness) = new.collections.remove(&name) {
@@ -432,10 +433,29 @@ fn copy_attribute(
             continue;
         };
         match name {
-            CollectionName::Privileges => identity.admin_grants = old.admin_grants.clone(),
+            CollectionName::Privileges | CollectionName::IamPolicy
+                if identity.kind.grant_collection() == name =>
+            {
+                identity.admin_grants = old.admin_grants.clone();
+                // A Google Cloud policy also lists every role of the
+                // service accounts it names.
+                if name == CollectionName::IamPolicy {
+                    let roles = crate::model::gcp_attribute::ROLES;
+                    match old.attributes.get(roles) {
+                        Some(kept) => {
+                            identity.attributes.insert(roles.to_string(), kept.clone());
+                        }
+                        None => {
+                            identity.attributes.remove(roles);
+                        }
+                    }
+                }
+            }
+            CollectionName::Privileges | CollectionName::IamPolicy => {}
             CollectionName::AccessKeys
             | CollectionName::ConsolePasswords
-            | CollectionName::FederatedCredentials => {
+            | CollectionName::FederatedCredentials
+            | CollectionName::ServiceAccountKeys => {
                 identity
                     .credentials
                     .retain(|credential| credential.kind.collection() != Some(name));
@@ -449,7 +469,8 @@ fn copy_attribute(
             CollectionName::Users
             | CollectionName::Roles
             | CollectionName::ServicePrincipals
-            | CollectionName::Applications => {}
+            | CollectionName::Applications
+            | CollectionName::ServiceAccounts => {}
         }
     }
 }

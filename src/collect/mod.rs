@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod azure;
+pub mod gcp;
 
 use std::path::PathBuf;
 
@@ -41,24 +42,41 @@ pub enum CollectError {
 }
 
 /// Reads every scope under an export path: one AWS authorization-details
-/// file, or a folder holding `aws/<account-id>/` and `azure/<tenant-id>/`
-/// folders (or one of those folders itself).
+/// file, or a folder holding `aws/<account-id>/`, `azure/<tenant-id>/` and
+/// `gcp/<project-id>/` folders (or one of those folders itself).
 pub fn collect_exports(path: &std::path::Path) -> Result<Vec<Collected>, CollectError> {
-    if path.is_file() || !azure::export::is_present(path) {
+    let azure = azure::export::is_present(path);
+    let gcp = gcp::export::is_present(path);
+    if path.is_file() || (!azure && !gcp) {
         return aws::export::collect_exports(path);
     }
-    let mut collected = azure::export::collect_exports(path)?;
-    let name = path
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or_default();
-    let inside_azure = name == "azure"
-        || path
-            .parent()
-            .and_then(|parent| parent.file_name())
-            .is_some_and(|parent| parent == "azure");
-    if !inside_azure && path.join("aws").is_dir() {
+    // Inside one provider's folder, only that provider is read.
+    let provider_folder = [
+        path.file_name(),
+        path.parent().and_then(|parent| parent.file_name()),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|name| {
+        ["aws", "azure", "gcp"]
+            .into_iter()
+            .find(|provider| name == *provider)
+    });
+    match provider_folder {
+        Some("azure") => return azure::export::collect_exports(path),
+        Some("gcp") => return gcp::export::collect_exports(path),
+        Some(_) => return aws::export::collect_exports(path),
+        None => {}
+    }
+    let mut collected = Vec::new();
+    if azure {
+        collected.extend(azure::export::collect_exports(path)?);
+    }
+    if path.join("aws").is_dir() {
         collected.extend(aws::export::collect_exports(path)?);
+    }
+    if gcp {
+        collected.extend(gcp::export::collect_exports(path)?);
     }
     Ok(collected)
 }

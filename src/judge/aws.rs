@@ -229,10 +229,11 @@ fn disable_credential(name: &str, kind: CredentialKind, id: &str) -> Vec<String>
         CredentialKind::ConsolePassword => {
             vec![format!("aws iam delete-login-profile --user-name={name}")]
         }
-        // Entra credentials never sit on an IAM user.
+        // Entra and Google Cloud credentials never sit on an IAM user.
         CredentialKind::ClientSecret
         | CredentialKind::Certificate
-        | CredentialKind::FederatedCredential => Vec::new(),
+        | CredentialKind::FederatedCredential
+        | CredentialKind::ServiceAccountKey => Vec::new(),
     }
 }
 

@@ -159,8 +159,10 @@ fn remove_credential(identity: &Identity, credential: &Credential) -> Vec<String
         CredentialKind::FederatedCredential => vec![format!(
             "az ad app federated-credential delete --id {target} --federated-credential-id {key}"
         )],
-        // IAM credentials never sit on an Entra identity.
-        CredentialKind::AccessKey | CredentialKind::ConsolePassword => Vec::new(),
+        // IAM and Google Cloud credentials never sit on an Entra identity.
+        CredentialKind::AccessKey
+        | CredentialKind::ConsolePassword
+        | CredentialKind::ServiceAccountKey => Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 mod aws;
 mod azure;
+pub mod gcp;
 
 use crate::diff::{Change, ChangeKind, ScopeDiff};
 use crate::model::{CredentialKind, Identity, IdentityKind, Provider};
@@ -130,6 +131,7 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
     let verdict = match diff.provider {
         Provider::Aws => aws::assess(&diff.scope, change),
         Provider::Azure => azure::assess(change),
+        Provider::Gcp => gcp::assess(&diff.scope, change),
     };
     let verdict_expected = verdict.expected_reason.is_some();
     let mut evidence = identity_evidence(identity);
@@ -158,6 +160,7 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
             match diff.provider {
                 Provider::Aws => aws::response_commands(change),
                 Provider::Azure => azure::response_commands(change),
+                Provider::Gcp => gcp::response_commands(&diff.scope, change),
             }
         },
     }
