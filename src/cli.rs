@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigError};
-use crate::settings::{AwsAccountSettings, AzureTenantSettings, ReportFormat, RetrySettings};
+use crate::settings::{
+    AwsAccountSettings, AzureTenantSettings, GcpSettings, ReportFormat, RetrySettings,
+};
 
 /// Finds cloud identities nobody meant to create: snapshots them, diffs the
 /// snapshots and reports new accounts, credentials and admin grants.
@@ -95,6 +97,8 @@ pub enum Source {
         aws_accounts: Vec<AwsAccountSettings>,
         /// Entra tenants.
         azure_tenants: Vec<AzureTenantSettings>,
+        /// Google Cloud projects.
+        gcp: Box<GcpSettings>,
         /// Retry policy.
         retry: RetrySettings,
     },
@@ -134,7 +138,7 @@ pub enum SettingsError {
     Config(#[from] ConfigError),
     /// Nothing to scan.
     #[error(
-        "nothing to scan: the config lists no [[aws.accounts]] or [[azure.tenants]] and no --from-export was given; \
+        "nothing to scan: the config lists no [[aws.accounts]], [[azure.tenants]] or [gcp] projects and no --from-export was given; \
          pass --config FILE (see config.example.toml) or --from-export PATH"
     )]
     NoScopes,
@@ -149,12 +153,16 @@ impl ScanArgs {
         };
         let source = match &self.from_export {
             Some(path) => Source::Export(path.clone()),
-            None if config.aws_accounts.is_empty() && config.azure_tenants.is_empty() => {
+            None if config.aws_accounts.is_empty()
+                && config.azure_tenants.is_empty()
+                && config.gcp.is_empty() =>
+            {
                 return Err(SettingsError::NoScopes);
             }
             None => Source::Api {
                 aws_accounts: config.aws_accounts.clone(),
                 azure_tenants: config.azure_tenants.clone(),
+                gcp: Box::new(config.gcp.clone()),
                 retry: config.retry.clone(),
             },
         };

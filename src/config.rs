@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::settings::{
-    AwsAccountSettings, AzureCloud, AzureCredentialSource, AzureTenantSettings, RetrySettings,
-    is_guid,
+    AwsAccountSettings, AzureCloud, AzureCredentialSource, AzureTenantSettings, GcpSettings,
+    RetrySettings, is_guid,
 };
 
 /// A config file that cannot be used.
@@ -55,6 +55,24 @@ struct ConfigFile {
     aws: AwsFile,
     #[serde(default)]
     azure: AzureFile,
+    #[serde(default)]
+    gcp: GcpFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GcpFile {
+    #[serde(default)]
+    projects: Vec<String>,
+    #[serde(default)]
+    discover: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    impersonate_service_account: Option<String>,
+    iam_url: Option<String>,
+    resource_manager_url: Option<String>,
+    page_size: Option<u32>,
+    concurrency: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +133,8 @@ pub struct Config {
     pub aws_accounts: Vec<AwsAccountSettings>,
     /// Entra tenants to scan.
     pub azure_tenants: Vec<AzureTenantSettings>,
+    /// Google Cloud projects to scan.
+    pub gcp: GcpSettings,
 }
 
 /// Default number of users whose credentials are listed at once.
@@ -176,6 +196,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let azure_tenants =
         resolve_tenants(&file.azure).map_err(|(key, message)| invalid(key, message))?;
 
+    let gcp = resolve_gcp(&file.gcp).map_err(|(key, message)| invalid(key, message))?;
+
     let folder = path.parent().unwrap_or(Path::new("."));
     let snapshots = file.snapshots.map(|snapshots| folder.join(snapshots));
     Ok(Config {
@@ -183,6 +205,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         retry,
         aws_accounts,
         azure_tenants,
+        gcp,
     })
 }
 
@@ -270,6 +293,91 @@ fn resolve_tenants(file: &AzureFile) -> Result<Vec<AzureTenantSettings>, KeyErro
         });
     }
     Ok(tenants)
+}
+
+/// Validates the `[gcp]` table.
+fn resolve_gcp(file: &GcpFile) -> Result<GcpSettings, KeyError> {
+    let defaults = GcpSettings::default();
+    let concurrency = file.concurrency.unwrap_or(defaults.concurrency);
+    if !(1..=64).contains(&concurrency) {
+        return Err((
+            "gcp.concurrency".into(),
+            format!("{concurrency} is out of range; use 1 to 64"),
+        ));
+    }
+    let page_size = file.page_size.unwrap_or(defaults.page_size);
+    if !(1..=100).contains(&page_size) {
+        return Err((
+            "gcp.page_size".into(),
+            format!("{page_size} is out of range; use 1 to 100"),
+        ));
+    }
+    for (index, project) in file.projects.iter().chain(&file.exclude).enumerate() {
+        let key = if index < file.projects.len() {
+            format!("gcp.projects[{index}]")
+        } else {
+            format!("gcp.exclude[{}]", index - file.projects.len())
+        };
+        if !crate::collect::gcp::is_project_id(project) {
+            return Err((
+                key,
+                format!(
+                    "{project:?} is not a project id: 6 to 30 lowercase letters, digits and \
+                     hyphens, starting with a letter (the id, not the display name or number)"
+                ),
+            ));
+        }
+    }
+    for (index, project) in file.projects.iter().enumerate() {
+        if file.projects[..index].contains(project) {
+            return Err((
+                format!("gcp.projects[{index}]"),
+                "names a project listed before; each project is scanned once".to_string(),
+            ));
+        }
+    }
+    for (index, parent) in file.discover.iter().enumerate() {
+        let number = parent
+            .strip_prefix("organizations/")
+            .or_else(|| parent.strip_prefix("folders/"));
+        if !number.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+            return Err((
+                format!("gcp.discover[{index}]"),
+                format!("{parent:?} is not organizations/<number> or folders/<number>"),
+            ));
+        }
+    }
+    if let Some(account) = &file.impersonate_service_account
+        && !account.contains('@')
+    {
+        return Err((
+            "gcp.impersonate_service_account".into(),
+            format!("{account:?} is not a service account email"),
+        ));
+    }
+    for (key, url) in [
+        ("gcp.iam_url", &file.iam_url),
+        ("gcp.resource_manager_url", &file.resource_manager_url),
+    ] {
+        if let Some(url) = url {
+            check_endpoint(url).map_err(|message| (key.to_string(), message))?;
+        }
+    }
+    let trim = |url: &Option<String>, default: String| {
+        url.as_deref()
+            .map(|url| url.trim_end_matches('/').to_string())
+            .unwrap_or(default)
+    };
+    Ok(GcpSettings {
+        projects: file.projects.clone(),
+        discover: file.discover.clone(),
+        exclude: file.exclude.clone(),
+        impersonate_service_account: file.impersonate_service_account.clone(),
+        iam_url: trim(&file.iam_url, defaults.iam_url),
+        resource_manager_url: trim(&file.resource_manager_url, defaults.resource_manager_url),
+        page_size,
+        concurrency,
+    })
 }
 
 /// Accepts an absolute `http://` or `https://` URL with a host and a valid port.

@@ -158,3 +158,47 @@ pub fn is_guid(text: &str) -> bool {
             group.len() == length && group.bytes().all(|b| b.is_ascii_hexdigit())
         })
 }
+
+/// The Google Cloud projects to scan and how to reach them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcpSettings {
+    /// Project ids listed in the config.
+    pub projects: Vec<String>,
+    /// Organizations and folders (`organizations/123`, `folders/456`)
+    /// whose active projects are found by search and scanned too.
+    pub discover: Vec<String>,
+    /// Project ids never scanned, whether listed or found.
+    pub exclude: Vec<String>,
+    /// A service account to impersonate with the ambient credentials.
+    pub impersonate_service_account: Option<String>,
+    /// IAM API base URL, for fakes and proxies.
+    pub iam_url: String,
+    /// Cloud Resource Manager API base URL, for fakes and proxies.
+    pub resource_manager_url: String,
+    /// Service accounts per page (`pageSize`), 1 to 100.
+    pub page_size: u32,
+    /// Service accounts whose keys are listed at once.
+    pub concurrency: usize,
+}
+
+impl Default for GcpSettings {
+    fn default() -> GcpSettings {
+        GcpSettings {
+            projects: Vec::new(),
+            discover: Vec::new(),
+            exclude: Vec::new(),
+            impersonate_service_account: None,
+            iam_url: "https://iam.googleapis.com".to_string(),
+            resource_manager_url: "https://cloudresourcemanager.googleapis.com".to_string(),
+            page_size: 100,
+            concurrency: 8,
+        }
+    }
+}
+
+impl GcpSettings {
+    /// Returns true when the config names no project and no parent to search.
+    pub fn is_empty(&self) -> bool {
+        self.projects.is_empty() && self.discover.is_empty()
+    }
+}

@@ -44,6 +44,7 @@ pub async fn run(settings: &ScanSettings) -> Report {
         Source::Api {
             aws_accounts,
             azure_tenants,
+            gcp,
             retry,
         } => {
             // NOTE: scopes are scanned one after another; the calls within
@@ -66,6 +67,17 @@ pub async fn run(settings: &ScanSettings) -> Report {
                         record_scope(&store, settings, collected, started, "api", &mut results)
                     }
                     Err(error) => results.scopes.push(failed_scope(&error)),
+                }
+            }
+            if !gcp.is_empty() {
+                let started = Instant::now();
+                for result in crate::collect::gcp::api::collect_projects(gcp, retry).await {
+                    match result {
+                        Ok(collected) => {
+                            record_scope(&store, settings, collected, started, "api", &mut results)
+                        }
+                        Err(error) => results.scopes.push(failed_scope(&error)),
+                    }
                 }
             }
         }

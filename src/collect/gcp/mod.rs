@@ -1,6 +1,8 @@
 //! Google Cloud: one scope per project, collected from the IAM and Cloud
 //! Resource Manager APIs or read from `gcloud` exports.
 
+pub mod api;
+pub mod client;
 pub mod export;
 pub mod inventory;
 pub mod records;

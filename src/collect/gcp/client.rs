@@ -1,0 +1,282 @@
+//! A Google Cloud REST client over reqwest: request headers from
+//! google-cloud-auth, retries of throttling and unavailability, and paging
+//! by `nextPageToken`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use google_cloud_auth::credentials::{CacheableResource, Credentials};
+use serde_json::Value;
+use tracing::debug;
+
+use crate::collect::error_chain;
+use crate::settings::RetrySettings;
+
+/// A failed call, as a message that names the call and what to do.
+pub type Failure = String;
+
+/// Pages read from one listing before it is given up as endless.
+const MAX_PAGES: usize = 10_000;
+
+/// The longest `Retry-After` idrift waits for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// A request that failed before any response: the credential could not
+/// produce headers. The whole scope is then unavailable.
+#[derive(Debug)]
+pub enum CallError {
+    /// google-cloud-auth could not produce a token.
+    Credentials(String),
+    /// The call failed: an HTTP error, a network failure or a malformed body.
+    Failed(Failure),
+}
+
+impl CallError {
+    /// Returns the message.
+    pub fn message(&self) -> &str {
+        match self {
+            CallError::Credentials(message) | CallError::Failed(message) => message,
+        }
+    }
+}
+
+/// A client for the IAM and Cloud Resource Manager REST APIs.
+pub struct GcpClient {
+    http: reqwest::Client,
+    credentials: Credentials,
+    retry: RetrySettings,
+    calls: AtomicU64,
+}
+
+impl GcpClient {
+    /// Creates a client that authorizes every request with `credentials`.
+    pub fn new(credentials: Credentials, retry: &RetrySettings) -> Result<GcpClient, Failure> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(retry.attempt_timeout)
+            .build()
+            .map_err(|error| format!("cannot set up the HTTP client: {}", error_chain(&error)))?;
+        Ok(GcpClient {
+            http,
+            credentials,
+            retry: retry.clone(),
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    /// Returns the number of HTTP requests sent so far, retries included.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Reads every page of a list: `url` plus `pageToken` for as long as the
+    /// previous page returned a non-empty `nextPageToken`. Returns the
+    /// records under `field`.
+    ///
+    /// Fails when a call fails, a page is malformed, a token repeats (the
+    /// listing did not advance), or after [`MAX_PAGES`] pages.
+    pub async fn list(&self, what: &str, url: &str, field: &str) -> Result<Vec<Value>, CallError> {
+        let mut records = Vec::new();
+        let mut seen_tokens = HashSet::new();
+        let mut token: Option<String> = None;
+        let separator = if url.contains('?') { '&' } else { '?' };
+
+        for page_number in 1..=MAX_PAGES {
+            let page_url = match &token {
+                Some(token) => format!("{url}{separator}pageToken={}", encode(token)),
+                None => url.to_string(),
+            };
+            let page = self
+                .send(what, reqwest::Method::GET, &page_url, None)
+                .await?;
+            // Google leaves an empty list out of the response.
+            match page.get(field) {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(values)) => records.extend(values.iter().cloned()),
+                Some(other) => {
+                    return Err(CallError::Failed(format!(
+                        "{what}: page {page_number} is malformed: \"{field}\" is not a list but {}",
+                        kind_of(other)
+                    )));
+                }
+            }
+            token = match page.get("nextPageToken") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(next)) if next.is_empty() => None,
+                Some(Value::String(next)) => Some(next.clone()),
+                Some(other) => {
+                    return Err(CallError::Failed(format!(
+                        "{what}: page {page_number} has a malformed nextPageToken: {other}"
+                    )));
+                }
+            };
+            match &token {
+                None => return Ok(records),
+                Some(next) if !seen_tokens.insert(next.clone()) => {
+                    return Err(CallError::Failed(format!(
+                        "{what}: the listing did not advance: nextPageToken repeated after page {page_number}"
+                    )));
+                }
+                Some(_) => debug!(what, page = page_number, "reading next page"),
+            }
+        }
+        Err(CallError::Failed(format!(
+            "{what}: stopped after {MAX_PAGES} pages"
+        )))
+    }
+
+    /// Sends one request and returns its JSON body, retrying throttling
+    /// (429) and unavailability (500, 502, 503, 504, network errors) with
+    /// `Retry-After` or exponential backoff.
+    pub async fn send(
+        &self,
+        what: &str,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
+        let mut attempt = 1;
+        loop {
+            let headers = self.headers(what).await?;
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .headers(headers)
+                .header("Accept", "application/json");
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(error) if attempt < self.retry.max_attempts => {
+                    debug!(what, attempt, error = %error, "request failed; retrying");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(error) => {
+                    return Err(CallError::Failed(format!(
+                        "{what}: could not reach the API after {attempt} attempts ({}); check \
+                         iam_url and resource_manager_url, the network and proxy settings",
+                        error_chain(&error)
+                    )));
+                }
+            };
+
+            let status = response.status().as_u16();
+            let retry_after = retry_after(&response);
+            let text = response.text().await.unwrap_or_default();
+            let retryable = matches!(status, 429 | 500 | 502 | 503 | 504);
+            match status {
+                200 => {
+                    return serde_json::from_str(&text).map_err(|error| {
+                        CallError::Failed(format!(
+                            "{what}: the response is not valid JSON: {error}"
+                        ))
+                    });
+                }
+                _ if retryable && retry_after.is_some_and(|wait| wait > MAX_RETRY_AFTER) => {
+                    return Err(CallError::Failed(format!(
+                        "{what}: the API asked to wait {} s (Retry-After), longer than idrift waits; scan later",
+                        retry_after.unwrap_or_default().as_secs()
+                    )));
+                }
+                _ if retryable && attempt < self.retry.max_attempts => {
+                    let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+                    debug!(
+                        what,
+                        status,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "throttled or unavailable; waiting"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => {
+                    return Err(CallError::Failed(describe_status(
+                        what, status, &text, attempt,
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Returns the authorization headers, from google-cloud-auth's cache or a new token.
+    async fn headers(&self, what: &str) -> Result<reqwest::header::HeaderMap, CallError> {
+        let fetched = self
+            .credentials
+            .headers(http::Extensions::new())
+            .await
+            .map_err(|error| {
+                CallError::Credentials(format!(
+                    "{what}: could not get a Google Cloud access token: {}; set \
+                     GOOGLE_APPLICATION_CREDENTIALS to a credential file, or run `gcloud auth \
+                     application-default login`",
+                    error_chain(&error)
+                ))
+            })?;
+        match fetched {
+            CacheableResource::New { data, .. } => Ok(data),
+            // Only requests that pass an entity tag get this answer.
+            CacheableResource::NotModified => Err(CallError::Credentials(format!(
+                "{what}: google-cloud-auth returned no headers"
+            ))),
+        }
+    }
+
+    /// Exponential backoff for an attempt, capped by the retry settings.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.retry
+            .initial_backoff
+            .saturating_mul(factor)
+            .min(self.retry.max_backoff)
+    }
+}
+
+/// Percent-encodes a query value or path segment.
+pub fn encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads `Retry-After` as seconds.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get("Retry-After")?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Describes a failed response by status and Google's error status and message.
+fn describe_status(what: &str, status: u16, body: &str, attempts: u32) -> Failure {
+    let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let code = parsed["error"]["status"]
+        .as_str()
+        .unwrap_or("unknown error");
+    let message = parsed["error"]["message"].as_str().unwrap_or("");
+    let hint = match status {
+        401 => " (the token was refused; check the credential)",
+        403 => {
+            " (grant the scanning principal roles/iam.securityReviewer on the project, or the \
+             permissions in the README)"
+        }
+        404 => " (check the project id)",
+        429 | 500 | 502 | 503 | 504 => {
+            " (still throttled or unavailable after every retry; raise retry.max_attempts or scan later)"
+        }
+        _ => "",
+    };
+    format!("{what} failed with HTTP {status} {code}: {message}{hint} after {attempts} attempts")
+}
