@@ -392,9 +392,14 @@ pub struct AdminGrant {
     pub via: String,
     /// The managed policy ARN, or the inline policy's name.
     pub policy: String,
-    /// The group that carries the policy, for grants through a group.
+    /// The group that carries the policy or role, for grants through a
+    /// group: an IAM group's name, or an Entra group's display name (its
+    /// object id when the name is unknown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The Entra group's object id, for grants through a role-assignable group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
     /// Reason it grants admin: `AdministratorAccess`, `*` on `*`, `iam:*`, or
     /// an Entra role's template id.
     pub reason: String,

@@ -530,3 +530,173 @@ fn missing_client_secret_names_the_variable() {
     let error = report["scopes"][0]["error"].as_str().expect("error");
     assert!(error.contains("AZURE_CLIENT_SECRET"), "{error}");
 }
+
+const GROUP_ID: &str = "0a1b2c3d-0000-4000-8000-00000000b001";
+
+/// Day 1 with member bob, and Global Administrator given to a
+/// role-assignable group, named by an `az ad group list` file.
+fn day_with_admin_group() -> Day {
+    let mut day = Day::first();
+    day.users.push(
+        json!({"id": "u-bob", "userPrincipalName": "bob@contoso.com", "userType": "Member",
+                          "accountEnabled": true, "createdDateTime": "2024-01-02T03:04:05Z"}),
+    );
+    day.role_assignments.push(json!({"id": "ra-group", "principalId": GROUP_ID,
+                                     "roleDefinitionId": GLOBAL_ADMINISTRATOR, "directoryScopeId": "/"}));
+    day
+}
+
+/// Writes the day and `az ad group list` output that names the group.
+fn write_with_group(day: &Day, root: &Path) -> PathBuf {
+    let export = day.write_to(root);
+    write(
+        &export.join(format!("azure/{TENANT}/groups.json")),
+        &json!([{"id": GROUP_ID, "displayName": "Tier 0 Admins", "isAssignableToRole": true,
+                 "securityEnabled": true, "mailEnabled": false, "groupTypes": []}]),
+    );
+    export
+}
+
+fn members_file(export: &Path) -> PathBuf {
+    export.join(format!("azure/{TENANT}/group-members-{GROUP_ID}.json"))
+}
+
+/// Returns `(group, group_id, assignment_id)` of each admin grant of an identity.
+fn grants_of(snapshot_path: &Path, id: &str) -> Vec<(String, String, String)> {
+    let snapshot: Value =
+        serde_json::from_str(&std::fs::read_to_string(snapshot_path).expect("snapshot"))
+            .expect("JSON");
+    let identity = snapshot["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .find(|identity| identity["id"] == id)
+        .unwrap_or_else(|| panic!("{id} is not in the snapshot"))
+        .clone();
+    let field = |grant: &Value, key: &str| grant[key].as_str().unwrap_or("-").to_string();
+    identity["admin_grants"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|grant| {
+            (
+                field(grant, "group"),
+                field(grant, "group_id"),
+                field(grant, "assignment_id"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn group_members_file_grants_members() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let snapshot_path = snapshots.join(format!("azure/{TENANT}.json"));
+
+    // Day 1: `az ad group member list` output, a user and a service principal.
+    let day_1 = write_with_group(&day_with_admin_group(), &work.path().join("day-1"));
+    write(
+        &members_file(&day_1),
+        &json!([
+            {"@odata.type": "#microsoft.graph.user", "id": "u-alice",
+             "userPrincipalName": "alice@contoso.com", "displayName": "Alice"},
+            {"@odata.type": "#microsoft.graph.servicePrincipal", "id": "sp-deploy",
+             "appId": "app-id-deploy", "displayName": "deploy", "servicePrincipalType": "Application"},
+        ]),
+    );
+    let (code, report) = scan(work.path(), &day_1, &snapshots);
+    assert_eq!(code, 0, "{report:#}");
+    let grant = (
+        "Tier 0 Admins".to_string(),
+        GROUP_ID.to_string(),
+        "ra-group".to_string(),
+    );
+    assert_eq!(grants_of(&snapshot_path, "u-alice"), vec![grant.clone()]);
+    assert_eq!(grants_of(&snapshot_path, "sp-deploy"), vec![grant.clone()]);
+    assert_eq!(grants_of(&snapshot_path, "u-bob"), Vec::new());
+
+    // Day 2: an `az rest` dump of transitiveMembers that adds bob.
+    let day_2 = write_with_group(&day_with_admin_group(), &work.path().join("day-2"));
+    let members = ["u-alice", "sp-deploy", "u-bob"].map(|id| json!({"id": id}));
+    write(
+        &members_file(&day_2),
+        &json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects(id)",
+                "value": members}),
+    );
+    let (code, report) = scan(work.path(), &day_2, &snapshots);
+    assert_eq!(code, 1, "{report:#}");
+    let findings = report["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{report:#}");
+    let finding = &findings[0];
+    assert_eq!(finding["change"], "privilege_added", "{finding:#}");
+    assert_eq!(finding["identity_id"], "u-bob", "{finding:#}");
+    assert_eq!(finding["severity"], "critical", "{finding:#}");
+    assert_eq!(finding["evidence"]["group"], "Tier 0 Admins", "{finding:#}");
+    assert_eq!(grants_of(&snapshot_path, "u-bob"), vec![grant]);
+}
+
+#[test]
+fn missing_group_members_file_is_incomplete() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = write_with_group(&day_with_admin_group(), &work.path().join("export"));
+    let (code, report) = scan(work.path(), &export, &work.path().join("snapshots"));
+
+    assert_eq!(code, 2, "{report:#}");
+    let incomplete = report["scopes"][0]["incomplete"]
+        .as_array()
+        .expect("incomplete")
+        .clone();
+    assert_eq!(incomplete.len(), 1, "{incomplete:#?}");
+    assert_eq!(incomplete[0]["collection"], "privileges");
+    let reason = incomplete[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("ra-group"), "{reason}");
+    assert!(
+        reason.contains(&format!("group-members-{GROUP_ID}.json")),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(&format!("az ad group member list --group {GROUP_ID}")),
+        "{reason}"
+    );
+}
+
+#[test]
+fn member_dump_without_group_is_rejected() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = write_with_group(&day_with_admin_group(), &work.path().join("export"));
+    write(
+        &export.join(format!("azure/{TENANT}/tier0.json")),
+        &json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects",
+                "value": [{"@odata.type": "#microsoft.graph.user", "id": "u-alice",
+                           "userPrincipalName": "alice@contoso.com"}]}),
+    );
+    let (code, report) = scan(work.path(), &export, &work.path().join("snapshots"));
+
+    assert_eq!(code, 2, "{report:#}");
+    let error = report["errors"][0].as_str().expect("error");
+    assert!(error.contains("tier0.json"), "{error}");
+    assert!(
+        error.contains("group-members-<group object id>.json"),
+        "{error}"
+    );
+}
+
+#[test]
+fn cut_short_member_dump_is_incomplete() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = write_with_group(&day_with_admin_group(), &work.path().join("export"));
+    write(
+        &members_file(&export),
+        &json!({"value": [{"@odata.type": "#microsoft.graph.user", "id": "u-alice"}],
+                "@odata.nextLink": format!(
+                    "https://graph.microsoft.com/v1.0/groups/{GROUP_ID}/transitiveMembers?$skiptoken=x")}),
+    );
+    let (code, report) = scan(work.path(), &export, &work.path().join("snapshots"));
+
+    assert_eq!(code, 2, "{report:#}");
+    let incomplete = report["scopes"][0]["incomplete"].to_string();
+    assert!(incomplete.contains("privileges"), "{incomplete}");
+    assert!(incomplete.contains("--paginate"), "{incomplete}");
+}

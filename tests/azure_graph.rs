@@ -21,11 +21,12 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use common::fake_graph::{
-    APPLICATIONS_PATH, Editable, FakeApplication, FakeFederatedCredential, FakeGraph,
+    APPLICATIONS_PATH, Editable, FakeApplication, FakeFederatedCredential, FakeGraph, FakeGroup,
     FakeKeyCredential, FakePasswordCredential, FakeRoleAssignment, FakeServicePrincipal, FakeUser,
-    Fault, GLOBAL_ADMINISTRATOR, IDENTITY_HEADER, MICROSOFT_TENANT_ID, ROLE_ASSIGNMENTS_PATH,
-    RecordedRequest, SERVICE_PRINCIPALS_PATH, TENANT_ID, TOKEN_PATH, TOKEN_PREFIX, Tenant,
-    USERS_PATH, federated_credentials_path, guid, id_kind, odd_tenant,
+    Fault, GLOBAL_ADMINISTRATOR, IDENTITY_HEADER, MAX_PAGE_SIZE, MICROSOFT_TENANT_ID,
+    ROLE_ASSIGNMENTS_PATH, RecordedRequest, SERVICE_PRINCIPALS_PATH, TENANT_ID, TOKEN_PATH,
+    TOKEN_PREFIX, Tenant, USERS_PATH, federated_credentials_path, group_members_path, group_path,
+    guid, id_kind, odd_tenant,
 };
 
 /// A response read off the wire.
@@ -610,6 +611,63 @@ fn odd_records_are_served_as_edited() {
         applications["value"][0]["keyCredentials"][0]["endDateTime"],
         "9999-12-31T23:59:59Z"
     );
+}
+
+#[test]
+fn groups_serve_object_members_and_404() {
+    let members = [
+        guid(id_kind::USER, 2),
+        guid(id_kind::SERVICE_PRINCIPAL, 1),
+        guid(id_kind::USER, 99),
+    ];
+    let mut tenant = Tenant::sample();
+    tenant.groups.push(FakeGroup::role_assignable(1, &members));
+    let fake = FakeGraph::start(tenant);
+    let token = fetch_token(&fake);
+    let group_id = guid(id_kind::GROUP, 1);
+
+    let url = format!("{}{}", fake.endpoint, group_path(&group_id));
+    let group = graph_get(&url, &token);
+    assert_eq!(group.status, 200, "{group:?}");
+    let body = group.json();
+    assert_eq!(body["id"], group_id.as_str());
+    assert_eq!(body["displayName"], "admins-01");
+    assert_eq!(body["isAssignableToRole"], true);
+    let context = body["@odata.context"].as_str().unwrap_or_default();
+    assert!(context.ends_with("$metadata#groups/$entity"), "{context}");
+
+    let url = format!("{}{}?$top=2", fake.endpoint, group_members_path(&group_id));
+    let pages = all_pages(&url, &token);
+    assert_eq!(pages.len(), 2);
+    assert_eq!(ids_of(&pages), members.to_vec());
+    let context = pages[0]["@odata.context"].as_str().unwrap_or_default();
+    assert!(context.ends_with("$metadata#directoryObjects"), "{context}");
+    let types: Vec<String> = pages
+        .iter()
+        .flat_map(|page| page["value"].as_array().cloned().unwrap_or_default())
+        .map(|member| {
+            member["@odata.type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let expected = [
+        "#microsoft.graph.user",
+        "#microsoft.graph.servicePrincipal",
+        "#microsoft.graph.device",
+    ];
+    assert_eq!(types, expected.map(String::from));
+
+    let unknown_id = guid(id_kind::GROUP, 9);
+    for path in [group_path(&unknown_id), group_members_path(&unknown_id)] {
+        let missing = graph_get(&format!("{}{path}", fake.endpoint), &token);
+        assert_eq!(missing.status, 404, "{path}: {missing:?}");
+        let error = &missing.json()["error"];
+        assert_eq!(error["code"], "Request_ResourceNotFound", "{path}");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&unknown_id), "{path}: {message}");
+    }
 }
 
 // The tests below run `idrift scan` of one tenant through the fake, with
@@ -1434,4 +1492,223 @@ fn managed_identity_certificate_renewal_is_quiet() {
         let quiet = finding["expected"] == true || finding["severity"] == "info";
         assert!(quiet, "{finding:#}");
     }
+}
+
+/// Builds [`Tenant::sample`] with member 3, and group 1 (`admins-01`),
+/// which has Global Administrator (assignment 2). Its members are member 2,
+/// service principal 1 and a device.
+fn group_tenant() -> Tenant {
+    let mut tenant = Tenant::sample();
+    tenant.users.push(FakeUser::member(3));
+    let members = [
+        guid(id_kind::USER, 2),
+        guid(id_kind::SERVICE_PRINCIPAL, 1),
+        DEVICE_MEMBER.to_string(),
+    ];
+    let group = FakeGroup::role_assignable(1, &members);
+    tenant
+        .role_assignments
+        .push(FakeRoleAssignment::tenant_wide(
+            2,
+            &group.id,
+            GLOBAL_ADMINISTRATOR,
+        ));
+    tenant.groups.push(group);
+    tenant
+}
+
+/// A member of the group in [`group_tenant`] that is neither a user nor a
+/// service principal, so the fake serves it as a device.
+const DEVICE_MEMBER: &str = "0000dead-0000-4000-8000-000000000001";
+
+/// Returns the admin grants of an identity in a scan's snapshot.
+fn grants_of(scan: &Scan, id: &str) -> Vec<Value> {
+    let identity = scan.identity(id);
+    identity["admin_grants"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn group_role_reaches_each_member() {
+    let fake = FakeGraph::start(group_tenant());
+    fake.set_page_size(1);
+    let workspace = Workspace::new(&fake, "");
+    let baseline = workspace.scan(&fake);
+
+    baseline.assert_exit(0);
+    assert_all_complete(&baseline);
+    let group_id = guid(id_kind::GROUP, 1);
+    let assignment_id = guid(id_kind::ROLE_ASSIGNMENT, 2);
+    for member in [guid(id_kind::USER, 2), guid(id_kind::SERVICE_PRINCIPAL, 1)] {
+        let grants = grants_of(&baseline, &member);
+        assert_eq!(grants.len(), 1, "{member}: {grants:#?}");
+        let grant = &grants[0];
+        assert_eq!(grant["via"], "directory_role", "{member}");
+        assert_eq!(grant["policy"], "Global Administrator", "{member}");
+        assert_eq!(grant["group"], "admins-01", "{member}");
+        assert_eq!(grant["group_id"], group_id.as_str(), "{member}");
+        assert_eq!(grant["assignment_id"], assignment_id.as_str(), "{member}");
+    }
+    let direct = grants_of(&baseline, &guid(id_kind::USER, 1));
+    assert_eq!(direct.len(), 1, "{direct:#?}");
+    assert!(direct[0].get("group").is_none(), "{direct:#?}");
+    assert_eq!(
+        grants_of(&baseline, &guid(id_kind::USER, 3)),
+        Vec::<Value>::new()
+    );
+    assert!(
+        baseline.stderr.contains(DEVICE_MEMBER),
+        "{}",
+        baseline.stderr
+    );
+
+    let group_requests = fake.requests_for(&group_path(&group_id));
+    assert_eq!(group_requests.len(), 1, "{group_requests:#?}");
+    let select = group_requests[0].param("$select").unwrap_or_default();
+    assert!(
+        select.split(',').any(|field| field == "displayName"),
+        "{select}"
+    );
+    let member_requests = fake.requests_for(&group_members_path(&group_id));
+    assert_eq!(member_requests.len(), 3, "one page per member");
+    assert_links_followed(&member_requests);
+    let group_reads = fake
+        .requests()
+        .into_iter()
+        .filter(|request| request.path.starts_with("/v1.0/groups/"))
+        .count();
+    assert_eq!(group_reads, 4, "only the group that holds a role is read");
+
+    fake.clear_requests();
+    let new_member = guid(id_kind::USER, 3);
+    fake.edit_tenant(|tenant| tenant.groups[0].members.push(new_member.clone()));
+    let scan = workspace.scan(&fake);
+
+    scan.assert_exit(1);
+    assert_all_complete(&scan);
+    let expected = vec![("privilege_added".to_string(), new_member.clone())];
+    assert_eq!(scan.finding_keys(), expected, "{:#}", scan.report);
+    let finding = scan.finding("privilege_added", &new_member);
+    assert_eq!(finding["severity"], "critical", "{finding:#}");
+    assert_eq!(finding["expected"], false, "{finding:#}");
+    assert_eq!(finding["technique"]["id"], "T1098.003", "{finding:#}");
+    let summary = finding["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("group admins-01"), "{summary}");
+    assert_eq!(finding["evidence"]["group"], "admins-01", "{finding:#}");
+    assert_eq!(
+        finding["evidence"]["group_id"],
+        group_id.as_str(),
+        "{finding:#}"
+    );
+    let admin = finding["evidence"]["admin"].as_str().unwrap_or_default();
+    assert!(admin.contains("admins-01"), "{admin}");
+    let remove = format!("az ad group member remove --group {group_id} --member-id {new_member}");
+    assert_eq!(
+        finding["response"],
+        serde_json::json!([remove]),
+        "{finding:#}"
+    );
+}
+
+/// A group whose record or members cannot be read leaves Privileges
+/// incomplete with the group named, and its members keep their grants.
+#[test]
+fn unreadable_group_is_incomplete() {
+    let group_id = guid(id_kind::GROUP, 1);
+    // (fault, page size, what the reason must contain)
+    let cases = [
+        (
+            Fault::Forbidden {
+                path: group_members_path(&group_id),
+            },
+            MAX_PAGE_SIZE,
+            "HTTP 403 Authorization_RequestDenied",
+        ),
+        (
+            Fault::Throttle {
+                path: group_path(&group_id),
+                times: 100,
+                retry_after_seconds: 0,
+            },
+            MAX_PAGE_SIZE,
+            "HTTP 429 TooManyRequests",
+        ),
+        (
+            Fault::RepeatedNextLink {
+                path: group_members_path(&group_id),
+            },
+            1,
+            "did not advance",
+        ),
+    ];
+    for (fault, page_size, cause) in cases {
+        let (fake, workspace, baseline) = fake_with_baseline(group_tenant(), "");
+        fake.set_page_size(page_size);
+        fake.add_fault(fault.clone());
+        let scan = workspace.scan(&fake);
+
+        scan.assert_exit(2);
+        assert_eq!(
+            scan.collection_status("privileges"),
+            "incomplete",
+            "{fault:?}"
+        );
+        let reason = scan.collection_reason("privileges");
+        assert!(reason.contains(&group_id), "{fault:?}: {reason}");
+        assert!(reason.contains(cause), "{fault:?}: {reason}");
+        assert_eq!(
+            scan.collection("privileges")["kept_previous"],
+            true,
+            "{fault:?}"
+        );
+        assert_eq!(scan.report_incomplete(), vec!["privileges"], "{fault:?}");
+        assert_eq!(
+            scan.snapshot["identities"], baseline.snapshot["identities"],
+            "{fault:?}: the members keep their grants"
+        );
+        assert_eq!(
+            scan.finding_keys(),
+            Vec::<(String, String)>::new(),
+            "{fault:?}"
+        );
+    }
+}
+
+/// A role assignment whose principal is neither a listed identity nor a
+/// group (Graph returns 404, as for a deleted object) is logged, not
+/// counted against Privileges.
+#[test]
+fn unknown_principal_is_a_warning() {
+    let deleted = guid(id_kind::GROUP, 9);
+    let mut tenant = Tenant::sample();
+    tenant
+        .role_assignments
+        .push(FakeRoleAssignment::tenant_wide(
+            3,
+            &deleted,
+            GLOBAL_ADMINISTRATOR,
+        ));
+    let fake = FakeGraph::start(tenant);
+    let scan = Workspace::new(&fake, "").scan(&fake);
+
+    scan.assert_exit(0);
+    assert_all_complete(&scan);
+    let assignment_id = guid(id_kind::ROLE_ASSIGNMENT, 3);
+    assert!(scan.stderr.contains(&assignment_id), "{}", scan.stderr);
+    assert!(scan.stderr.contains("404"), "{}", scan.stderr);
+    let statuses: Vec<u16> = fake
+        .requests_for(&group_path(&deleted))
+        .iter()
+        .map(|request| request.status)
+        .collect();
+    assert_eq!(statuses, vec![404], "read once, not retried");
+    assert!(fake.requests_for(&group_members_path(&deleted)).is_empty());
+    let holders: Vec<Value> = scan
+        .identities()
+        .into_iter()
+        .filter(|identity| identity.to_string().contains(&assignment_id))
+        .collect();
+    assert!(holders.is_empty(), "{holders:#?}");
 }

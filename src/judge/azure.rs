@@ -9,7 +9,7 @@
 use super::{Severity, Verdict, shell_quote};
 use crate::diff::{Change, ChangeKind};
 use crate::model::azure_attribute as attribute;
-use crate::model::{Credential, CredentialKind, Identity, IdentityKind};
+use crate::model::{AdminGrant, Credential, CredentialKind, Identity, IdentityKind};
 
 /// Tenant id that owns Microsoft's first-party applications.
 pub const MICROSOFT_TENANT_ID: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
@@ -102,20 +102,36 @@ fn platform_identity(identity: &Identity) -> Option<String> {
 pub(super) fn response_commands(change: &Change) -> Vec<String> {
     let identity = &change.identity;
     match &change.kind {
-        ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. } => disable_identity(identity),
+        ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. } => {
+            disable_identity(identity)
+        }
         ChangeKind::CredentialAdded { credential } => remove_credential(identity, credential),
-        ChangeKind::PrivilegeAdded { grant } => grant
-            .assignment_id
-            .iter()
-            .map(|assignment| {
-                format!(
-                    "az rest --method DELETE --url https://graph.microsoft.com/v1.0/roleManagement/directory/roleAssignments/{}",
-                    shell_quote(assignment)
-                )
-            })
-            .collect(),
+        ChangeKind::PrivilegeAdded { grant } => revoke_grant(identity, grant),
         _ => Vec::new(),
     }
+}
+
+/// Returns the command that revokes a grant: removing the member from the
+/// group that has the role, which keeps the role for the group's other
+/// members, or else deleting the role assignment.
+fn revoke_grant(identity: &Identity, grant: &AdminGrant) -> Vec<String> {
+    if let Some(group_id) = &grant.group_id {
+        return vec![format!(
+            "az ad group member remove --group {} --member-id {}",
+            shell_quote(group_id),
+            shell_quote(&identity.id)
+        )];
+    }
+    grant
+        .assignment_id
+        .iter()
+        .map(|assignment| {
+            format!(
+                "az rest --method DELETE --url https://graph.microsoft.com/v1.0/roleManagement/directory/roleAssignments/{}",
+                shell_quote(assignment)
+            )
+        })
+        .collect()
 }
 
 fn disable_identity(identity: &Identity) -> Vec<String> {

@@ -269,9 +269,15 @@ fn credential_label(credential: &crate::model::Credential) -> String {
 }
 
 fn grant_source(grant: &crate::model::AdminGrant) -> String {
-    match &grant.group {
-        Some(group) => format!("group {group} ({} {})", grant.via, grant.policy),
-        None => format!("{} policy {}", grant.via, grant.policy),
+    match (&grant.group, &grant.group_id) {
+        (Some(group), Some(id)) if group != id => {
+            format!(
+                "group {group} ({} {}, group id {id})",
+                grant.via, grant.policy
+            )
+        }
+        (Some(group), _) => format!("group {group} ({} {})", grant.via, grant.policy),
+        (None, _) => format!("{} policy {}", grant.via, grant.policy),
     }
 }
 
@@ -346,6 +352,14 @@ fn change_evidence(kind: &ChangeKind) -> BTreeMap<String, String> {
                 if let Some(value) = value {
                     evidence.insert(key.to_string(), value.clone());
                 }
+            }
+        }
+        ChangeKind::PrivilegeAdded { grant } | ChangeKind::PrivilegeRemoved { grant } => {
+            if let Some(group) = &grant.group {
+                evidence.insert("group".to_string(), group.clone());
+            }
+            if let Some(group_id) = &grant.group_id {
+                evidence.insert("group_id".to_string(), group_id.clone());
             }
         }
         ChangeKind::TrustChanged { added, removed } => {
@@ -426,6 +440,7 @@ mod tests {
             via: "attached".to_string(),
             policy: "arn:aws:iam::aws:policy/AdministratorAccess".to_string(),
             group: None,
+            group_id: None,
             reason: "AdministratorAccess".to_string(),
             assignment_id: None,
         });

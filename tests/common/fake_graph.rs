@@ -10,13 +10,15 @@
 //!   `X-IDENTITY-HEADER`, which returns a bearer token that expires after
 //!   [`FakeGraph::set_token_lifetime`] seconds.
 //! - Graph v1.0 under `/v1.0`: users, service principals, applications and
-//!   their federated identity credentials, and directory role assignments.
-//!   Every Graph request needs `Authorization: Bearer` with a token the fake
-//!   issued. Lists are paged by `$top` (1 to 999, default 100) and an
-//!   absolute `@odata.nextLink` that carries the original query and a
-//!   `$skiptoken`. `$select` is recorded but ignored, so every field is
-//!   sent. Errors use Graph's `{"error": {"code", "message", "innerError"}}`
-//!   body.
+//!   their federated identity credentials, directory role assignments, and
+//!   groups (`/groups/{id}` as one object, `/groups/{id}/transitiveMembers`
+//!   as a list). Every Graph request needs `Authorization: Bearer` with a
+//!   token the fake issued. Lists are paged by `$top` (1 to 999, default
+//!   100) and an absolute `@odata.nextLink` that carries the original query
+//!   and a `$skiptoken`. `$select` is recorded but ignored, so every field
+//!   is sent. Errors use Graph's `{"error": {"code", "message",
+//!   "innerError"}}` body, and an unknown group or application id gets 404
+//!   `Request_ResourceNotFound`.
 //!
 //! Each test scripts the fake with a data set ([`Tenant`]), a page size and
 //! a list of [`Fault`]s, and reads back every request it received.
@@ -65,6 +67,8 @@ pub const APPLICATIONS_PATH: &str = "/v1.0/applications";
 pub const ROLE_ASSIGNMENTS_PATH: &str = "/v1.0/roleManagement/directory/roleAssignments";
 /// Path of the organization, which names the tenant.
 pub const ORGANIZATION_PATH: &str = "/v1.0/organization";
+/// Path prefix of groups: `/v1.0/groups/{id}` is one group.
+pub const GROUPS_PATH: &str = "/v1.0/groups";
 
 /// The largest `$top` Graph accepts on directory objects.
 pub const MAX_PAGE_SIZE: usize = 999;
@@ -111,6 +115,8 @@ pub mod id_kind {
     pub const FEDERATED_CREDENTIAL: u32 = 0x0000_0006;
     /// Directory role assignments.
     pub const ROLE_ASSIGNMENT: u32 = 0x0000_0007;
+    /// Groups.
+    pub const GROUP: u32 = 0x0000_0008;
 }
 
 /// Returns the GUID of object `number` of a kind from [`id_kind`], such as
@@ -654,6 +660,64 @@ impl Editable for FakeRoleAssignment {
     }
 }
 
+/// A security group, role-assignable unless changed.
+#[derive(Debug, Clone)]
+pub struct FakeGroup {
+    /// The object id (a GUID).
+    pub id: String,
+    /// The display name.
+    pub display_name: String,
+    /// `isAssignableToRole`: only such groups can be given directory roles.
+    pub is_assignable_to_role: bool,
+    /// The object ids of the members, in listing order. Each is served with
+    /// the `@odata.type` of the tenant's user or service principal with that
+    /// id, and `#microsoft.graph.device` when there is none.
+    pub members: Vec<String>,
+    /// Edits to the group's JSON.
+    pub edits: JsonEdits,
+}
+
+impl FakeGroup {
+    /// Builds role-assignable group `number`, named `admins-<number>`, with members.
+    pub fn role_assignable(number: usize, members: &[String]) -> FakeGroup {
+        FakeGroup {
+            id: guid(id_kind::GROUP, number),
+            display_name: format!("admins-{number:02}"),
+            is_assignable_to_role: true,
+            members: members.to_vec(),
+            edits: JsonEdits::default(),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let record = json!({
+            "displayName": self.display_name,
+            "groupTypes": [],
+            "id": self.id,
+            "isAssignableToRole": self.is_assignable_to_role,
+            "mailEnabled": false,
+            "securityEnabled": true,
+        });
+        self.edits.apply(record)
+    }
+}
+
+impl Editable for FakeGroup {
+    fn edits_mut(&mut self) -> &mut JsonEdits {
+        &mut self.edits
+    }
+}
+
+/// Returns the path of one group.
+pub fn group_path(group_id: &str) -> String {
+    format!("{GROUPS_PATH}/{group_id}")
+}
+
+/// Returns the path that lists a group's direct and nested members.
+pub fn group_members_path(group_id: &str) -> String {
+    format!("{GROUPS_PATH}/{group_id}/transitiveMembers")
+}
+
 /// The fake's data set: one tenant's directory objects, in listing order.
 #[derive(Debug, Clone, Default)]
 pub struct Tenant {
@@ -665,6 +729,8 @@ pub struct Tenant {
     pub applications: Vec<FakeApplication>,
     /// Directory role assignments.
     pub role_assignments: Vec<FakeRoleAssignment>,
+    /// Groups, served only one by one and by their members.
+    pub groups: Vec<FakeGroup>,
 }
 
 impl Tenant {
@@ -702,12 +768,48 @@ impl Tenant {
                 &guid(id_kind::USER, 1),
                 GLOBAL_ADMINISTRATOR,
             )],
+            groups: Vec::new(),
         }
     }
 
     /// Returns the application with an object id, if there is one.
     pub fn application(&self, id: &str) -> Option<&FakeApplication> {
         self.applications.iter().find(|app| app.id == id)
+    }
+
+    /// Returns the group with an object id, if there is one.
+    pub fn group(&self, id: &str) -> Option<&FakeGroup> {
+        self.groups.iter().find(|group| group.id == id)
+    }
+
+    /// Returns the object at a single-object path (`/v1.0/groups/{id}`) as
+    /// Graph would send it, `Some(None)` when no object has that id, and
+    /// `None` for a path that is not a single object.
+    fn object(&self, path: &str) -> Option<Option<Value>> {
+        let id = path.strip_prefix(GROUPS_PATH)?.strip_prefix('/')?;
+        if id.is_empty() || id.contains('/') {
+            return None;
+        }
+        Some(self.group(id).map(FakeGroup::to_json))
+    }
+
+    /// Returns a group's members as `transitiveMembers` sends them: the
+    /// `@odata.type` and the object id.
+    fn group_members(&self, group: &FakeGroup) -> Vec<Value> {
+        let type_of = |id: &String| {
+            if self.users.iter().any(|user| &user.id == id) {
+                "#microsoft.graph.user"
+            } else if self.service_principals.iter().any(|sp| &sp.id == id) {
+                "#microsoft.graph.servicePrincipal"
+            } else {
+                "#microsoft.graph.device"
+            }
+        };
+        group
+            .members
+            .iter()
+            .map(|id| json!({"@odata.type": type_of(id), "id": id}))
+            .collect()
     }
 
     /// Returns the records of a collection path as Graph would send them,
@@ -735,6 +837,13 @@ impl Tenant {
                 "id": TENANT_ID,
                 "verifiedDomains": [{"isDefault": true, "name": "fake.onmicrosoft.com"}],
             })],
+            _ if path.starts_with(GROUPS_PATH) => {
+                let group_id = path
+                    .strip_prefix(GROUPS_PATH)?
+                    .strip_prefix('/')?
+                    .strip_suffix("/transitiveMembers")?;
+                self.group_members(self.group(group_id)?)
+            }
             _ => {
                 let application_id = path
                     .strip_prefix(APPLICATIONS_PATH)?
@@ -793,6 +902,7 @@ pub fn odd_tenant() -> Tenant {
         service_principals: vec![social, unknown_type],
         applications: vec![application],
         role_assignments: Vec::new(),
+        groups: Vec::new(),
     }
 }
 
@@ -1312,6 +1422,18 @@ impl GraphError {
         )
     }
 
+    /// Graph's 404 for an object id that names nothing, as for a deleted object.
+    fn not_found(id: &str) -> GraphError {
+        GraphError::new(
+            404,
+            "Request_ResourceNotFound",
+            format!(
+                "Resource '{id}' does not exist or one of its queried reference-property objects \
+                 are not present."
+            ),
+        )
+    }
+
     fn bad_request(message: impl Into<String>) -> GraphError {
         GraphError::new(400, "Request_BadRequest", message)
     }
@@ -1365,6 +1487,13 @@ fn parse_skiptoken(token: &str) -> Option<Position> {
 /// Returns the entity set name that `@odata.context` names for a path.
 fn entity_set(path: &str) -> String {
     match path.strip_prefix("/v1.0/") {
+        Some(rest) if rest.starts_with("groups/") => {
+            if rest.ends_with("/transitiveMembers") {
+                "directoryObjects".to_string()
+            } else {
+                "groups".to_string()
+            }
+        }
         Some(rest) => match rest.strip_prefix("applications/") {
             Some(nested) => {
                 let (application_id, relation) = nested.split_once('/').unwrap_or((nested, ""));
@@ -1558,14 +1687,18 @@ impl State {
             return Err((error, page));
         }
 
+        if let Some(object) = self.tenant.object(&incoming.path) {
+            return self
+                .single_object(incoming, object, request_id, client_request_id)
+                .map_err(|error| (error, page));
+        }
         let Some(records) = self.tenant.records(&incoming.path) else {
-            let segment = incoming.path.rsplit('/').next().unwrap_or_default();
-            let error = if incoming.path.contains("/federatedIdentityCredentials") {
-                GraphError::new(
-                    404,
-                    "Request_ResourceNotFound",
-                    format!("Resource '{segment}' does not exist."),
-                )
+            let mut segments = incoming.path.rsplit('/');
+            let segment = segments.next().unwrap_or_default();
+            let nested = ["federatedIdentityCredentials", "transitiveMembers"];
+            let error = if nested.contains(&segment) {
+                // The segment before the relation is the unknown object's id.
+                GraphError::not_found(segments.next().unwrap_or_default())
             } else {
                 GraphError::bad_request(format!("Resource not found for the segment '{segment}'."))
             };
@@ -1573,6 +1706,31 @@ impl State {
         };
         self.list_page(incoming, records, position, request_id, client_request_id)
             .map_err(|error| (error, page))
+    }
+
+    /// Serves one object, or Graph's 404 when there is none.
+    fn single_object(
+        &self,
+        incoming: &Incoming,
+        object: Option<Value>,
+        request_id: &str,
+        client_request_id: &str,
+    ) -> Result<Reply, GraphError> {
+        let id = incoming.path.rsplit('/').next().unwrap_or_default();
+        let Some(Value::Object(fields)) = object else {
+            return Err(GraphError::not_found(id));
+        };
+        let mut body = Map::new();
+        let context = format!(
+            "{}/v1.0/$metadata#{}/$entity",
+            self.endpoint,
+            entity_set(&incoming.path)
+        );
+        body.insert("@odata.context".to_string(), json!(context));
+        body.extend(fields);
+        let mut reply = Reply::graph(200, &Value::Object(body), request_id, client_request_id);
+        reply.page = Some(1);
+        Ok(reply)
     }
 
     /// Returns the error of the first error fault that applies to a request, and counts it.

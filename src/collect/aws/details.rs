@@ -446,6 +446,7 @@ fn attached_grants(
                 via: via.to_string(),
                 policy: policy.policy_arn.clone(),
                 group: group.map(str::to_string),
+                group_id: None,
                 reason,
                 assignment_id: None,
             });
@@ -479,6 +480,7 @@ fn inline_grants(
                 via: via.to_string(),
                 policy: policy.policy_name.clone(),
                 group: group.map(str::to_string),
+                group_id: None,
                 reason,
                 assignment_id: None,
             });

@@ -3,8 +3,12 @@
 //! Users, service principals, applications and directory role assignments
 //! are listed at once, each with `$select` and `$top`. Once the app listing
 //! ends, each app's federated identity credentials are listed,
-//! `concurrency` apps at a time.
+//! `concurrency` apps at a time. Once all four listings end, each principal
+//! of a privileged role assignment that is not a listed user or service
+//! principal is read as a group, with its transitive members,
+//! `concurrency` groups at a time.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,20 +22,22 @@ use azure_identity::{
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::{debug, warn};
 
 use super::graph::GraphClient;
-use super::inventory::TenantInventory;
-use super::records;
+use super::inventory::{PrincipalLookup, TenantInventory};
+use super::records::{self, RoleGroup};
 use super::{cloud_configuration, endpoints};
 use crate::collect::{CollectError, Collected};
 use crate::model::CollectionName;
-use crate::settings::{AzureCredentialSource, AzureTenantSettings, RetrySettings};
+use crate::settings::{AzureCredentialSource, AzureTenantSettings, RetrySettings, is_guid};
 
 const USER_FIELDS: &str = "id,userPrincipalName,displayName,userType,accountEnabled,createdDateTime,creationType,externalUserState";
 const SERVICE_PRINCIPAL_FIELDS: &str = "id,appId,displayName,servicePrincipalType,appOwnerOrganizationId,\
 alternativeNames,accountEnabled,passwordCredentials,keyCredentials";
 const APPLICATION_FIELDS: &str =
     "id,appId,displayName,createdDateTime,passwordCredentials,keyCredentials";
+const GROUP_FIELDS: &str = "id,displayName,isAssignableToRole";
 
 fn unavailable(tenant: &AzureTenantSettings, reason: String) -> CollectError {
     CollectError::Unavailable {
@@ -220,10 +226,87 @@ pub async fn collect_tenant(
             "not listed because the application listing failed",
         ),
     }
-    inventory
-        .add_role_assignments(assignments.map(|records| records::privileged_assignments(&records)));
+    let assignments = assignments.map(|records| records::privileged_assignments(&records));
+    // Without every user and service principal listed, a principal that
+    // matches neither need not be a group, and Privileges is incomplete anyway.
+    let groups = match &assignments {
+        Ok(assignments) if inventory.principals_listed() => {
+            let principals = inventory.unmatched_principals(assignments);
+            read_groups(&graph, principals, top, tenant.concurrency).await
+        }
+        _ => HashMap::new(),
+    };
+    inventory.add_role_assignments(assignments, &groups);
 
     Ok(inventory.into_collected(&tenant.tenant_id, graph.calls()))
+}
+
+/// Reads each principal as a group with its members, `concurrency` at a time.
+async fn read_groups(
+    graph: &Arc<GraphClient>,
+    principal_ids: Vec<String>,
+    top: u32,
+    concurrency: usize,
+) -> HashMap<String, PrincipalLookup> {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for principal_id in principal_ids {
+        let graph = Arc::clone(graph);
+        let permits = Arc::clone(&permits);
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let lookup = read_group(&graph, &principal_id, top).await;
+            (principal_id, lookup)
+        });
+    }
+    let mut groups = HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((principal_id, lookup)) => {
+                groups.insert(principal_id, lookup);
+            }
+            // The principal is then missing from the map, which marks
+            // Privileges incomplete.
+            Err(error) => warn!(error = %error, "a group reading task failed"),
+        }
+    }
+    groups
+}
+
+/// Reads one principal as a group: its record, then its transitive members.
+async fn read_group(graph: &GraphClient, principal_id: &str, top: u32) -> PrincipalLookup {
+    // The id goes into a URL path, so anything but a GUID is rejected.
+    if !is_guid(principal_id) {
+        return PrincipalLookup::Failed(format!(
+            "group {principal_id}: the role assignment's principal id is not a GUID"
+        ));
+    }
+    let url = graph.url(&format!(
+        "/v1.0/groups/{principal_id}?$select={GROUP_FIELDS}"
+    ));
+    let record = match graph.get(&format!("group {principal_id}"), url).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return PrincipalLookup::NotFound,
+        Err(reason) => return PrincipalLookup::Failed(reason),
+    };
+    let mut group = RoleGroup::new(principal_id, Some(&record));
+    debug!(
+        group = %group.label(),
+        role_assignable = ?record.get("isAssignableToRole"),
+        "reading the members of a group with a privileged role"
+    );
+
+    let url = graph.url(&format!(
+        "/v1.0/groups/{principal_id}/transitiveMembers?$select=id&$top={top}"
+    ));
+    let what = format!("members of group {}", group.label());
+    match graph.list(&what, url).await {
+        Ok(members) => {
+            group.members = records::group_members(&members);
+            PrincipalLookup::Group(group)
+        }
+        Err(reason) => PrincipalLookup::Failed(reason),
+    }
 }
 
 /// Lists the federated identity credentials of each app.

@@ -10,15 +10,24 @@
 //! `federated-credentials-<app object id or appId>.json`. An `az rest` dump
 //! of `/applications/{id}/federatedIdentityCredentials` names the app in its
 //! `@odata.context` and may have any name.
+//!
+//! The members of a group that has a privileged role go in a file named
+//! `group-members-<group object id>.json`: the output of `az ad group member
+//! list --group ID` (user and service principal records, which would
+//! otherwise read as a user listing) or an `az rest` dump of
+//! `/groups/{id}/transitiveMembers`, whose `@odata.context`
+//! (`$metadata#directoryObjects`) does not name the group either. An
+//! `az ad group list` file, when present, gives the groups their names.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::inventory::TenantInventory;
-use super::records;
+use super::inventory::{PrincipalLookup, TenantInventory};
+use super::records::{self, RoleGroup};
 use crate::collect::{CollectError, Collected};
 use crate::model::CollectionName;
 use crate::settings::is_guid;
@@ -31,6 +40,8 @@ enum Listing {
     Applications,
     RoleAssignments,
     FederatedCredentials,
+    Groups,
+    GroupMembers,
 }
 
 /// The records found for one tenant, by listing, with the pages that report more to follow.
@@ -42,6 +53,10 @@ struct TenantExport {
     role_assignments: Option<Vec<Value>>,
     /// Federated credential listings, each with the app its file names.
     federated: Vec<FederatedFile>,
+    /// Group records, which name the groups of member listings.
+    groups: Option<Vec<Value>>,
+    /// Member listings of groups, each with the group its file names.
+    group_members: Vec<GroupMembersFile>,
     /// Files whose page carries `@odata.nextLink`: the dump is cut short.
     truncated: Vec<(Listing, String)>,
 }
@@ -55,8 +70,19 @@ struct FederatedFile {
     file: PathBuf,
 }
 
+/// One group's member listing.
+#[derive(Debug)]
+struct GroupMembersFile {
+    /// The group's object id, from the file name.
+    group: String,
+    records: Vec<Value>,
+}
+
 /// The file name prefix of one app's federated credential listing.
 const FEDERATED_PREFIX: &str = "federated-credentials-";
+
+/// The file name prefix of one group's member listing.
+const GROUP_MEMBERS_PREFIX: &str = "group-members-";
 
 fn export_error(path: &Path, reason: String) -> CollectError {
     CollectError::Export {
@@ -164,6 +190,26 @@ fn read_file(export: &mut TenantExport, file: &Path) -> Result<(), CollectError>
         },
         _ => return Err(not_an_export(file)),
     };
+    if let Some(group) = group_named_by(file)? {
+        info!(file = %file.display(), group = %group, "read group member listing");
+        if truncated {
+            let listing = (Listing::GroupMembers, file.display().to_string());
+            export.truncated.push(listing);
+        }
+        export
+            .group_members
+            .push(GroupMembersFile { group, records });
+        return Ok(());
+    }
+    if lists_directory_objects(&value) {
+        return Err(export_error(
+            file,
+            format!(
+                "a group member listing must name its group: call the file \
+                 {GROUP_MEMBERS_PREFIX}<group object id>.json"
+            ),
+        ));
+    }
     let named_app = app_named_by(file, &value);
     let Some(first) = records.first() else {
         // An empty list names no listing by its records, but one app's
@@ -190,6 +236,9 @@ fn read_file(export: &mut TenantExport, file: &Path) -> Result<(), CollectError>
         Listing::ServicePrincipals => &mut export.service_principals,
         Listing::Applications => &mut export.applications,
         Listing::RoleAssignments => &mut export.role_assignments,
+        Listing::Groups => &mut export.groups,
+        // Member listings are recognized by file name, never by content.
+        Listing::GroupMembers => return Err(not_an_export(file)),
         Listing::FederatedCredentials => {
             let app = named_app.ok_or_else(|| {
                 export_error(
@@ -231,6 +280,40 @@ fn app_named_by(file: &Path, value: &Value) -> Option<String> {
     is_guid(tail).then(|| tail.to_string())
 }
 
+/// Returns the group a `group-members-<group id>.json` file names, `None`
+/// for other files, and an error for that prefix without a group id.
+fn group_named_by(file: &Path) -> Result<Option<String>, CollectError> {
+    let stem = file
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or_default();
+    let Some(group) = stem.strip_prefix(GROUP_MEMBERS_PREFIX) else {
+        return Ok(None);
+    };
+    if !is_guid(group) {
+        return Err(export_error(
+            file,
+            format!(
+                "{group:?} is not a group object id (a GUID): call the file \
+                 {GROUP_MEMBERS_PREFIX}<group object id>.json"
+            ),
+        ));
+    }
+    Ok(Some(group.to_ascii_lowercase()))
+}
+
+/// Returns true for a Graph dump of a `directoryObject` collection, such as
+/// a group's members, which `@odata.context` does not tie to its group.
+fn lists_directory_objects(value: &Value) -> bool {
+    let context = value
+        .get("@odata.context")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    context
+        .rsplit_once("$metadata#")
+        .is_some_and(|(_, entity_set)| entity_set.starts_with("directoryObjects"))
+}
+
 fn is_federated_file_name(file: &Path) -> bool {
     file.file_name()
         .and_then(|name| name.to_str())
@@ -241,8 +324,9 @@ fn not_an_export(file: &Path) -> CollectError {
     export_error(
         file,
         "not an Entra export idrift reads: expected the JSON of `az ad user list`, `az ad sp list --all`, \
-         `az ad app list --all`, or an `az rest` dump of a Graph list ({\"value\": [...]}) of users, \
-         service principals, applications or directory role assignments"
+         `az ad app list --all`, `az ad group list`, or an `az rest` dump of a Graph list \
+         ({\"value\": [...]}) of users, service principals, applications, groups or directory \
+         role assignments"
             .to_string(),
     )
 }
@@ -254,6 +338,8 @@ fn recognize(record: &Value) -> Option<Listing> {
         Some(Listing::RoleAssignments)
     } else if has("issuer") && has("subject") {
         Some(Listing::FederatedCredentials)
+    } else if has("groupTypes") || has("securityEnabled") {
+        Some(Listing::Groups)
     } else if has("userPrincipalName") || has("userType") {
         Some(Listing::Users)
     } else if has("servicePrincipalType")
@@ -297,7 +383,11 @@ fn build_inventory(tenant_id: &str, export: TenantExport) -> Collected {
     }
     add_federated_credentials(&mut inventory, &export);
     match &export.role_assignments {
-        Some(found) => inventory.add_role_assignments(Ok(records::privileged_assignments(found))),
+        Some(found) => {
+            let assignments = records::privileged_assignments(found);
+            let groups = exported_groups(&inventory, &export, &assignments);
+            inventory.add_role_assignments(Ok(assignments), &groups);
+        }
         None => inventory.not_collected(CollectionName::Privileges, &missing("role assignment")),
     }
 
@@ -306,8 +396,10 @@ fn build_inventory(tenant_id: &str, export: TenantExport) -> Collected {
             Listing::Users => CollectionName::Users,
             Listing::ServicePrincipals => CollectionName::ServicePrincipals,
             Listing::Applications => CollectionName::Applications,
-            Listing::RoleAssignments => CollectionName::Privileges,
+            Listing::RoleAssignments | Listing::GroupMembers => CollectionName::Privileges,
             Listing::FederatedCredentials => CollectionName::FederatedCredentials,
+            // Group records only name groups, so a cut-short listing loses names, not grants.
+            Listing::Groups => continue,
         };
         // NOTE: a dump of every page has @odata.nextLink on all but the last.
         // idrift cannot order pages by file, so any such page marks the
@@ -352,4 +444,61 @@ fn add_federated_credentials(inventory: &mut TenantInventory, export: &TenantExp
             .collect();
         warn!(app = %unknown, files = ?files, "skipping federated credentials of an app the application listing lacks");
     }
+}
+
+/// Looks up each role assignment principal that is not a listed user or
+/// service principal among the group member files. A principal without one
+/// fails, with the file to add.
+fn exported_groups(
+    inventory: &TenantInventory,
+    export: &TenantExport,
+    assignments: &[records::RoleAssignment],
+) -> HashMap<String, PrincipalLookup> {
+    let mut lookups = HashMap::new();
+    for principal in inventory.unmatched_principals(assignments) {
+        let key = principal.to_ascii_lowercase();
+        let files: Vec<&GroupMembersFile> = export
+            .group_members
+            .iter()
+            .filter(|listing| listing.group == key)
+            .collect();
+        let lookup = if files.is_empty() {
+            PrincipalLookup::Failed(missing_members_file(&principal, assignments))
+        } else {
+            let members: Vec<Value> = files
+                .iter()
+                .flat_map(|listing| listing.records.iter().cloned())
+                .collect();
+            let mut group = RoleGroup::new(&principal, group_record(export, &principal));
+            group.members = records::group_members(&members);
+            PrincipalLookup::Group(group)
+        };
+        lookups.insert(principal, lookup);
+    }
+    lookups
+}
+
+/// Returns the `az ad group list` record of a group, if the export has one.
+fn group_record<'a>(export: &'a TenantExport, group_id: &str) -> Option<&'a Value> {
+    export.groups.iter().flatten().find(|record| {
+        record
+            .get("id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| id.eq_ignore_ascii_case(group_id))
+    })
+}
+
+/// Explains a role assignment principal that the export cannot resolve.
+fn missing_members_file(principal: &str, assignments: &[records::RoleAssignment]) -> String {
+    let assignment = assignments
+        .iter()
+        .find(|assignment| assignment.principal_id == principal);
+    let (id, role) = assignment
+        .map(|assignment| (assignment.id.as_str(), assignment.role_name))
+        .unwrap_or_default();
+    format!(
+        "role assignment {id} ({role}) names principal {principal}, which is not a listed user \
+         or service principal; if it is a group, add its members as \
+         {GROUP_MEMBERS_PREFIX}{principal}.json (`az ad group member list --group {principal}`)"
+    )
 }

@@ -92,7 +92,10 @@ impl GraphClient {
             let Some(url) = next.take() else {
                 return Ok(records);
             };
-            let page = self.get_json(what, &url).await?;
+            let page = match self.get_json(what, &url).await? {
+                Fetched::Found(page) => page,
+                Fetched::NotFound(failure) => return Err(failure),
+            };
             let Some(values) = page.get("value").and_then(Value::as_array) else {
                 return Err(format!(
                     "{what}: page {page_number} is malformed: it has no \"value\" list"
@@ -127,10 +130,23 @@ impl GraphClient {
         Err(format!("{what}: stopped after {MAX_PAGES} pages"))
     }
 
+    /// Gets one object, such as `/v1.0/groups/{id}`, with the retries of
+    /// [`GraphClient::list`]. Returns `Ok(None)` when Graph returns 404
+    /// `Request_ResourceNotFound`, which means no object has that id.
+    pub async fn get(&self, what: &str, url: String) -> Result<Option<Value>, Failure> {
+        match self.get_json(what, &url).await? {
+            Fetched::Found(object) => Ok(Some(object)),
+            Fetched::NotFound(failure) => {
+                debug!(what, failure = %failure, "not found");
+                Ok(None)
+            }
+        }
+    }
+
     /// Gets one page, retrying throttling (429) and unavailability (503,
     /// 504, connection errors) with `Retry-After` or exponential backoff, and
     /// a 401 once with a fresh token.
-    async fn get_json(&self, what: &str, url: &str) -> Result<Value, Failure> {
+    async fn get_json(&self, what: &str, url: &str) -> Result<Fetched, Failure> {
         let mut attempt = 1;
         let mut refreshed = false;
         loop {
@@ -175,7 +191,12 @@ impl GraphClient {
             match status {
                 200 => {
                     return serde_json::from_str(&body)
+                        .map(Fetched::Found)
                         .map_err(|error| format!("{what}: the page is not valid JSON: {error}"));
+                }
+                404 if graph_error_code(&body).as_deref() == Some("Request_ResourceNotFound") => {
+                    let failure = describe_status(what, status, &body, attempt);
+                    return Ok(Fetched::NotFound(failure));
                 }
                 401 if !refreshed => {
                     // azure_identity caches tokens and cannot be made to drop
@@ -237,6 +258,21 @@ impl GraphClient {
             .saturating_mul(factor)
             .min(self.retry.max_backoff)
     }
+}
+
+/// A response that ends a request: a page or object, or Graph's response
+/// that the object does not exist.
+enum Fetched {
+    /// The JSON body of a 200 response.
+    Found(Value),
+    /// 404 `Request_ResourceNotFound`, described for a person.
+    NotFound(Failure),
+}
+
+/// Returns the `error.code` of a Graph error body, if it has one.
+fn graph_error_code(body: &str) -> Option<String> {
+    let parsed: Value = serde_json::from_str(body).ok()?;
+    parsed["error"]["code"].as_str().map(str::to_string)
 }
 
 /// Reads `Retry-After` as seconds; Graph sends whole seconds.

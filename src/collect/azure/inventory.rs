@@ -1,7 +1,7 @@
 //! A tenant's records being assembled from the listings that succeeded,
 //! shared by the API collector and the offline export reader.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 use tracing::warn;
@@ -11,6 +11,19 @@ use crate::collect::Collected;
 use crate::model::{CollectionName, Completeness, Identity, IdentityKind, Provider, Snapshot};
 use crate::report::sanitize;
 
+/// The result of looking up the principal of a privileged role assignment
+/// that is not a listed user or service principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalLookup {
+    /// A group, whose members each hold the role.
+    Group(records::RoleGroup),
+    /// Graph has no group with that id (404), so the assignment most likely
+    /// names a deleted object.
+    NotFound,
+    /// The group or its members could not be read, for this reason, which names the group.
+    Failed(String),
+}
+
 /// A tenant's records being assembled from the listings that succeeded.
 #[derive(Debug, Default)]
 pub struct TenantInventory {
@@ -19,6 +32,7 @@ pub struct TenantInventory {
 }
 
 impl TenantInventory {
+    /// Marks a collection incomplete with the reason, and logs it.
     pub fn incomplete(&mut self, name: CollectionName, reason: String) {
         warn!(collection = %name, reason = %sanitize(&reason), "listing incomplete");
         self.collections.insert(
@@ -31,6 +45,7 @@ impl TenantInventory {
         );
     }
 
+    /// Marks a collection as not collected, for a source that is missing.
     pub fn not_collected(&mut self, name: CollectionName, reason: &str) {
         self.collections.insert(
             name,
@@ -171,8 +186,47 @@ impl TenantInventory {
         unknown
     }
 
-    /// Records privileged role assignments as admin grants on their principals.
-    pub fn add_role_assignments(&mut self, listed: Result<Vec<records::RoleAssignment>, String>) {
+    /// Returns true when users and service principals were both listed in
+    /// full, so that a principal id matching neither is something else.
+    pub fn principals_listed(&self) -> bool {
+        [CollectionName::Users, CollectionName::ServicePrincipals]
+            .iter()
+            .all(|name| {
+                self.collections
+                    .get(name)
+                    .is_some_and(Completeness::is_complete)
+            })
+    }
+
+    /// Returns the principal ids of role assignments that match no listed
+    /// identity, sorted and without repeats: groups, or deleted objects.
+    pub fn unmatched_principals(&self, assignments: &[records::RoleAssignment]) -> Vec<String> {
+        let known: HashSet<&str> = self
+            .identities
+            .iter()
+            .map(|identity| identity.id.as_str())
+            .collect();
+        let unmatched: BTreeSet<String> = assignments
+            .iter()
+            .filter(|assignment| !known.contains(assignment.principal_id.as_str()))
+            .map(|assignment| assignment.principal_id.clone())
+            .collect();
+        unmatched.into_iter().collect()
+    }
+
+    /// Records privileged role assignments as admin grants on their
+    /// principals. An assignment to a group gives a grant to each member
+    /// that is a listed identity. `groups` maps each principal in
+    /// [`TenantInventory::unmatched_principals`] to what it turned out to be.
+    ///
+    /// Privileges are complete only when users and service principals are,
+    /// and every group was read. A principal that Graph does not find is
+    /// logged and skipped.
+    pub fn add_role_assignments(
+        &mut self,
+        listed: Result<Vec<records::RoleAssignment>, String>,
+        groups: &HashMap<String, PrincipalLookup>,
+    ) {
         let assignments = match listed {
             Ok(assignments) => assignments,
             Err(reason) => return self.incomplete(CollectionName::Privileges, reason),
@@ -183,6 +237,72 @@ impl TenantInventory {
             .enumerate()
             .map(|(position, identity)| (identity.id.clone(), position))
             .collect();
+        let mut failures: Vec<String> = Vec::new();
+        for assignment in &assignments {
+            if let Some(&position) = index.get(&assignment.principal_id) {
+                self.identities[position]
+                    .admin_grants
+                    .push(records::grant_of(assignment));
+                continue;
+            }
+            let failure = match groups.get(&assignment.principal_id) {
+                Some(PrincipalLookup::Group(group)) => {
+                    self.add_group_grants(assignment, group, &index);
+                    continue;
+                }
+                Some(PrincipalLookup::NotFound) => {
+                    warn!(
+                        assignment = %sanitize(&assignment.id),
+                        principal = %sanitize(&assignment.principal_id),
+                        role = assignment.role_name,
+                        "skipping a role assignment: its principal is neither a listed user or \
+                         service principal nor a group that Graph finds (404), so it may be a \
+                         deleted object"
+                    );
+                    continue;
+                }
+                Some(PrincipalLookup::Failed(reason)) => reason.clone(),
+                None => format!(
+                    "role assignment {} ({}) names principal {}, which is not a listed user or \
+                     service principal and was not read as a group",
+                    assignment.id, assignment.role_name, assignment.principal_id
+                ),
+            };
+            if !failures.contains(&failure) {
+                failures.push(failure);
+            }
+        }
+        self.set_privileges_completeness(failures);
+    }
+
+    /// Gives the assignment's grant to each member of its group.
+    fn add_group_grants(
+        &mut self,
+        assignment: &records::RoleAssignment,
+        group: &records::RoleGroup,
+        index: &HashMap<String, usize>,
+    ) {
+        let grant = records::group_grant_of(assignment, group);
+        for member in &group.members {
+            match index.get(&member.id) {
+                Some(&position) => self.identities[position].admin_grants.push(grant.clone()),
+                // A user created after the user listing ended lands here too,
+                // and the next scan finds it with its grant.
+                None => warn!(
+                    group = %sanitize(&group.label()),
+                    member = %sanitize(&member.id),
+                    member_type = %sanitize(member.odata_type.as_deref().unwrap_or("unknown")),
+                    role = assignment.role_name,
+                    "skipping a member of a group with a privileged role: it is not a listed \
+                     user or service principal"
+                ),
+            }
+        }
+    }
+
+    /// Marks Privileges complete, or incomplete when a principal listing is
+    /// missing or a group could not be read.
+    fn set_privileges_completeness(&mut self, group_failures: Vec<String>) {
         // An assignment to a principal whose listing failed has no record
         // to sit on, so the grants cannot be vouched for.
         let principal_listings: Vec<Completeness> =
@@ -195,29 +315,27 @@ impl TenantInventory {
                         .unwrap_or(Completeness::Complete)
                 })
                 .collect();
-        for assignment in &assignments {
-            // NOTE: assignments to groups (role-assignable groups) have no
-            // identity record here and are not reported yet.
-            if let Some(&position) = index.get(&assignment.principal_id) {
-                self.identities[position]
-                    .admin_grants
-                    .push(records::grant_of(assignment));
-            }
-        }
         let reason = "role assignments cannot be matched to principals whose listing is missing";
         if principal_listings
             .iter()
             .any(|listing| matches!(listing, Completeness::Incomplete { .. }))
         {
             self.incomplete(CollectionName::Privileges, reason.to_string());
-        } else if principal_listings.iter().all(Completeness::is_complete) {
+        } else if !principal_listings.iter().all(Completeness::is_complete) {
+            self.not_collected(CollectionName::Privileges, reason);
+        } else if let Some(first) = group_failures.first() {
+            let reason = match group_failures.len() {
+                1 => first.clone(),
+                count => format!("{first} (and {} more groups)", count - 1),
+            };
+            self.incomplete(CollectionName::Privileges, reason);
+        } else {
             self.collections
                 .insert(CollectionName::Privileges, Completeness::Complete);
-        } else {
-            self.not_collected(CollectionName::Privileges, reason);
         }
     }
 
+    /// Builds the tenant's snapshot from what was added.
     pub fn into_collected(self, tenant_id: &str, api_calls: u64) -> Collected {
         Collected {
             snapshot: Snapshot::new(

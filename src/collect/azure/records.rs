@@ -255,8 +255,82 @@ pub fn grant_of(assignment: &RoleAssignment) -> AdminGrant {
         via: "directory_role".to_string(),
         policy: assignment.role_name.to_string(),
         group: None,
+        group_id: None,
         reason: format!("role template {}", assignment.role_template_id),
         assignment_id: Some(assignment.id.clone()),
+    }
+}
+
+/// A group that is the principal of a privileged role assignment, with its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleGroup {
+    /// The group's object id.
+    pub id: String,
+    /// The display name, when the source gives one.
+    pub display_name: Option<String>,
+    /// The members, direct and nested.
+    pub members: Vec<GroupMember>,
+}
+
+/// One member of a [`RoleGroup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The member's object id.
+    pub id: String,
+    /// The member's `@odata.type`, such as `#microsoft.graph.user`, when the listing gives one.
+    pub odata_type: Option<String>,
+}
+
+impl RoleGroup {
+    /// Builds a group without members from its id and, when there is one,
+    /// its `/groups/{id}` record.
+    pub fn new(id: &str, record: Option<&Value>) -> RoleGroup {
+        RoleGroup {
+            id: id.to_string(),
+            display_name: record
+                .and_then(|record| text(record, "displayName"))
+                .map(str::to_string),
+            members: Vec::new(),
+        }
+    }
+
+    /// Returns the display name and id, for messages.
+    pub fn label(&self) -> String {
+        match &self.display_name {
+            Some(name) => format!("{name} ({})", self.id),
+            None => self.id.clone(),
+        }
+    }
+}
+
+/// Converts a group's member records, skipping those without an id.
+pub fn group_members(records: &[Value]) -> Vec<GroupMember> {
+    records
+        .iter()
+        .filter_map(|record| {
+            Some(GroupMember {
+                id: text(record, "id")?.to_string(),
+                odata_type: text(record, "@odata.type").map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+/// Turns a role assignment to a group into the admin grant recorded on
+/// each of the group's members.
+// NOTE: the grant carries the group's display name, so renaming a group
+// that has a privileged role reads as each member losing the grant and
+// gaining it again.
+pub fn group_grant_of(assignment: &RoleAssignment, group: &RoleGroup) -> AdminGrant {
+    AdminGrant {
+        group: Some(
+            group
+                .display_name
+                .clone()
+                .unwrap_or_else(|| group.id.clone()),
+        ),
+        group_id: Some(group.id.clone()),
+        ..grant_of(assignment)
     }
 }
 
@@ -407,6 +481,40 @@ mod tests {
         assert_eq!(other.kind, IdentityKind::AzureServicePrincipal);
         assert_eq!(other.credentials[0].id, "k1");
         assert!(!format!("{other:?}").contains("never-stored"));
+    }
+
+    #[test]
+    fn group_members_keep_type_and_skip_no_id() {
+        let records = vec![
+            json!({"@odata.type": "#microsoft.graph.user", "id": "u1"}),
+            json!({"id": "s1", "servicePrincipalType": "Application"}),
+            json!({"@odata.type": "#microsoft.graph.device"}),
+        ];
+        let members = group_members(&records);
+        let ids: Vec<&str> = members.iter().map(|member| member.id.as_str()).collect();
+        assert_eq!(ids, vec!["u1", "s1"]);
+        assert_eq!(
+            members[0].odata_type.as_deref(),
+            Some("#microsoft.graph.user")
+        );
+        assert_eq!(members[1].odata_type, None);
+    }
+
+    #[test]
+    fn group_grant_names_group_or_its_id() {
+        let assignment = RoleAssignment {
+            id: "a1".to_string(),
+            principal_id: "g1".to_string(),
+            role_name: "Global Administrator",
+            role_template_id: "62e90394-69f5-4237-9190-012177145e10".to_string(),
+        };
+        let named = RoleGroup::new("g1", Some(&json!({"displayName": "Tier 0"})));
+        let grant = group_grant_of(&assignment, &named);
+        assert_eq!(grant.group.as_deref(), Some("Tier 0"));
+        assert_eq!(grant.group_id.as_deref(), Some("g1"));
+        assert_eq!(grant.assignment_id.as_deref(), Some("a1"));
+        let unnamed = group_grant_of(&assignment, &RoleGroup::new("g1", None));
+        assert_eq!(unnamed.group.as_deref(), Some("g1"));
     }
 
     #[test]
