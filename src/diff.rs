@@ -395,10 +395,18 @@ fn compare_credentials(
 }
 
 fn compare_grants(old: &Identity, new: &Identity) -> Vec<ChangeKind> {
+    let keys = |identity: &Identity| -> BTreeSet<AdminGrant> {
+        identity
+            .admin_grants
+            .iter()
+            .map(AdminGrant::match_key)
+            .collect()
+    };
+    let (old_keys, new_keys) = (keys(old), keys(new));
     let mut kinds: Vec<ChangeKind> = new
         .admin_grants
         .iter()
-        .filter(|grant| !old.admin_grants.contains(grant))
+        .filter(|grant| !old_keys.contains(&grant.match_key()))
         .map(|grant| ChangeKind::PrivilegeAdded {
             grant: grant.clone(),
         })
@@ -406,7 +414,7 @@ fn compare_grants(old: &Identity, new: &Identity) -> Vec<ChangeKind> {
     kinds.extend(
         old.admin_grants
             .iter()
-            .filter(|grant| !new.admin_grants.contains(grant))
+            .filter(|grant| !new_keys.contains(&grant.match_key()))
             .map(|grant| ChangeKind::PrivilegeRemoved {
                 grant: grant.clone(),
             }),
@@ -441,6 +449,39 @@ mod tests {
             display_name: None,
             detail: None,
         }
+    }
+
+    #[test]
+    fn group_rename_changes_no_grant() {
+        let grant = |group: &str, group_id: &str| AdminGrant {
+            via: "directory_role".to_string(),
+            policy: "Global Administrator".to_string(),
+            group: Some(group.to_string()),
+            group_id: Some(group_id.to_string()),
+            reason: "role template 62e90394-69f5-4237-9190-012177145e10".to_string(),
+            assignment_id: Some("ra-1".to_string()),
+        };
+        let mut before = user("AIDA1", "alice");
+        before.admin_grants.push(grant("admins", "g-1"));
+        let mut renamed = before.clone();
+        renamed.admin_grants = vec![grant("tier-0 admins", "g-1")];
+        let mut other_group = before.clone();
+        other_group.admin_grants = vec![grant("admins", "g-2")];
+
+        let renamed_diff = diff_snapshots(
+            &complete_snapshot(vec![before.clone()]),
+            &complete_snapshot(vec![renamed]),
+        );
+        assert!(
+            renamed_diff.changes.is_empty(),
+            "{:?}",
+            renamed_diff.changes
+        );
+        let moved_diff = diff_snapshots(
+            &complete_snapshot(vec![before]),
+            &complete_snapshot(vec![other_group]),
+        );
+        assert_eq!(moved_diff.changes.len(), 2, "{:?}", moved_diff.changes);
     }
 
     #[test]

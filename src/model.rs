@@ -408,6 +408,17 @@ pub struct AdminGrant {
     pub assignment_id: Option<String>,
 }
 
+impl AdminGrant {
+    /// Returns what identifies the grant across scans: every field, with an
+    /// Entra group's id standing for its display name, which can change.
+    pub fn match_key(&self) -> AdminGrant {
+        AdminGrant {
+            group: self.group_id.clone().or_else(|| self.group.clone()),
+            ..self.clone()
+        }
+    }
+}
+
 /// One identity: a user, role, service principal or service account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -317,10 +317,8 @@ pub fn group_members(records: &[Value]) -> Vec<GroupMember> {
 }
 
 /// Turns a role assignment to a group into the admin grant recorded on
-/// each of the group's members.
-// NOTE: the grant carries the group's display name, so renaming a group
-// that has a privileged role reads as each member losing the grant and
-// gaining it again.
+/// each of the group's members. The diff matches such grants by the
+/// group's id, so renaming the group changes no grant.
 pub fn group_grant_of(assignment: &RoleAssignment, group: &RoleGroup) -> AdminGrant {
     AdminGrant {
         group: Some(

@@ -203,6 +203,7 @@ impl Grant {
             via: "iam_policy".to_string(),
             policy: self.role.clone(),
             group: None,
+            group_id: None,
             reason: match &self.condition {
                 Some(title) => format!("{} with condition {title}", self.role),
                 None => self.role.clone(),
