@@ -91,7 +91,9 @@ struct AzureTenantFile {
     cloud: Option<String>,
     credential: Option<String>,
     client_id: Option<String>,
+    certificate_path: Option<PathBuf>,
     graph_url: Option<String>,
+    authority_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,12 +195,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         aws_accounts.push(settings);
     }
 
-    let azure_tenants =
-        resolve_tenants(&file.azure).map_err(|(key, message)| invalid(key, message))?;
-
     let gcp = resolve_gcp(&file.gcp).map_err(|(key, message)| invalid(key, message))?;
 
     let folder = path.parent().unwrap_or(Path::new("."));
+    let azure_tenants =
+        resolve_tenants(&file.azure, folder).map_err(|(key, message)| invalid(key, message))?;
+
     let snapshots = file.snapshots.map(|snapshots| folder.join(snapshots));
     Ok(Config {
         snapshots,
@@ -224,8 +226,9 @@ fn describe_parse_error(text: &str, error: &toml::de::Error) -> String {
 
 type KeyError = (String, String);
 
-/// Validates the `[azure]` table and its tenants.
-fn resolve_tenants(file: &AzureFile) -> Result<Vec<AzureTenantSettings>, KeyError> {
+/// Validates the `[azure]` table and its tenants; a relative
+/// `certificate_path` is resolved against `folder`.
+fn resolve_tenants(file: &AzureFile, folder: &Path) -> Result<Vec<AzureTenantSettings>, KeyError> {
     let concurrency = file.concurrency.unwrap_or(DEFAULT_AWS_CONCURRENCY);
     if !(1..=64).contains(&concurrency) {
         return Err((
@@ -243,54 +246,18 @@ fn resolve_tenants(file: &AzureFile) -> Result<Vec<AzureTenantSettings>, KeyErro
 
     let mut tenants: Vec<AzureTenantSettings> = Vec::new();
     for (index, tenant) in file.tenants.iter().enumerate() {
-        let key = |name: &str| format!("azure.tenants[{index}].{name}");
-        let tenant_id = tenant.tenant_id.clone().ok_or_else(|| {
-            (
-                key("tenant_id"),
-                "is required: the tenant's id, a GUID".to_string(),
-            )
-        })?;
-        if !is_guid(&tenant_id) {
+        let settings = resolve_tenant(tenant, folder, page_size, concurrency)
+            .map_err(|(name, message)| (format!("azure.tenants[{index}].{name}"), message))?;
+        if tenants
+            .iter()
+            .any(|other| other.tenant_id == settings.tenant_id)
+        {
             return Err((
-                key("tenant_id"),
-                format!("{tenant_id:?} is not a tenant id (a GUID)"),
-            ));
-        }
-        let cloud_name = tenant.cloud.as_deref().unwrap_or("public");
-        let cloud = AzureCloud::parse(cloud_name).ok_or_else(|| {
-            (
-                key("cloud"),
-                format!("{cloud_name:?} is not a cloud; use public, us_government or china"),
-            )
-        })?;
-        let source_name = tenant.credential.as_deref().unwrap_or("default");
-        let credential = AzureCredentialSource::parse(source_name).ok_or_else(|| {
-            (
-                key("credential"),
-                format!(
-                    "{source_name:?} is not a credential source; use default, client_secret, \
-                     workload_identity, managed_identity or azure_cli"
-                ),
-            )
-        })?;
-        if let Some(graph_url) = &tenant.graph_url {
-            check_endpoint(graph_url).map_err(|message| (key("graph_url"), message))?;
-        }
-        if tenants.iter().any(|other| other.tenant_id == tenant_id) {
-            return Err((
-                key("tenant_id"),
+                format!("azure.tenants[{index}].tenant_id"),
                 "names a tenant listed before; each tenant is scanned once".to_string(),
             ));
         }
-        tenants.push(AzureTenantSettings {
-            tenant_id,
-            cloud,
-            credential,
-            client_id: tenant.client_id.clone(),
-            graph_url: tenant.graph_url.clone(),
-            page_size,
-            concurrency,
-        });
+        tenants.push(settings);
     }
     Ok(tenants)
 }
@@ -378,6 +345,124 @@ fn resolve_gcp(file: &GcpFile) -> Result<GcpSettings, KeyError> {
         page_size,
         concurrency,
     })
+}
+
+/// Validates one `[[azure.tenants]]` table. Errors name the key within the table.
+fn resolve_tenant(
+    tenant: &AzureTenantFile,
+    folder: &Path,
+    page_size: u32,
+    concurrency: usize,
+) -> Result<AzureTenantSettings, KeyError> {
+    let tenant_id = tenant.tenant_id.clone().ok_or_else(|| {
+        (
+            "tenant_id".to_string(),
+            "is required: the tenant's id, a GUID".to_string(),
+        )
+    })?;
+    if !is_guid(&tenant_id) {
+        return Err((
+            "tenant_id".to_string(),
+            format!("{tenant_id:?} is not a tenant id (a GUID)"),
+        ));
+    }
+    let cloud_name = tenant.cloud.as_deref().unwrap_or("public");
+    let cloud = AzureCloud::parse(cloud_name).ok_or_else(|| {
+        (
+            "cloud".to_string(),
+            format!("{cloud_name:?} is not a cloud; use public, us_government or china"),
+        )
+    })?;
+    let source_name = tenant.credential.as_deref().unwrap_or("default");
+    let credential = AzureCredentialSource::parse(source_name).ok_or_else(|| {
+        (
+            "credential".to_string(),
+            format!(
+                "{source_name:?} is not a credential source; use default, client_secret, \
+                 client_certificate, workload_identity, managed_identity or azure_cli"
+            ),
+        )
+    })?;
+    if let Some(graph_url) = &tenant.graph_url {
+        check_endpoint(graph_url).map_err(|message| ("graph_url".to_string(), message))?;
+    }
+    if let Some(authority_url) = &tenant.authority_url {
+        check_authority_url(authority_url, source_name, credential)
+            .map_err(|message| ("authority_url".to_string(), message))?;
+    }
+    let certificate_path = match &tenant.certificate_path {
+        Some(path) => Some(
+            resolve_certificate_path(path, folder, source_name, credential)
+                .map_err(|message| ("certificate_path".to_string(), message))?,
+        ),
+        None => None,
+    };
+    Ok(AzureTenantSettings {
+        tenant_id,
+        cloud,
+        credential,
+        client_id: tenant.client_id.clone(),
+        certificate_path,
+        graph_url: tenant.graph_url.clone(),
+        authority_url: tenant.authority_url.clone(),
+        page_size,
+        concurrency,
+    })
+}
+
+/// Accepts a certificate path only for the `client_certificate` credential,
+/// and resolves a relative one against the config file's folder.
+fn resolve_certificate_path(
+    path: &Path,
+    folder: &Path,
+    source_name: &str,
+    credential: AzureCredentialSource,
+) -> Result<PathBuf, String> {
+    if credential != AzureCredentialSource::ClientCertificate {
+        return Err(format!(
+            "is used only with credential = \"client_certificate\", not {source_name:?}; \
+             set that credential or remove certificate_path"
+        ));
+    }
+    if path.as_os_str().is_empty() {
+        return Err("is empty; give the path of a PKCS#12 (.pfx, .p12) or PEM file".to_string());
+    }
+    Ok(folder.join(path))
+}
+
+/// Accepts an `https://` URL with a host and no path, query or fragment,
+/// for the credentials that request tokens from an Entra authority.
+///
+/// azure_identity 1.0 rejects an authority host that is not HTTPS, and
+/// replaces any path with `/{tenant}/oauth2/v2.0/token`, so a path here
+/// would be ignored without a word.
+fn check_authority_url(
+    url: &str,
+    source_name: &str,
+    credential: AzureCredentialSource,
+) -> Result<(), String> {
+    if matches!(
+        credential,
+        AzureCredentialSource::ManagedIdentity | AzureCredentialSource::AzureCli
+    ) {
+        return Err(format!(
+            "is not used by credential = {source_name:?}, which gets its token without \
+             an authority; remove authority_url"
+        ));
+    }
+    let expected = "must be an https:// URL with a host and no path, such as \
+                    \"https://login.example.net\" or \"https://127.0.0.1:8443\"";
+    check_endpoint(url).map_err(|_| format!("{url:?} {expected}"))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|error| format!("{url:?} is not a valid URL: {error}"))?;
+    let https = uri.scheme_str() == Some("https");
+    let bare = uri.path() == "/" && uri.query().is_none() && !url.contains('#');
+    if https && bare {
+        Ok(())
+    } else {
+        Err(format!("{url:?} {expected}"))
+    }
 }
 
 /// Accepts an absolute `http://` or `https://` URL with a host and a valid port.
@@ -596,6 +681,95 @@ mod tests {
                 error.contains(&format!("azure.tenants[0].{key}")),
                 "{error}"
             );
+        }
+    }
+
+    const TENANT: &str =
+        "[[azure.tenants]]\ntenant_id = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\n";
+
+    #[test]
+    fn client_certificate_path_is_resolved() {
+        let text = format!(
+            "{TENANT}credential = \"client_certificate\"\ncertificate_path = \"certs/idrift.pfx\"\n"
+        );
+        let tenant = &parse_text(&text).unwrap().azure_tenants[0];
+        assert_eq!(tenant.credential, AzureCredentialSource::ClientCertificate);
+        assert_eq!(
+            tenant.certificate_path,
+            Some(PathBuf::from("/etc/idrift/certs/idrift.pfx"))
+        );
+
+        let absolute = format!(
+            "{TENANT}credential = \"client_certificate\"\ncertificate_path = \"/run/idrift.pem\"\n"
+        );
+        let tenant = &parse_text(&absolute).unwrap().azure_tenants[0];
+        assert_eq!(
+            tenant.certificate_path,
+            Some(PathBuf::from("/run/idrift.pem"))
+        );
+    }
+
+    #[test]
+    fn certificate_path_needs_its_credential() {
+        for credential in ["default", "client_secret", "managed_identity"] {
+            let text = format!(
+                "{TENANT}credential = \"{credential}\"\ncertificate_path = \"idrift.pfx\"\n"
+            );
+            let error = parse_text(&text).unwrap_err().to_string();
+            assert!(
+                error.contains("azure.tenants[0].certificate_path"),
+                "{error}"
+            );
+            assert!(error.contains("client_certificate"), "{error}");
+        }
+        let empty =
+            format!("{TENANT}credential = \"client_certificate\"\ncertificate_path = \"\"\n");
+        let error = parse_text(&empty).unwrap_err().to_string();
+        assert!(error.contains("is empty"), "{error}");
+    }
+
+    #[test]
+    fn certificate_password_is_not_a_key() {
+        let text = format!("{TENANT}certificate_password = \"Hunter2-not-here\"\n");
+        let error = parse_text(&text).unwrap_err().to_string();
+        assert!(error.contains("certificate_password"), "{error}");
+        assert!(!error.contains("Hunter2-not-here"), "{error}");
+    }
+
+    #[test]
+    fn authority_url_must_be_bare_https() {
+        for url in [
+            "http://127.0.0.1:8443",
+            "https://login.example.net/tenant",
+            "https://login.example.net?x=1",
+            "https://",
+            "login.example.net",
+        ] {
+            let text = format!("{TENANT}authority_url = \"{url}\"\n");
+            let error = parse_text(&text).unwrap_err().to_string();
+            assert!(
+                error.contains("azure.tenants[0].authority_url"),
+                "{url}: {error}"
+            );
+            assert!(error.contains("https://"), "{url}: {error}");
+        }
+        for url in ["https://127.0.0.1:8443", "https://login.example.net/"] {
+            let text =
+                format!("{TENANT}credential = \"client_secret\"\nauthority_url = \"{url}\"\n");
+            let tenant = &parse_text(&text).unwrap().azure_tenants[0];
+            assert_eq!(tenant.authority_url.as_deref(), Some(url));
+        }
+    }
+
+    #[test]
+    fn authority_url_is_rejected_without_authority() {
+        for credential in ["managed_identity", "azure_cli"] {
+            let text = format!(
+                "{TENANT}credential = \"{credential}\"\nauthority_url = \"https://127.0.0.1:8443\"\n"
+            );
+            let error = parse_text(&text).unwrap_err().to_string();
+            assert!(error.contains("authority_url"), "{error}");
+            assert!(error.contains(credential), "{error}");
         }
     }
 

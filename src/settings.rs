@@ -1,6 +1,7 @@
 //! Resolved settings: the config file merged with command-line flags,
 //! validated before any work starts. The pipeline reads only these types.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Retry and timeout policy for API calls.
@@ -90,13 +91,17 @@ impl AzureCloud {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AzureCredentialSource {
     /// The first that the environment configures: a client secret
-    /// (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`), workload identity
+    /// (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`), a client certificate
+    /// (`AZURE_CLIENT_CERTIFICATE_PATH`), workload identity
     /// (`AZURE_FEDERATED_TOKEN_FILE`), a managed identity endpoint
     /// (`IDENTITY_ENDPOINT`, `MSI_ENDPOINT`), else the Azure CLI's login.
     #[default]
     Default,
     /// An app registration's client secret from `AZURE_CLIENT_SECRET`.
     ClientSecret,
+    /// An app registration's certificate and private key, from a PKCS#12
+    /// or PEM file, with its password in `AZURE_CLIENT_CERTIFICATE_PASSWORD`.
+    ClientCertificate,
     /// A federated token file (Kubernetes workload identity).
     WorkloadIdentity,
     /// The managed identity of the Azure resource idrift runs on.
@@ -111,6 +116,7 @@ impl AzureCredentialSource {
         match name {
             "default" => Some(AzureCredentialSource::Default),
             "client_secret" => Some(AzureCredentialSource::ClientSecret),
+            "client_certificate" => Some(AzureCredentialSource::ClientCertificate),
             "workload_identity" => Some(AzureCredentialSource::WorkloadIdentity),
             "managed_identity" => Some(AzureCredentialSource::ManagedIdentity),
             "azure_cli" => Some(AzureCredentialSource::AzureCli),
@@ -128,11 +134,17 @@ pub struct AzureTenantSettings {
     pub cloud: AzureCloud,
     /// Source of the token.
     pub credential: AzureCredentialSource,
-    /// The application (client) id, for client secrets, workload identity
-    /// and user-assigned managed identities.
+    /// The application (client) id, for client secrets and certificates,
+    /// workload identity and user-assigned managed identities.
     pub client_id: Option<String>,
+    /// The client certificate file, resolved against the config file's
+    /// folder; `AZURE_CLIENT_CERTIFICATE_PATH` applies when it is unset.
+    pub certificate_path: Option<PathBuf>,
     /// Graph base URL in place of the cloud's, for fakes and proxies.
     pub graph_url: Option<String>,
+    /// HTTPS authority host in place of the cloud's, for proxies and fake
+    /// token endpoints.
+    pub authority_url: Option<String>,
     /// Records per Graph page (`$top`), 1 to 999.
     pub page_size: u32,
     /// Apps whose federated credentials are listed at once.

@@ -1,7 +1,7 @@
 //! A fake Microsoft Graph v1.0 and managed identity token endpoint on
 //! 127.0.0.1, for testing the Entra ID collector without a tenant.
 //!
-//! One server plays two roles:
+//! One server plays three roles:
 //!
 //! - The App Service managed identity endpoint that azure_identity's
 //!   `ManagedIdentityCredential` calls when `IDENTITY_ENDPOINT` and
@@ -9,6 +9,12 @@
 //!   /msi/token?api-version=2019-08-01&resource=...` with the header
 //!   `X-IDENTITY-HEADER`, which returns a bearer token that expires after
 //!   [`FakeGraph::set_token_lifetime`] seconds.
+//! - The Entra token endpoint for the client credentials grant, `POST
+//!   /{tenant}/oauth2/v2.0/token`, for the clients that
+//!   [`FakeGraph::add_client`] registers with a secret or a certificate;
+//!   [`super::fake_entra`] checks the requests. azure_identity sends these
+//!   requests only over HTTPS, so tests put a [`super::tls_front::TlsFront`]
+//!   in front of the fake.
 //! - Graph v1.0 under `/v1.0`: users, service principals, applications and
 //!   their federated identity credentials, directory role assignments, and
 //!   groups (`/groups/{id}` as one object, `/groups/{id}/transitiveMembers`
@@ -34,6 +40,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use serde_json::{Map, Value, json};
 use tiny_http::{Method, Request, Server, StatusCode};
 
+use super::fake_entra::{FakeClient, TokenRequest, check_token_request};
+
 /// The tenant id of the fake's directory.
 pub const TENANT_ID: &str = "0c0ffee0-0000-4000-8000-000000000001";
 /// The tenant that owns Microsoft's first-party applications.
@@ -55,6 +63,8 @@ pub const TOKEN_PREFIX: &str = "idrift-fake-access-token-";
 
 /// Path of the managed identity token endpoint.
 pub const TOKEN_PATH: &str = "/msi/token";
+/// The end of the path of the Entra token endpoint, after `/{tenant}`.
+pub const ENTRA_TOKEN_SUFFIX: &str = "/oauth2/v2.0/token";
 /// The only `api-version` the token endpoint accepts, the one azure_identity 1.0 sends.
 pub const TOKEN_API_VERSION: &str = "2019-08-01";
 /// Path of the user list.
@@ -1005,6 +1015,9 @@ pub struct RecordedRequest {
     pub params: Vec<(String, String)>,
     /// Every header, by lowercase name. A repeated header keeps its last value.
     pub headers: BTreeMap<String, String>,
+    /// The fields of a form body (`application/x-www-form-urlencoded`) in
+    /// request order, decoded; empty for other bodies.
+    pub form: Vec<(String, String)>,
     /// The HTTP status of the response.
     pub status: u16,
     /// The page number, from 1, of a Graph list request.
@@ -1033,14 +1046,27 @@ impl RecordedRequest {
             .map(String::as_str)
     }
 
+    /// Returns a decoded form field, if the body had it.
+    pub fn form_field(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     /// Returns the bearer token of the `Authorization` header, if any.
     pub fn bearer_token(&self) -> Option<&str> {
         self.header("authorization")?.strip_prefix("Bearer ")
     }
 
-    /// Returns true for a request to the token endpoint.
+    /// Returns true for a request to either token endpoint.
     pub fn is_token_request(&self) -> bool {
-        self.path == TOKEN_PATH
+        self.path == TOKEN_PATH || self.is_entra_token_request()
+    }
+
+    /// Returns true for a request to the Entra token endpoint.
+    pub fn is_entra_token_request(&self) -> bool {
+        self.path.ends_with(ENTRA_TOKEN_SUFFIX)
     }
 }
 
@@ -1060,6 +1086,8 @@ struct State {
     revoked_tokens: BTreeSet<String>,
     /// Every token issued, in order.
     issued_tokens: Vec<String>,
+    /// App registrations that the Entra token endpoint accepts.
+    clients: Vec<FakeClient>,
     faults: Vec<ActiveFault>,
     requests: Vec<RecordedRequest>,
 }
@@ -1094,6 +1122,7 @@ impl FakeGraph {
             valid_tokens: BTreeSet::new(),
             revoked_tokens: BTreeSet::new(),
             issued_tokens: Vec::new(),
+            clients: Vec::new(),
             faults: Vec::new(),
             requests: Vec::new(),
         }));
@@ -1163,6 +1192,11 @@ impl FakeGraph {
         self.state().token_lifetime_seconds = seconds;
     }
 
+    /// Registers an app that may get tokens from the Entra token endpoint.
+    pub fn add_client(&self, client: FakeClient) {
+        self.state().clients.push(client);
+    }
+
     /// Adds a fault after those already added.
     pub fn add_fault(&self, fault: Fault) {
         self.state().faults.push(ActiveFault { fault, hits: 0 });
@@ -1190,6 +1224,13 @@ impl FakeGraph {
         self.requests_for(TOKEN_PATH)
     }
 
+    /// Returns the requests to the Entra token endpoint, in arrival order.
+    pub fn entra_token_requests(&self) -> Vec<RecordedRequest> {
+        let state = self.state();
+        let matching = state.requests.iter().filter(|r| r.is_entra_token_request());
+        matching.cloned().collect()
+    }
+
     /// Returns every access token issued so far, in order.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.state().issued_tokens.clone()
@@ -1211,10 +1252,18 @@ impl Drop for FakeGraph {
     }
 }
 
+/// Returns the time as Unix seconds.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
 /// Handles requests one at a time until the fake is dropped.
 fn serve(server: &Server, state: &Mutex<State>, stopping: &AtomicBool) {
     loop {
-        let request = match server.recv() {
+        let mut request = match server.recv() {
             Ok(request) => request,
             // `recv` fails both when unblocked and on a failed accept, but
             // only the first ends the loop.
@@ -1233,7 +1282,11 @@ fn serve(server: &Server, state: &Mutex<State>, stopping: &AtomicBool) {
                 (name, header.value.as_str().to_string())
             })
             .collect();
-        let incoming = Incoming::parse(request.method(), request.url(), headers);
+        let mut body = String::new();
+        if let Err(error) = request.as_reader().read_to_string(&mut body) {
+            eprintln!("fake Graph: reading the request body failed: {error}");
+        }
+        let incoming = Incoming::parse(request.method(), request.url(), headers, &body);
         let reply = {
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
             state.handle(incoming)
@@ -1283,10 +1336,17 @@ struct Incoming {
     raw_pairs: Vec<String>,
     params: Vec<(String, String)>,
     headers: BTreeMap<String, String>,
+    /// The decoded fields of a form body.
+    form: Vec<(String, String)>,
 }
 
 impl Incoming {
-    fn parse(method: &Method, target: &str, headers: BTreeMap<String, String>) -> Incoming {
+    fn parse(
+        method: &Method,
+        target: &str,
+        headers: BTreeMap<String, String>,
+        body: &str,
+    ) -> Incoming {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let raw_pairs: Vec<String> = query
             .split('&')
@@ -1300,6 +1360,14 @@ impl Incoming {
                 (decode_query_text(name), decode_query_text(value))
             })
             .collect();
+        let is_form = headers
+            .get("content-type")
+            .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+        let form = if is_form {
+            decode_form(body)
+        } else {
+            Vec::new()
+        };
         Incoming {
             method: method.as_str().to_string(),
             target: target.to_string(),
@@ -1307,6 +1375,7 @@ impl Incoming {
             raw_pairs,
             params,
             headers,
+            form,
         }
     }
 
@@ -1320,6 +1389,17 @@ impl Incoming {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
+}
+
+/// Decodes the `name=value` pairs of a query or form body, in order.
+fn decode_form(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode_query_text(name), decode_query_text(value))
+        })
+        .collect()
 }
 
 /// Decodes one query name or value: `+` is a space, then percent escapes.
@@ -1553,6 +1633,8 @@ impl State {
 
         let reply = if incoming.path == TOKEN_PATH {
             self.token(&incoming)
+        } else if incoming.path.ends_with(ENTRA_TOKEN_SUFFIX) {
+            self.entra_token(&incoming)
         } else if incoming.path.starts_with("/v1.0/") {
             match self.graph(&incoming, &request_id, &client_request_id) {
                 Ok(reply) => reply,
@@ -1577,6 +1659,7 @@ impl State {
             path: incoming.path,
             params: incoming.params,
             headers: incoming.headers,
+            form: incoming.form,
             status: reply.status,
             page: reply.page,
             next_link: reply.next_link.clone(),
@@ -1609,19 +1692,64 @@ impl State {
             return failure(500, "the fake token endpoint is failing on purpose");
         }
 
-        let token = format!("{TOKEN_PREFIX}{}", self.issued_tokens.len() + 1);
-        self.issued_tokens.push(token.clone());
-        self.valid_tokens.insert(token.clone());
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("the clock is after 1970")
-            .as_secs();
-        let expires_on = now + self.token_lifetime_seconds;
+        let token = self.issue_token();
+        let expires_on = unix_now() + self.token_lifetime_seconds;
         let body = json!({
             "access_token": token,
             "expires_on": expires_on.to_string(),
             "resource": resource,
             "token_type": "Bearer",
+        });
+        Reply::json(200, &body)
+    }
+
+    /// Issues a token that Graph accepts from now on.
+    fn issue_token(&mut self) -> String {
+        let token = format!("{TOKEN_PREFIX}{}", self.issued_tokens.len() + 1);
+        self.issued_tokens.push(token.clone());
+        self.valid_tokens.insert(token.clone());
+        token
+    }
+
+    /// Responds to a client credentials request in Entra's style. The
+    /// assertion's audience is the URL the client sent the request to:
+    /// `https` when a [`super::tls_front::TlsFront`] forwarded it (it sets
+    /// `X-Forwarded-Proto`), the `Host` header and the path.
+    fn entra_token(&mut self, incoming: &Incoming) -> Reply {
+        let tenant = incoming
+            .path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let scheme = incoming.header("x-forwarded-proto").unwrap_or("http");
+        let host = incoming.header("host").unwrap_or_default();
+        let url = format!("{scheme}://{host}{}", incoming.path);
+        let request = TokenRequest {
+            method: &incoming.method,
+            tenant,
+            url: &url,
+            content_type: incoming.header("content-type"),
+            form: &incoming.form,
+        };
+        if let Err(error) = check_token_request(&request, TENANT_ID, &self.clients, unix_now()) {
+            return Reply::json(error.status, &error.to_json());
+        }
+        if self.take_token_fault() {
+            let body = json!({
+                "error": "temporarily_unavailable",
+                "error_description": "AADSTS90033: The fake token endpoint is failing on purpose.",
+                "error_codes": [90033],
+            });
+            return Reply::json(500, &body);
+        }
+
+        let token = self.issue_token();
+        let body = json!({
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime_seconds,
+            "ext_expires_in": self.token_lifetime_seconds,
+            "access_token": token,
         });
         Reply::json(200, &body)
     }

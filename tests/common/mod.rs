@@ -3,8 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod fake_entra;
 pub mod fake_graph;
 pub mod fake_iam;
+pub mod pki;
+pub mod tls_front;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

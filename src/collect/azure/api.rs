@@ -9,26 +9,29 @@
 //! `concurrency` groups at a time.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_identity::{
-    AzureCliCredential, AzureCliCredentialOptions, ClientSecretCredential,
-    ClientSecretCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    AzureCliCredential, AzureCliCredentialOptions, ClientCertificateCredential,
+    ClientCertificateCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
+use super::certificate;
 use super::graph::GraphClient;
 use super::inventory::{PrincipalLookup, TenantInventory};
 use super::records::{self, RoleGroup};
-use super::{cloud_configuration, endpoints};
-use crate::collect::{CollectError, Collected};
+use super::{endpoints, tenant_cloud_configuration};
+use crate::collect::{CollectError, Collected, error_chain};
 use crate::model::CollectionName;
 use crate::settings::{AzureCredentialSource, AzureTenantSettings, RetrySettings, is_guid};
 
@@ -47,9 +50,9 @@ fn unavailable(tenant: &AzureTenantSettings, reason: String) -> CollectError {
     }
 }
 
-/// Client options for azure_identity: the tenant's cloud, and the scan's
-/// retry policy in place of the crate's default, which takes about 80 s
-/// to give up on an unreachable token endpoint.
+/// Client options for azure_identity: the tenant's cloud or authority
+/// URL, and the scan's retry policy in place of the crate's default, which
+/// takes about 80 s to give up on an unreachable token endpoint.
 // The option structs are non-exhaustive or have private fields, so they are
 // built from their defaults and then set field by field.
 #[allow(clippy::field_reassign_with_default)]
@@ -61,7 +64,7 @@ fn client_options(tenant: &AzureTenantSettings, retry: &RetrySettings) -> Client
     exponential.max_total_elapsed = time_duration(retry.attempt_timeout);
     ClientOptions {
         retry: RetryOptions::exponential(exponential),
-        cloud: Some(Arc::new(cloud_configuration(tenant.cloud))),
+        cloud: Some(Arc::new(tenant_cloud_configuration(tenant))),
         ..ClientOptions::default()
     }
 }
@@ -70,14 +73,23 @@ fn time_duration(duration: Duration) -> azure_core::time::Duration {
     azure_core::time::Duration::try_from(duration).unwrap_or(azure_core::time::Duration::MAX)
 }
 
-/// Resolves `default` to the source that the environment configures.
+/// Returns a variable's value, unless it is unset or empty.
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// Resolves `default` to the source that the environment configures, in
+/// the order of the Azure SDKs' environment credential (a secret before a
+/// certificate), then workload identity, managed identity and the CLI.
 fn resolve_source(source: AzureCredentialSource) -> AzureCredentialSource {
     if source != AzureCredentialSource::Default {
         return source;
     }
-    let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    let set = |name: &str| env_value(name).is_some();
     if set("AZURE_CLIENT_SECRET") {
         AzureCredentialSource::ClientSecret
+    } else if set(certificate::PATH_VARIABLE) {
+        AzureCredentialSource::ClientCertificate
     } else if set("AZURE_FEDERATED_TOKEN_FILE") {
         AzureCredentialSource::WorkloadIdentity
     } else if set("IDENTITY_ENDPOINT") || set("MSI_ENDPOINT") {
@@ -87,6 +99,27 @@ fn resolve_source(source: AzureCredentialSource) -> AzureCredentialSource {
     }
 }
 
+/// Returns the config name of a credential source, for messages.
+fn source_name(source: AzureCredentialSource) -> &'static str {
+    match source {
+        AzureCredentialSource::Default => "default",
+        AzureCredentialSource::ClientSecret => "client_secret",
+        AzureCredentialSource::ClientCertificate => "client_certificate",
+        AzureCredentialSource::WorkloadIdentity => "workload_identity",
+        AzureCredentialSource::ManagedIdentity => "managed_identity",
+        AzureCredentialSource::AzureCli => "azure_cli",
+    }
+}
+
+/// Returns the tenant's certificate file: `certificate_path` from the
+/// config, else `AZURE_CLIENT_CERTIFICATE_PATH`.
+fn certificate_path(tenant: &AzureTenantSettings) -> Option<PathBuf> {
+    tenant
+        .certificate_path
+        .clone()
+        .or_else(|| env_value(certificate::PATH_VARIABLE).map(PathBuf::from))
+}
+
 /// Builds the tenant's credential with azure_identity.
 #[allow(clippy::field_reassign_with_default)]
 fn build_credential(
@@ -94,11 +127,10 @@ fn build_credential(
     retry: &RetrySettings,
 ) -> Result<Arc<dyn TokenCredential>, String> {
     let options = client_options(tenant, retry);
-    let client_id = tenant.client_id.clone().or_else(|| {
-        std::env::var("AZURE_CLIENT_ID")
-            .ok()
-            .filter(|id| !id.is_empty())
-    });
+    let client_id = tenant
+        .client_id
+        .clone()
+        .or_else(|| env_value("AZURE_CLIENT_ID"));
     let source = resolve_source(tenant.credential);
 
     let credential: azure_core::Result<Arc<dyn TokenCredential>> = match source {
@@ -119,6 +151,9 @@ fn build_credential(
                 Some(secret_options),
             )
             .map(|credential| credential as Arc<dyn TokenCredential>)
+        }
+        AzureCredentialSource::ClientCertificate => {
+            return build_certificate_credential(tenant, client_id, options);
         }
         AzureCredentialSource::WorkloadIdentity => {
             let mut workload = WorkloadIdentityCredentialOptions::default();
@@ -142,11 +177,113 @@ fn build_credential(
                 .map(|credential| credential as Arc<dyn TokenCredential>)
         }
     };
-    credential.map_err(|error| format!("cannot set up the {source:?} credential: {error}"))
+    credential.map_err(|error| {
+        format!(
+            "cannot set up the {} credential: {error}. Set credential in the tenant's config \
+             (client_secret, client_certificate, workload_identity, managed_identity, azure_cli) \
+             and the variables it needs",
+            source_name(source)
+        )
+    })
+}
+
+/// Builds a client certificate credential from the tenant's certificate
+/// file and `AZURE_CLIENT_CERTIFICATE_PASSWORD`.
+#[allow(clippy::field_reassign_with_default)]
+fn build_certificate_credential(
+    tenant: &AzureTenantSettings,
+    client_id: Option<String>,
+    options: ClientOptions,
+) -> Result<Arc<dyn TokenCredential>, String> {
+    let path = certificate_path(tenant).ok_or_else(|| {
+        format!(
+            "credential client_certificate needs the certificate file: set certificate_path \
+             in the tenant's config or {}",
+            certificate::PATH_VARIABLE
+        )
+    })?;
+    let client_id = client_id.ok_or_else(|| {
+        format!(
+            "credential client_certificate needs client_id in the config or AZURE_CLIENT_ID: \
+             the application (client) id of the app registration that has the certificate {}",
+            path.display()
+        )
+    })?;
+    let password = std::env::var(certificate::PASSWORD_VARIABLE).ok();
+    let loaded =
+        certificate::load(&path, password.as_deref()).map_err(|error| error.to_string())?;
+    debug!(
+        path = %path.display(),
+        thumbprint = loaded.thumbprint(),
+        "client certificate read"
+    );
+
+    let mut certificate_options = ClientCertificateCredentialOptions::default();
+    certificate_options.client_options = options;
+    ClientCertificateCredential::new(
+        tenant.tenant_id.clone(),
+        client_id,
+        loaded.into_pkcs12(),
+        Some(certificate_options),
+    )
+    .map(|credential| credential as Arc<dyn TokenCredential>)
+    .map_err(|error| {
+        format!(
+            "cannot set up the client_certificate credential from {}: {}",
+            path.display(),
+            error_chain(&error)
+        )
+    })
+}
+
+/// Describes what to check when the token endpoint could not be reached.
+fn unreachable_hint(tenant: &AzureTenantSettings) -> String {
+    match resolve_source(tenant.credential) {
+        AzureCredentialSource::ClientSecret
+        | AzureCredentialSource::ClientCertificate
+        | AzureCredentialSource::WorkloadIdentity => {
+            let authority = tenant
+                .authority_url
+                .as_deref()
+                .unwrap_or(endpoints(tenant.cloud).authority);
+            format!(
+                "check that idrift can reach the authority {authority}: the network, proxy \
+                 settings, and SSL_CERT_FILE when it uses a private CA"
+            )
+        }
+        source => format!("check the {} credential's setup", source_name(source)),
+    }
+}
+
+/// Describes what to check when the token endpoint rejected the credential.
+fn token_failure_hint(tenant: &AzureTenantSettings) -> String {
+    match resolve_source(tenant.credential) {
+        AzureCredentialSource::ClientSecret => {
+            "check client_id and AZURE_CLIENT_SECRET, and that the secret has not expired"
+                .to_string()
+        }
+        AzureCredentialSource::ClientCertificate => {
+            let path = certificate_path(tenant).unwrap_or_default();
+            let password = std::env::var(certificate::PASSWORD_VARIABLE).ok();
+            let thumbprint = certificate::load(&path, password.as_deref())
+                .map(|loaded| format!(" (SHA-1 thumbprint {})", loaded.thumbprint()))
+                .unwrap_or_default();
+            format!(
+                "check client_id, and that the app registration has the certificate {}{thumbprint} \
+                 among its credentials",
+                path.display()
+            )
+        }
+        source => format!(
+            "check the {} credential's setup and the tenant id",
+            source_name(source)
+        ),
+    }
 }
 
 /// Collects one tenant. Fails as a whole only when no credential can be
-/// built; a failed listing makes its collection incomplete instead.
+/// built or the credential gets no token; a failed listing makes its
+/// collection incomplete instead.
 pub async fn collect_tenant(
     tenant: &AzureTenantSettings,
     retry: &RetrySettings,
@@ -161,12 +298,21 @@ pub async fn collect_tenant(
         let (tenant, retry) = (tenant.clone(), retry.clone());
         Box::new(move || build_credential(&tenant, &retry)) as super::graph::CredentialFactory
     };
-    let graph = GraphClient::new(factory, scope, base, retry.clone()).map_err(|reason| {
+    let graph = GraphClient::new(factory, scope, base, retry.clone())
+        .map_err(|reason| unavailable(tenant, reason))?;
+    // One token before the listings, so that a credential that gets none
+    // fails the scope with one message instead of every listing.
+    graph.check_token().await.map_err(|failure| {
+        let hint = match failure.status {
+            Some(_) => token_failure_hint(tenant),
+            None => unreachable_hint(tenant),
+        };
         unavailable(
             tenant,
             format!(
-                "{reason}. Set credential in the tenant's config (client_secret, workload_identity, \
-                 managed_identity, azure_cli) and the variables it needs"
+                "the {} credential got no Graph token: {}; {hint}",
+                source_name(resolve_source(tenant.credential)),
+                failure.reason
             ),
         )
     })?;

@@ -39,6 +39,31 @@ pub struct GraphClient {
 /// One failed request, described for a person.
 type Failure = String;
 
+/// A token request that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFailure {
+    /// The error and its causes on one line.
+    pub reason: String,
+    /// The HTTP status of the token endpoint's error response, or none
+    /// when the endpoint could not be reached.
+    pub status: Option<u16>,
+}
+
+/// Returns the HTTP status of the first error in a chain that carries one.
+fn response_status(error: &azure_core::Error) -> Option<u16> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = current {
+        let status = cause
+            .downcast_ref::<azure_core::Error>()
+            .and_then(azure_core::Error::http_status);
+        if let Some(status) = status {
+            return Some(u16::from(status));
+        }
+        current = cause.source();
+    }
+    None
+}
+
 impl GraphClient {
     /// Creates a client that sends requests under `base_url` (for example
     /// `https://graph.microsoft.com`) with tokens for `scope`, from the
@@ -64,6 +89,19 @@ impl GraphClient {
             retry,
             calls: AtomicU64::new(0),
         })
+    }
+
+    /// Gets a token for the client's scope, which the credential caches for
+    /// the requests that follow.
+    pub async fn check_token(&self) -> Result<(), TokenFailure> {
+        let credential = self.current_credential();
+        match credential.get_token(&[self.scope.as_str()], None).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(TokenFailure {
+                reason: error_chain(&error),
+                status: response_status(&error),
+            }),
+        }
     }
 
     /// Returns the HTTP requests sent so far, retries included.

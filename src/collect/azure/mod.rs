@@ -2,14 +2,15 @@
 //! v1.0 with tokens from azure_identity.
 
 pub mod api;
+pub mod certificate;
 pub mod export;
 pub mod graph;
 pub mod inventory;
 pub mod records;
 
-use azure_core::cloud::CloudConfiguration;
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 
-use crate::settings::AzureCloud;
+use crate::settings::{AzureCloud, AzureTenantSettings};
 
 /// The endpoints of one Azure cloud.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,5 +46,20 @@ pub fn cloud_configuration(cloud: AzureCloud) -> CloudConfiguration {
         AzureCloud::Public => CloudConfiguration::AzurePublic,
         AzureCloud::UsGovernment => CloudConfiguration::AzureGovernment,
         AzureCloud::China => CloudConfiguration::AzureChina,
+    }
+}
+
+/// Returns azure_identity's configuration for a tenant: its cloud's, or a
+/// custom cloud whose authority host is the tenant's `authority_url`.
+// CustomConfiguration is non-exhaustive, so it is built from its default.
+#[allow(clippy::field_reassign_with_default)]
+pub fn tenant_cloud_configuration(tenant: &AzureTenantSettings) -> CloudConfiguration {
+    match &tenant.authority_url {
+        Some(authority_url) => {
+            let mut custom = CustomConfiguration::default();
+            custom.authority_host = authority_url.trim_end_matches('/').to_string();
+            custom.into()
+        }
+        None => cloud_configuration(tenant.cloud),
     }
 }
