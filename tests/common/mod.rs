@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_gcp;
 pub mod fake_graph;
 pub mod fake_iam;
 use std::net::{TcpListener, TcpStream};
