@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_entra;
+pub mod fake_gcp;
 pub mod fake_graph;
 pub mod fake_iam;
 pub mod pki;
