@@ -245,6 +245,55 @@ fn gcp_day_two_is_judged() {
 }
 
 #[test]
+fn three_clouds_share_one_report() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = Day::first().write_to(&work.path().join("export"));
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/day-1/aws/111122223333");
+    let aws_folder = export.join("aws/111122223333");
+    std::fs::create_dir_all(&aws_folder).expect("aws folder");
+    for entry in std::fs::read_dir(demo).expect("demo").flatten() {
+        std::fs::copy(entry.path(), aws_folder.join(entry.file_name())).expect("copy demo file");
+    }
+    let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    write(
+        &export.join(format!("azure/{tenant}/users.json")),
+        &json!([{"id": "u-alice", "userPrincipalName": "alice@contoso.com", "userType": "Member"}]),
+    );
+
+    let snapshots = work.path().join("snapshots");
+    let (code, report, stderr) = scan(work.path(), &export, &snapshots);
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let mut scopes: Vec<String> = report["scopes"]
+        .as_array()
+        .expect("scopes")
+        .iter()
+        .map(|scope| {
+            format!(
+                "{} {}",
+                scope["provider"].as_str().unwrap_or("?"),
+                scope["scope"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    scopes.sort();
+    assert_eq!(
+        scopes,
+        vec![
+            "aws 111122223333".to_string(),
+            format!("azure {tenant}"),
+            format!("gcp {PROJECT}")
+        ]
+    );
+    for file in [
+        "aws/111122223333.json".to_string(),
+        format!("azure/{tenant}.json"),
+        format!("gcp/{PROJECT}.json"),
+    ] {
+        assert!(snapshots.join(&file).is_file(), "{file}");
+    }
+}
+
+#[test]
 fn missing_key_files_are_not_empty() {
     let work = tempfile::tempdir().expect("temp dir");
     let snapshots = work.path().join("snapshots");

@@ -83,6 +83,8 @@ pub const METADATA_UNIVERSE_DOMAIN_PATH: &str = "/computeMetadata/v1/universe/un
 pub const OAUTH_TOKEN_PATH: &str = "/token";
 /// Path of Resource Manager's project search.
 pub const PROJECTS_SEARCH_PATH: &str = "/v3/projects:search";
+/// Path of `folders.list`.
+pub const FOLDERS_PATH: &str = "/v3/folders";
 
 /// The page size of `serviceAccounts.list` when a request sends none or 0.
 pub const DEFAULT_PAGE_SIZE: usize = 20;
@@ -1264,6 +1266,7 @@ enum ApiMethod {
     ListServiceAccountKeys,
     GetIamPolicy,
     SearchProjects,
+    ListFolders,
     GenerateAccessToken,
 }
 
@@ -1274,7 +1277,7 @@ impl ApiMethod {
             ApiMethod::ListServiceAccounts | ApiMethod::ListServiceAccountKeys => {
                 "iam.googleapis.com"
             }
-            ApiMethod::GetIamPolicy | ApiMethod::SearchProjects => {
+            ApiMethod::GetIamPolicy | ApiMethod::SearchProjects | ApiMethod::ListFolders => {
                 "cloudresourcemanager.googleapis.com"
             }
             ApiMethod::GenerateAccessToken => "iamcredentials.googleapis.com",
@@ -1288,6 +1291,7 @@ impl ApiMethod {
             ApiMethod::ListServiceAccountKeys => "google.iam.admin.v1.IAM.ListServiceAccountKeys",
             ApiMethod::GetIamPolicy => "google.cloud.resourcemanager.v3.Projects.GetIamPolicy",
             ApiMethod::SearchProjects => "google.cloud.resourcemanager.v3.Projects.SearchProjects",
+            ApiMethod::ListFolders => "google.cloud.resourcemanager.v3.Folders.ListFolders",
             ApiMethod::GenerateAccessToken => {
                 "google.iam.credentials.v1.IAMCredentials.GenerateAccessToken"
             }
@@ -1301,6 +1305,7 @@ impl ApiMethod {
             ApiMethod::ListServiceAccountKeys => "iam.serviceAccountKeys.list",
             ApiMethod::GetIamPolicy => "resourcemanager.projects.getIamPolicy",
             ApiMethod::SearchProjects => "resourcemanager.projects.get",
+            ApiMethod::ListFolders => "resourcemanager.folders.list",
             ApiMethod::GenerateAccessToken => "iam.serviceAccounts.getAccessToken",
         }
     }
@@ -1448,6 +1453,7 @@ enum Route {
     ListKeys { project: String, account: String },
     GetIamPolicy { project: String },
     SearchProjects,
+    ListFolders,
     GenerateAccessToken { email: String },
 }
 
@@ -1456,6 +1462,9 @@ impl Route {
     fn parse(path: &str) -> Option<Route> {
         if path == PROJECTS_SEARCH_PATH {
             return Some(Route::SearchProjects);
+        }
+        if path == FOLDERS_PATH {
+            return Some(Route::ListFolders);
         }
         if let Some(rest) = path.strip_prefix("/v3/projects/") {
             let project = rest.strip_suffix(":getIamPolicy")?;
@@ -1490,6 +1499,7 @@ impl Route {
             Route::ListKeys { .. } => ApiMethod::ListServiceAccountKeys,
             Route::GetIamPolicy { .. } => ApiMethod::GetIamPolicy,
             Route::SearchProjects => ApiMethod::SearchProjects,
+            Route::ListFolders => ApiMethod::ListFolders,
             Route::GenerateAccessToken { .. } => ApiMethod::GenerateAccessToken,
         }
     }
@@ -1508,14 +1518,14 @@ impl Route {
             Route::ListServiceAccounts { project }
             | Route::ListKeys { project, .. }
             | Route::GetIamPolicy { project } => Some(project),
-            Route::SearchProjects | Route::GenerateAccessToken { .. } => None,
+            Route::SearchProjects | Route::ListFolders | Route::GenerateAccessToken { .. } => None,
         }
     }
 
     fn is_listing(&self) -> bool {
         matches!(
             self,
-            Route::ListServiceAccounts { .. } | Route::SearchProjects
+            Route::ListServiceAccounts { .. } | Route::SearchProjects | Route::ListFolders
         )
     }
 }
@@ -1755,6 +1765,7 @@ impl State {
                 self.list_service_accounts(incoming, project, position)
             }
             (Route::SearchProjects, Some(position)) => self.search_projects(incoming, position),
+            (Route::ListFolders, Some(position)) => self.list_folders(incoming, position),
             (Route::ListKeys { project, account }, _) => self.list_keys(incoming, project, account),
             (Route::GetIamPolicy { project }, _) => self.get_iam_policy(incoming, project),
             (Route::GenerateAccessToken { email }, _) => {
@@ -1880,6 +1891,29 @@ impl State {
             .map(|account| account.to_json(&project_id))
             .collect();
         self.list_page(incoming, "accounts", records, position)
+    }
+
+    /// Lists the folders that projects name as their parent, as children
+    /// of [`ORGANIZATION`]; the fake has no deeper folder tree.
+    fn list_folders(
+        &mut self,
+        incoming: &Incoming,
+        position: Position,
+    ) -> Result<Reply, GoogleError> {
+        let parent = incoming.param("parent").unwrap_or_default();
+        let folders: BTreeSet<&str> = self
+            .organization
+            .projects
+            .iter()
+            .map(|project| project.parent.as_str())
+            .filter(|name| name.starts_with("folders/"))
+            .collect();
+        let records: Vec<Value> = folders
+            .into_iter()
+            .filter(|_| parent == ORGANIZATION)
+            .map(|name| json!({"name": name, "parent": ORGANIZATION, "displayName": name, "state": "ACTIVE"}))
+            .collect();
+        self.list_page(incoming, "folders", records, position)
     }
 
     fn search_projects(

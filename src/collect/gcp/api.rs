@@ -4,7 +4,7 @@
 //!
 //! Google's generated Rust clients (google-cloud-iam-admin-v1 and
 //! google-cloud-resourcemanager-v3) would add two large crates and their
-//! gax runtime for four calls; plain REST keeps the build lean and lets
+//! gax runtime for four calls. Plain REST keeps the build lean, and lets
 //! idrift page and retry the way its snapshots need.
 
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::client::{CallError, GcpClient, encode};
+use super::client::{CallError, CredentialsFactory, GcpClient, encode};
 use super::inventory::{KeyListings, Listing, ProjectListings, assemble};
 use crate::collect::{CollectError, Collected, error_chain};
 use crate::settings::{GcpSettings, RetrySettings};
@@ -31,29 +31,60 @@ fn unavailable(scope: &str, reason: String) -> CollectError {
     }
 }
 
+/// Describes where application default credentials come from, the way
+/// google-cloud-auth 1.19 looks: `GOOGLE_APPLICATION_CREDENTIALS`, then
+/// gcloud's file, then the metadata server.
+fn credential_source() -> String {
+    if let Some(path) =
+        std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|path| !path.is_empty())
+    {
+        return format!(
+            "the credential file {} (GOOGLE_APPLICATION_CREDENTIALS)",
+            std::path::Path::new(&path).display()
+        );
+    }
+    let gcloud_file = std::env::var_os("HOME").map(|home| {
+        std::path::Path::new(&home).join(".config/gcloud/application_default_credentials.json")
+    });
+    if let Some(file) = gcloud_file.filter(|file| file.is_file()) {
+        return format!(
+            "gcloud's application default credentials {}",
+            file.display()
+        );
+    }
+    let host = std::env::var("GCE_METADATA_HOST")
+        .unwrap_or_else(|_| "metadata.google.internal".to_string());
+    format!(
+        "the metadata server at {host}, because no GOOGLE_APPLICATION_CREDENTIALS or gcloud \
+         credential file was found"
+    )
+}
+
 /// Builds the credentials: application default credentials, impersonating
 /// a service account when the config names one.
-fn build_credentials(settings: &GcpSettings) -> Result<Credentials, String> {
+fn build_credentials(settings: &GcpSettings, source: &str) -> Result<Credentials, String> {
     let hint = "set GOOGLE_APPLICATION_CREDENTIALS to a valid credential file, or run `gcloud auth \
                 application-default login`";
     let builder = Builder::default().with_scopes([CLOUD_PLATFORM_SCOPE]);
     let Some(target) = &settings.impersonate_service_account else {
         return builder.build().map_err(|error| {
             format!(
-                "cannot load application default credentials: {}; {hint}",
+                "cannot load application default credentials from {source}: {}; {hint}",
                 error_chain(&error)
             )
         });
     };
-    let source = Builder::default().build().map_err(|error| {
+    let source_credentials = Builder::default().build().map_err(|error| {
         format!(
-            "cannot load the application default credentials that impersonate {target}: {}; {hint}",
+            "cannot load the application default credentials ({source}) that impersonate {target}: {}; {hint}",
             error_chain(&error)
         )
     })?;
-    // NOTE: impersonation calls iamcredentials.googleapis.com, which the
-    // test fakes do not serve; this path is exercised only against Google.
-    impersonated::Builder::from_source_credentials(source)
+    // NOTE: impersonation by target email calls iamcredentials.googleapis.com,
+    // whose address google-cloud-auth 1.19 does not let callers change, so
+    // the tests cannot reach this path; an `impersonated_service_account`
+    // credential file (which names its own URL) is tested instead.
+    impersonated::Builder::from_source_credentials(source_credentials)
         .with_target_principal(target)
         .with_scopes([CLOUD_PLATFORM_SCOPE])
         .build()
@@ -79,9 +110,12 @@ pub async fn collect_projects(
             .cloned()
             .unwrap_or_default()
     };
-    let client = match build_credentials(settings)
-        .and_then(|credentials| GcpClient::new(credentials, retry))
-    {
+    let source = credential_source();
+    let factory_settings = settings.clone();
+    let factory_source = source.clone();
+    let factory: CredentialsFactory =
+        Box::new(move || build_credentials(&factory_settings, &factory_source));
+    let client = match GcpClient::new(factory, source, retry) {
         Ok(client) => Arc::new(client),
         Err(reason) => return vec![Err(unavailable(&scope_label(), reason))],
     };
@@ -90,6 +124,13 @@ pub async fn collect_projects(
     let mut projects: Vec<String> = settings.projects.clone();
     for parent in &settings.discover {
         match discover_projects(&client, settings, parent).await {
+            Ok(found) if found.is_empty() => results.push(Err(unavailable(
+                parent,
+                format!(
+                    "no active project found under {parent}; check the number, and that the \
+                     caller can list its projects and folders (roles/browser)"
+                ),
+            ))),
             Ok(found) => {
                 info!(parent, projects = found.len(), "found projects");
                 for project in found {

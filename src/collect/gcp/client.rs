@@ -3,6 +3,7 @@
 //! by `nextPageToken`.
 
 use std::collections::HashSet;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -41,17 +42,29 @@ impl CallError {
     }
 }
 
+/// Builds credentials, once at the start and again after a 401.
+pub type CredentialsFactory = Box<dyn Fn() -> Result<Credentials, Failure> + Send + Sync>;
+
 /// A client for the IAM and Cloud Resource Manager REST APIs.
 pub struct GcpClient {
     http: reqwest::Client,
-    credentials: Credentials,
+    credentials: RwLock<Credentials>,
+    new_credentials: CredentialsFactory,
+    /// The credentials' source, named in error messages.
+    source: String,
     retry: RetrySettings,
     calls: AtomicU64,
 }
 
 impl GcpClient {
-    /// Creates a client that authorizes every request with `credentials`.
-    pub fn new(credentials: Credentials, retry: &RetrySettings) -> Result<GcpClient, Failure> {
+    /// Creates a client that authorizes every request with credentials
+    /// from `new_credentials`, described by `source` in error messages.
+    pub fn new(
+        new_credentials: CredentialsFactory,
+        source: String,
+        retry: &RetrySettings,
+    ) -> Result<GcpClient, Failure> {
+        let credentials = new_credentials()?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(retry.attempt_timeout)
@@ -59,7 +72,9 @@ impl GcpClient {
             .map_err(|error| format!("cannot set up the HTTP client: {}", error_chain(&error)))?;
         Ok(GcpClient {
             http,
-            credentials,
+            credentials: RwLock::new(credentials),
+            new_credentials,
+            source,
             retry: retry.clone(),
             calls: AtomicU64::new(0),
         })
@@ -137,8 +152,10 @@ impl GcpClient {
         body: Option<&Value>,
     ) -> Result<Value, CallError> {
         let mut attempt = 1;
+        let mut refreshed = false;
         loop {
-            let headers = self.headers(what).await?;
+            let credentials = self.current_credentials();
+            let headers = self.headers(what, &credentials).await?;
             self.calls.fetch_add(1, Ordering::Relaxed);
             let mut request = self
                 .http
@@ -177,6 +194,13 @@ impl GcpClient {
                         ))
                     });
                 }
+                401 if !refreshed => {
+                    // google-cloud-auth keeps serving a cached token that the
+                    // API refused, so fresh credentials replace it.
+                    debug!(what, "401 from the API; retrying with fresh credentials");
+                    self.replace_credentials().map_err(CallError::Credentials)?;
+                    refreshed = true;
+                }
                 _ if retryable && retry_after.is_some_and(|wait| wait > MAX_RETRY_AFTER) => {
                     return Err(CallError::Failed(format!(
                         "{what}: the API asked to wait {} s (Retry-After), longer than idrift waits; scan later",
@@ -204,23 +228,57 @@ impl GcpClient {
         }
     }
 
-    /// Returns the authorization headers, from google-cloud-auth's cache or a new token.
-    async fn headers(&self, what: &str) -> Result<reqwest::header::HeaderMap, CallError> {
-        let fetched = self
+    fn current_credentials(&self) -> Credentials {
+        self.credentials
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Replaces the credentials whose token the API refused.
+    // NOTE: credentials cannot be compared, so requests refused at the same
+    // time each build new ones; the extra builds are only wasted work.
+    fn replace_credentials(&self) -> Result<(), Failure> {
+        let fresh = (self.new_credentials)()?;
+        *self
             .credentials
-            .headers(http::Extensions::new())
-            .await
-            .map_err(|error| {
-                CallError::Credentials(format!(
-                    "{what}: could not get a Google Cloud access token: {}; set \
-                     GOOGLE_APPLICATION_CREDENTIALS to a credential file, or run `gcloud auth \
-                     application-default login`",
-                    error_chain(&error)
-                ))
-            })?;
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// Returns the authorization headers, from google-cloud-auth's cache or
+    /// a new token. google-cloud-auth sets no time limit on a token request,
+    /// so a metadata server that accepts the connection and never responds
+    /// would block it; the attempt timeout bounds it here.
+    async fn headers(
+        &self,
+        what: &str,
+        credentials: &Credentials,
+    ) -> Result<reqwest::header::HeaderMap, CallError> {
+        let failed = |reason: String| {
+            CallError::Credentials(format!(
+                "{what}: could not get a Google Cloud access token from {}: {reason}; set \
+                 GOOGLE_APPLICATION_CREDENTIALS to a credential file, or run `gcloud auth \
+                 application-default login`",
+                self.source
+            ))
+        };
+        let fetched = tokio::time::timeout(
+            self.retry.attempt_timeout,
+            credentials.headers(http::Extensions::new()),
+        )
+        .await
+        .map_err(|_| {
+            failed(format!(
+                "timed out after {} s",
+                self.retry.attempt_timeout.as_secs_f64()
+            ))
+        })?
+        .map_err(|error| failed(error_chain(&error)))?;
         match fetched {
             CacheableResource::New { data, .. } => Ok(data),
-            // Only requests that pass an entity tag get this answer.
+            // Only requests that pass an entity tag get this result.
             CacheableResource::NotModified => Err(CallError::Credentials(format!(
                 "{what}: google-cloud-auth returned no headers"
             ))),
