@@ -189,7 +189,7 @@ pub struct GcpSettings {
     pub resource_manager_url: String,
     /// Service accounts per page (`pageSize`), 1 to 100.
     pub page_size: u32,
-    /// Service accounts whose keys are listed at once.
+    /// Requests in flight at once, across every project.
     pub concurrency: usize,
 }
 

@@ -8,10 +8,10 @@
 //! idrift page and retry the way its snapshots need.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use google_cloud_auth::credentials::{Builder, Credentials, impersonated};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
@@ -115,7 +115,7 @@ pub async fn collect_projects(
     let factory_source = source.clone();
     let factory: CredentialsFactory =
         Box::new(move || build_credentials(&factory_settings, &factory_source));
-    let client = match GcpClient::new(factory, source, retry) {
+    let client = match GcpClient::new(factory, source, retry, settings.concurrency) {
         Ok(client) => Arc::new(client),
         Err(reason) => return vec![Err(unavailable(&scope_label(), reason))],
     };
@@ -144,17 +144,29 @@ pub async fn collect_projects(
     }
     projects.retain(|project| !settings.exclude.contains(project));
 
-    // NOTE: projects are scanned one after another; the key listings within
-    // one project run concurrently.
-    for project in projects {
-        info!(project, "scanning Google Cloud project");
-        let before = client.calls();
-        let collected = collect_project(&client, settings, &project).await;
-        results.push(collected.map(|mut collected| {
-            collected.api_calls = client.calls() - before;
-            collected
-        }));
+    // Every project runs at once; the client's `concurrency` bounds the
+    // requests in flight across all of them.
+    let mut tasks = JoinSet::new();
+    for (position, project) in projects.into_iter().enumerate() {
+        let client = Arc::clone(&client);
+        let settings = settings.clone();
+        tasks.spawn(async move {
+            info!(project, "scanning Google Cloud project");
+            (
+                position,
+                collect_project(&client, &settings, &project).await,
+            )
+        });
     }
+    let mut collected = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(result) => collected.push(result),
+            Err(error) => warn!(error = %error, "a project task failed"),
+        }
+    }
+    collected.sort_by_key(|(position, _)| *position);
+    results.extend(collected.into_iter().map(|(_, result)| result));
     results
 }
 
@@ -165,6 +177,7 @@ async fn collect_project(
     settings: &GcpSettings,
     project: &str,
 ) -> Result<Collected, CollectError> {
+    let calls = Arc::new(AtomicU64::new(0));
     let project_path = format!("projects/{}", encode(project));
     let accounts_url = format!(
         "{}/v1/{project_path}/serviceAccounts?pageSize={}",
@@ -175,22 +188,19 @@ async fn collect_project(
         settings.resource_manager_url
     );
     let policy_body = json!({"options": {"requestedPolicyVersion": 3}});
+    let accounts_what = format!("service accounts of project {project}");
+    let policy_what = format!("IAM policy of project {project}");
 
-    let accounts = client
-        .list(
-            &format!("service accounts of project {project}"),
-            &accounts_url,
-            "accounts",
-        )
-        .await;
-    let policy = client
-        .send(
-            &format!("IAM policy of project {project}"),
+    let (accounts, policy) = tokio::join!(
+        client.list(&calls, &accounts_what, &accounts_url, "accounts"),
+        client.send(
+            &calls,
+            &policy_what,
             reqwest::Method::POST,
             &policy_url,
             Some(&policy_body),
-        )
-        .await;
+        ),
+    );
 
     // A credential that cannot produce a token fails the whole project.
     for error in [accounts.as_ref().err(), policy.as_ref().err()]
@@ -209,7 +219,7 @@ async fn collect_project(
                 .filter_map(|record| record.get("email").and_then(Value::as_str))
                 .map(str::to_string)
                 .collect();
-            let keys = list_keys(client, settings, project, emails).await;
+            let keys = list_keys(client, &calls, settings, project, emails).await;
             (Listing::Found(records), Listing::Found(keys))
         }
         Err(error) => (
@@ -226,21 +236,22 @@ async fn collect_project(
         keys,
         policy,
     };
-    Ok(assemble(project, listings, 0))
+    Ok(assemble(project, listings, calls.load(Ordering::Relaxed)))
 }
 
-/// Lists the keys of each service account, `concurrency` at a time.
+/// Lists the keys of each service account at once; the client bounds the
+/// requests in flight.
 async fn list_keys(
     client: &Arc<GcpClient>,
+    calls: &Arc<AtomicU64>,
     settings: &GcpSettings,
     project: &str,
     emails: Vec<String>,
 ) -> KeyListings {
-    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for email in emails {
         let client = Arc::clone(client);
-        let permits = Arc::clone(&permits);
+        let calls = Arc::clone(calls);
         let url = format!(
             "{}/v1/projects/{}/serviceAccounts/{}/keys",
             settings.iam_url,
@@ -248,10 +259,9 @@ async fn list_keys(
             encode(&email)
         );
         tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
             let what = format!("keys of service account {email}");
             let listed = client
-                .send(&what, reqwest::Method::GET, &url, None)
+                .send(&calls, &what, reqwest::Method::GET, &url, None)
                 .await
                 .map_err(|error| error.message().to_string())
                 .and_then(|page| keys_of(&what, &page));
@@ -286,6 +296,7 @@ async fn discover_projects(
     settings: &GcpSettings,
     parent: &str,
 ) -> Result<Vec<String>, CallError> {
+    let calls = AtomicU64::new(0);
     let mut projects = Vec::new();
     let mut parents = vec![parent.to_string()];
     let mut visited = std::collections::HashSet::new();
@@ -297,6 +308,7 @@ async fn discover_projects(
         let query = encode(&format!("parent:{current}"));
         let found = client
             .list(
+                &calls,
                 &format!("projects under {current}"),
                 &format!("{base}/v3/projects:search?query={query}"),
                 "projects",
@@ -319,6 +331,7 @@ async fn discover_projects(
         }
         let folders = client
             .list(
+                &calls,
                 &format!("folders under {current}"),
                 &format!("{base}/v3/folders?parent={}", encode(&current)),
                 "folders",

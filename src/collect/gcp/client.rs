@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use google_cloud_auth::credentials::{CacheableResource, Credentials};
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tracing::debug;
 
 use crate::collect::error_chain;
@@ -48,12 +49,14 @@ pub type CredentialsFactory = Box<dyn Fn() -> Result<Credentials, Failure> + Sen
 /// A client for the IAM and Cloud Resource Manager REST APIs.
 pub struct GcpClient {
     http: reqwest::Client,
-    credentials: RwLock<Credentials>,
+    /// The credentials, with a generation that grows each time they are replaced.
+    credentials: RwLock<(u64, Credentials)>,
     new_credentials: CredentialsFactory,
     /// The credentials' source, named in error messages.
     source: String,
     retry: RetrySettings,
-    calls: AtomicU64,
+    /// Requests in flight at once, across every project.
+    permits: Semaphore,
 }
 
 impl GcpClient {
@@ -63,6 +66,7 @@ impl GcpClient {
         new_credentials: CredentialsFactory,
         source: String,
         retry: &RetrySettings,
+        concurrency: usize,
     ) -> Result<GcpClient, Failure> {
         let credentials = new_credentials()?;
         let http = reqwest::Client::builder()
@@ -72,26 +76,27 @@ impl GcpClient {
             .map_err(|error| format!("cannot set up the HTTP client: {}", error_chain(&error)))?;
         Ok(GcpClient {
             http,
-            credentials: RwLock::new(credentials),
+            credentials: RwLock::new((0, credentials)),
             new_credentials,
             source,
             retry: retry.clone(),
-            calls: AtomicU64::new(0),
+            permits: Semaphore::new(concurrency.max(1)),
         })
-    }
-
-    /// Returns the number of HTTP requests sent so far, retries included.
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
     }
 
     /// Reads every page of a list: `url` plus `pageToken` for as long as the
     /// previous page returned a non-empty `nextPageToken`. Returns the
-    /// records under `field`.
+    /// records under `field`, and counts each request in `calls`.
     ///
     /// Fails when a call fails, a page is malformed, a token repeats (the
     /// listing did not advance), or after [`MAX_PAGES`] pages.
-    pub async fn list(&self, what: &str, url: &str, field: &str) -> Result<Vec<Value>, CallError> {
+    pub async fn list(
+        &self,
+        calls: &AtomicU64,
+        what: &str,
+        url: &str,
+        field: &str,
+    ) -> Result<Vec<Value>, CallError> {
         let mut records = Vec::new();
         let mut seen_tokens = HashSet::new();
         let mut token: Option<String> = None;
@@ -103,7 +108,7 @@ impl GcpClient {
                 None => url.to_string(),
             };
             let page = self
-                .send(what, reqwest::Method::GET, &page_url, None)
+                .send(calls, what, reqwest::Method::GET, &page_url, None)
                 .await?;
             // Google leaves an empty list out of the response.
             match page.get(field) {
@@ -143,9 +148,10 @@ impl GcpClient {
 
     /// Sends one request and returns its JSON body, retrying throttling
     /// (429) and unavailability (500, 502, 503, 504, network errors) with
-    /// `Retry-After` or exponential backoff.
+    /// `Retry-After` or exponential backoff. Counts each request in `calls`.
     pub async fn send(
         &self,
+        calls: &AtomicU64,
         what: &str,
         method: reqwest::Method,
         url: &str,
@@ -154,9 +160,10 @@ impl GcpClient {
         let mut attempt = 1;
         let mut refreshed = false;
         loop {
-            let credentials = self.current_credentials();
+            let (generation, credentials) = self.current_credentials();
             let headers = self.headers(what, &credentials).await?;
-            self.calls.fetch_add(1, Ordering::Relaxed);
+            calls.fetch_add(1, Ordering::Relaxed);
+            let permit = self.permits.acquire().await;
             let mut request = self
                 .http
                 .request(method.clone(), url)
@@ -185,6 +192,7 @@ impl GcpClient {
             let status = response.status().as_u16();
             let retry_after = retry_after(&response);
             let text = response.text().await.unwrap_or_default();
+            drop(permit);
             let retryable = matches!(status, 429 | 500 | 502 | 503 | 504);
             match status {
                 200 => {
@@ -198,7 +206,8 @@ impl GcpClient {
                     // google-cloud-auth keeps serving a cached token that the
                     // API refused, so fresh credentials replace it.
                     debug!(what, "401 from the API; retrying with fresh credentials");
-                    self.replace_credentials().map_err(CallError::Credentials)?;
+                    self.replace_credentials(generation)
+                        .map_err(CallError::Credentials)?;
                     refreshed = true;
                 }
                 _ if retryable && retry_after.is_some_and(|wait| wait > MAX_RETRY_AFTER) => {
@@ -228,22 +237,23 @@ impl GcpClient {
         }
     }
 
-    fn current_credentials(&self) -> Credentials {
+    fn current_credentials(&self) -> (u64, Credentials) {
         self.credentials
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
 
-    /// Replaces the credentials whose token the API refused.
-    // NOTE: credentials cannot be compared, so requests refused at the same
-    // time each build new ones; the extra builds are only wasted work.
-    fn replace_credentials(&self) -> Result<(), Failure> {
-        let fresh = (self.new_credentials)()?;
-        *self
+    /// Replaces the credentials whose token the API refused, unless a
+    /// request refused at the same time already did.
+    fn replace_credentials(&self, refused_generation: u64) -> Result<(), Failure> {
+        let mut guard = self
             .credentials
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if guard.0 == refused_generation {
+            *guard = (refused_generation + 1, (self.new_credentials)()?);
+        }
         Ok(())
     }
 
