@@ -408,6 +408,31 @@ fn refused_token_is_replaced() {
 }
 
 #[test]
+fn metadata_server_supplies_tokens() {
+    let (fake, project_id) = start_one(FakeProject::sample(1));
+    let setup = Setup::new(&fake, &format!("projects = [\"{project_id}\"]"));
+    // No credential file: application default credentials fall back to the
+    // metadata server, which GCE_METADATA_HOST points at the fake.
+    let mut command = command(setup.work.path(), &fake);
+    command
+        .arg("scan")
+        .arg("--config")
+        .arg(&setup.config)
+        .arg("--snapshots")
+        .arg(setup.snapshots())
+        .args(["--format", "json"]);
+    let (code, stdout, stderr) = run(&mut command);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let tokens = fake.token_requests();
+    assert_eq!(tokens.len(), 1);
+    assert!(tokens[0].is_metadata_request(), "{:?}", tokens[0].path);
+    assert_eq!(
+        collection_status(&setup.snapshot(&project_id), "iam_policy"),
+        "complete"
+    );
+}
+
+#[test]
 fn organization_is_discovered() {
     let mut organization = Organization::sample();
     organization.projects[1].parent = "folders/777".to_string();
