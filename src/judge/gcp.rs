@@ -203,11 +203,8 @@ pub(super) fn response_commands(project: &str, change: &Change) -> Vec<String> {
                     "gcloud iam service-accounts disable {} --project={project}",
                     shell_quote(&identity.name)
                 ));
-            } else if identity.admin_grants.is_empty() {
-                commands.push(format!(
-                    "gcloud projects get-iam-policy {project} --flatten=bindings --filter=bindings.members:{}",
-                    shell_quote(&identity.id)
-                ));
+            } else {
+                commands.extend(remove_other_roles(&project, identity));
             }
             commands
         }
@@ -229,6 +226,37 @@ fn disable_key(project: &str, identity: &Identity, credential: &Credential) -> O
         shell_quote(&credential.id),
         shell_quote(email)
     ))
+}
+
+/// Removes the bindings of a policy member's roles that are not admin
+/// grants, which [`remove_binding`] already covers.
+fn remove_other_roles(project: &str, identity: &Identity) -> Vec<String> {
+    let roles = identity
+        .attributes
+        .get(attribute::ROLES)
+        .map(String::as_str)
+        .unwrap_or_default();
+    let mut seen = Vec::new();
+    for label in roles.split(", ").filter(|label| !label.is_empty()) {
+        // A conditional role is written `role [condition title]`.
+        let role = label.split(" [").next().unwrap_or(label);
+        let granted = identity
+            .admin_grants
+            .iter()
+            .any(|grant| grant.policy == role);
+        if !granted && !seen.contains(&role) {
+            seen.push(role);
+        }
+    }
+    seen.into_iter()
+        .map(|role| {
+            format!(
+                "gcloud projects remove-iam-policy-binding {project} --member={} --role={} --all",
+                shell_quote(&identity.id),
+                shell_quote(role)
+            )
+        })
+        .collect()
 }
 
 /// Removes every binding of the grant's role to the member, conditional

@@ -327,6 +327,9 @@ fn identity_evidence(identity: &Identity) -> BTreeMap<String, String> {
     if !identity.groups.is_empty() {
         evidence.insert("groups".to_string(), identity.groups.join(", "));
     }
+    if let Some(roles) = identity.attributes.get(crate::model::gcp_attribute::ROLES) {
+        evidence.insert("roles".to_string(), roles.clone());
+    }
     evidence
 }
 
