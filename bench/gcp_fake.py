@@ -23,8 +23,9 @@ body. Any other path, such as a metadata server request that
 The fake waits --latency-ms before each response. It serves each connection
 on its own thread, so concurrent requests wait in parallel, as on a real
 network. `GET /bench/requests` returns the requests served so far by kind,
-the non-200 responses, the TCP connections accepted and the maximum number
-of requests in flight at once, as a check on idrift's own count and its
+the non-200 responses and the TCP connections accepted, as a check on
+idrift's own count. It also returns the maximum number of requests in flight
+at once since the previous `/bench/requests`, as a check on idrift's
 concurrency limit. That request is neither counted nor waited for, but its
 connection is counted.
 
@@ -179,6 +180,7 @@ class Counter:
             counts["non_200"] = self.errors
             counts["connections"] = self.connections
             counts["max_in_flight"] = self.max_in_flight
+            self.max_in_flight = self.in_flight
         return counts
 
 
