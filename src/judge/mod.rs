@@ -393,7 +393,9 @@ fn shell_quote(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::aws::{assess_creation, response_commands, service_linked_role};
+    use super::aws::{
+        assess_creation, identity_center_role, response_commands, service_linked_role,
+    };
     use super::*;
     use crate::model::TrustPrincipal;
 
@@ -449,6 +451,83 @@ mod tests {
             assess_creation("123456789012", &admin).severity,
             Severity::Critical
         );
+    }
+
+    fn sso_role(name: &str, path: &str, trust: &[(&str, &str)]) -> Identity {
+        let mut identity = role(path, trust);
+        identity.name = name.to_string();
+        identity
+    }
+
+    const SSO_PROVIDER: &str =
+        "arn:aws:iam::123456789012:saml-provider/AWSSSO_0123456789abcdef_DO_NOT_DELETE";
+
+    #[test]
+    fn identity_center_role_needs_own_saml_provider() {
+        let name = "AWSReservedSSO_ReadOnly_0123456789abcdef";
+        let trust = [("federated", SSO_PROVIDER)];
+        for path in [
+            "/aws-reserved/sso.amazonaws.com/",
+            "/aws-reserved/sso.amazonaws.com/eu-west-1/",
+        ] {
+            let identity = sso_role(name, path, &trust);
+            assert!(
+                identity_center_role("123456789012", &identity).is_some(),
+                "{path}"
+            );
+            let verdict = assess_creation("123456789012", &identity);
+            assert_eq!(verdict.severity, Severity::Low, "{path}");
+            assert!(verdict.expected_reason.is_some(), "{path}");
+        }
+
+        let path = "/aws-reserved/sso.amazonaws.com/";
+        let other_account =
+            "arn:aws:iam::999988887777:saml-provider/AWSSSO_0123456789abcdef_DO_NOT_DELETE";
+        let other_provider = "arn:aws:iam::123456789012:saml-provider/Okta";
+        let lookalikes = [
+            sso_role("AWSReservedSSO_x", path, &[("federated", other_account)]),
+            sso_role("AWSReservedSSO_x", path, &[("federated", other_provider)]),
+            sso_role(
+                "AWSReservedSSO_x",
+                path,
+                &[
+                    ("federated", SSO_PROVIDER),
+                    ("aws", "arn:aws:iam::999988887777:root"),
+                ],
+            ),
+            sso_role("AWSReservedSSO_x", path, &[("aws", SSO_PROVIDER)]),
+            sso_role("AWSReservedSSO_x", path, &[]),
+            sso_role("ReservedSSO_x", path, &trust),
+            sso_role("AWSReservedSSO_x", "/", &trust),
+            sso_role(
+                "AWSReservedSSO_x",
+                "/aws-reserved/sso.amazonaws.com/a/b/",
+                &trust,
+            ),
+        ];
+        for identity in lookalikes {
+            assert!(
+                identity_center_role("123456789012", &identity).is_none(),
+                "{} {:?} {:?}",
+                identity.name,
+                identity.path,
+                identity.trust
+            );
+        }
+
+        let mut admin = sso_role(name, path, &trust);
+        admin.admin_grants.push(crate::model::AdminGrant {
+            via: "attached".to_string(),
+            policy: "arn:aws:iam::aws:policy/AdministratorAccess".to_string(),
+            group: None,
+            group_id: None,
+            reason: "AdministratorAccess".to_string(),
+            assignment_id: None,
+        });
+        assert!(identity_center_role("123456789012", &admin).is_none());
+        let verdict = assess_creation("123456789012", &admin);
+        assert_eq!(verdict.severity, Severity::Critical);
+        assert!(verdict.expected_reason.is_none());
     }
 
     #[test]
