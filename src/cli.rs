@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigError};
+use crate::rules::{Date, RuleSet};
 use crate::settings::{
     AwsAccountSettings, AzureTenantSettings, GcpSettings, ReportFormat, RetrySettings,
 };
@@ -35,6 +36,9 @@ pub enum Command {
     Scan(ScanArgs),
     /// Compare two snapshot folders or files without touching any cloud.
     Diff(DiffArgs),
+    /// Review the config's expected-account rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
 }
 
 /// Output format flag.
@@ -83,6 +87,10 @@ pub struct DiffArgs {
     pub old: PathBuf,
     /// The newer snapshot folder or file.
     pub new: PathBuf,
+    /// Config file whose [[expected]] rules apply; its other tables are
+    /// validated but unused.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: FormatArg,
@@ -117,6 +125,8 @@ pub struct ScanSettings {
     pub source: Source,
     /// Write nothing.
     pub dry_run: bool,
+    /// Expected-account rules, judged as of today.
+    pub rules: RuleSet,
 }
 
 /// Resolved settings of `idrift diff`.
@@ -128,6 +138,8 @@ pub struct DiffSettings {
     pub new: PathBuf,
     /// Report format.
     pub format: ReportFormat,
+    /// Expected-account rules, judged as of today.
+    pub rules: RuleSet,
 }
 
 /// Settings could not be resolved.
@@ -176,17 +188,83 @@ impl ScanArgs {
             format: self.format.into(),
             source,
             dry_run: self.dry_run,
+            rules: RuleSet::new(config.expected, Date::today()),
         })
     }
 }
 
 impl DiffArgs {
-    /// Resolves the flags; `diff` reads no config.
-    pub fn resolve(&self) -> DiffSettings {
-        DiffSettings {
+    /// Resolves the flags, reading the rules of `--config` when given.
+    pub fn resolve(&self) -> Result<DiffSettings, SettingsError> {
+        let expected = match &self.config {
+            Some(path) => config::load(path)?.expected,
+            None => Vec::new(),
+        };
+        Ok(DiffSettings {
             old: self.old.clone(),
             new: self.new.clone(),
             format: self.format.into(),
-        }
+            rules: RuleSet::new(expected, Date::today()),
+        })
+    }
+}
+
+/// Subcommands of `idrift rules`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Validate the [[expected]] rules and list the identities each one
+    /// matches in the snapshots. Exits 0 when every rule is in force and
+    /// matches something, 1 when a rule is expired or matches nothing, 2
+    /// when the config or the snapshots cannot be read.
+    Check(RulesCheckArgs),
+}
+
+/// Flags of `idrift rules check`.
+#[derive(Debug, Args)]
+pub struct RulesCheckArgs {
+    /// Config file (TOML) with the [[expected]] rules.
+    #[arg(long, env = "IDRIFT_CONFIG", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Snapshot folder [default: the config's `snapshots`, else ./snapshots].
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
+    /// Judge expiry as of this date (YYYY-MM-DD, UTC) instead of today,
+    /// such as the end of the quarter.
+    #[arg(long, value_name = "DATE", value_parser = Date::parse)]
+    pub as_of: Option<Date>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FormatArg,
+}
+
+/// Resolved settings of `idrift rules check`.
+#[derive(Debug, Clone)]
+pub struct RulesCheckSettings {
+    /// The config file, for messages.
+    pub config: PathBuf,
+    /// Snapshot folder.
+    pub snapshots: PathBuf,
+    /// The rules, judged as of `--as-of` or today.
+    pub rules: RuleSet,
+    /// Output format.
+    pub format: ReportFormat,
+}
+
+impl RulesCheckArgs {
+    /// Reads and validates the config and picks the snapshot folder.
+    pub fn resolve(&self) -> Result<RulesCheckSettings, SettingsError> {
+        let config = config::load(&self.config)?;
+        let snapshots = self
+            .snapshots
+            .clone()
+            .or(config.snapshots)
+            .unwrap_or_else(|| PathBuf::from("snapshots"));
+        let today = self.as_of.unwrap_or_else(Date::today);
+        Ok(RulesCheckSettings {
+            config: self.config.clone(),
+            snapshots,
+            rules: RuleSet::new(config.expected, today),
+            format: self.format.into(),
+        })
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::rules::ExpectedRule;
 use crate::settings::{
     AwsAccountSettings, AzureCloud, AzureCredentialSource, AzureTenantSettings, GcpSettings,
     RetrySettings, is_guid,
@@ -57,6 +58,9 @@ struct ConfigFile {
     azure: AzureFile,
     #[serde(default)]
     gcp: GcpFile,
+    /// Read table by table, so that errors name the rule and field.
+    #[serde(default)]
+    expected: Vec<toml::Table>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +141,8 @@ pub struct Config {
     pub azure_tenants: Vec<AzureTenantSettings>,
     /// Google Cloud projects to scan.
     pub gcp: GcpSettings,
+    /// Expected-account rules, in file order.
+    pub expected: Vec<ExpectedRule>,
 }
 
 /// Default number of users whose credentials are listed at once.
@@ -201,6 +207,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let azure_tenants =
         resolve_tenants(&file.azure, folder).map_err(|(key, message)| invalid(key, message))?;
 
+    let expected =
+        crate::rules::resolve(&file.expected).map_err(|(key, message)| invalid(key, message))?;
+
     let snapshots = file.snapshots.map(|snapshots| folder.join(snapshots));
     Ok(Config {
         snapshots,
@@ -208,6 +217,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         aws_accounts,
         azure_tenants,
         gcp,
+        expected,
     })
 }
 
@@ -221,7 +231,10 @@ fn describe_parse_error(text: &str, error: &toml::de::Error) -> String {
     let before = &text[..span.start.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
-    format!("line {line}, column {column}: {message}")
+    let within = crate::rules::locate(text, span.start)
+        .map(|key| format!(" ({key})"))
+        .unwrap_or_default();
+    format!("line {line}, column {column}{within}: {message}")
 }
 
 type KeyError = (String, String);
@@ -658,6 +671,7 @@ mod tests {
         let config = parse_text(include_str!("../config.example.toml")).unwrap();
         assert_eq!(config.aws_accounts.len(), 1);
         assert_eq!(config.azure_tenants.len(), 1);
+        assert_eq!(config.expected.len(), 4);
     }
 
     #[test]

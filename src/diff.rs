@@ -87,6 +87,23 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// The name of every kind of change, in declaration order.
+    pub const NAMES: [&'static str; 13] = [
+        "identity_added",
+        "identity_removed",
+        "identity_recreated",
+        "renamed",
+        "path_changed",
+        "enabled_changed",
+        "attribute_changed",
+        "trust_changed",
+        "credential_added",
+        "credential_removed",
+        "credential_status_changed",
+        "privilege_added",
+        "privilege_removed",
+    ];
+
     /// Returns the snake_case name of the change, as in the JSON report.
     pub fn name(&self) -> &'static str {
         match self {
@@ -482,6 +499,55 @@ mod tests {
             &complete_snapshot(vec![other_group]),
         );
         assert_eq!(moved_diff.changes.len(), 2, "{:?}", moved_diff.changes);
+    }
+
+    #[test]
+    fn names_list_every_change_kind() {
+        let grant = AdminGrant {
+            via: "attached".to_string(),
+            policy: "arn:aws:iam::aws:policy/AdministratorAccess".to_string(),
+            group: None,
+            group_id: None,
+            reason: "AdministratorAccess".to_string(),
+            assignment_id: None,
+        };
+        let kinds = [
+            ChangeKind::IdentityAdded,
+            ChangeKind::IdentityRemoved,
+            ChangeKind::IdentityRecreated {
+                previous_id: "AIDA0".to_string(),
+            },
+            ChangeKind::Renamed {
+                from: "old".to_string(),
+            },
+            ChangeKind::PathChanged { from: None },
+            ChangeKind::EnabledChanged { from: None },
+            ChangeKind::AttributeChanged {
+                key: "user_type".to_string(),
+                from: None,
+                to: None,
+            },
+            ChangeKind::TrustChanged {
+                added: Vec::new(),
+                removed: Vec::new(),
+            },
+            ChangeKind::CredentialAdded {
+                credential: key("AKIA1"),
+            },
+            ChangeKind::CredentialRemoved {
+                credential: key("AKIA1"),
+            },
+            ChangeKind::CredentialStatusChanged {
+                credential: key("AKIA1"),
+                from: None,
+            },
+            ChangeKind::PrivilegeAdded {
+                grant: grant.clone(),
+            },
+            ChangeKind::PrivilegeRemoved { grant },
+        ];
+        let names: Vec<&str> = kinds.iter().map(ChangeKind::name).collect();
+        assert_eq!(names, ChangeKind::NAMES);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! The pipeline runs one way: [`collect`] turns API pages or CLI exports
 //! into [`model::Snapshot`]s, [`store`] keeps them on disk, [`diff`] turns
 //! two snapshots into changes, [`judge`] turns changes into findings and
-//! [`report`] renders them. [`cli`] and [`config`] only resolve settings.
+//! [`report`] renders them, with [`rules`] marking the changes a team
+//! expected. [`cli`] and [`config`] only resolve settings.
 
 pub mod cli;
 pub mod collect;
@@ -14,5 +15,6 @@ pub mod exit;
 pub mod judge;
 pub mod model;
 pub mod report;
+pub mod rules;
 pub mod settings;
 pub mod store;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use idrift::cli::{Cli, Command};
+use idrift::cli::{Cli, Command, RulesCommand};
 use idrift::report::Report;
 use idrift::settings::ReportFormat;
 
@@ -21,9 +21,13 @@ fn main() -> ExitCode {
             (run_scan(args), format)
         }
         Command::Diff(args) => {
-            let settings = args.resolve();
-            (idrift::commands::diff::run(&settings), settings.format)
+            let report = match args.resolve() {
+                Ok(settings) => idrift::commands::diff::run(&settings),
+                Err(error) => Report::failed("diff", error.to_string()),
+            };
+            (report, args.format.into())
         }
+        Command::Rules(RulesCommand::Check(args)) => return run_rules_check(args),
     };
     print_report(&report, format);
     ExitCode::from(report.exit_code)
@@ -44,6 +48,20 @@ fn run_scan(args: &idrift::cli::ScanArgs) -> Report {
         }
     };
     runtime.block_on(idrift::commands::scan::run(&settings))
+}
+
+fn run_rules_check(args: &idrift::cli::RulesCheckArgs) -> ExitCode {
+    let check = match args.resolve() {
+        Ok(settings) => idrift::commands::rules::run(&settings),
+        Err(error) => idrift::commands::rules::RulesCheck::failed(error.to_string()),
+    };
+    for error in &check.errors {
+        tracing::error!("{}", idrift::report::sanitize(error));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(check.render(args.format.into()).as_bytes());
+    let _ = stdout.flush();
+    ExitCode::from(check.exit_code)
 }
 
 fn print_report(report: &Report, format: ReportFormat) {

@@ -77,6 +77,51 @@ pub enum IdentityKind {
 }
 
 impl IdentityKind {
+    /// Every identity kind, AWS first, then Entra ID, then Google Cloud.
+    pub const ALL: [IdentityKind; 8] = [
+        IdentityKind::AwsUser,
+        IdentityKind::AwsRole,
+        IdentityKind::AzureUser,
+        IdentityKind::AzureServicePrincipal,
+        IdentityKind::AzureManagedIdentity,
+        IdentityKind::AzureApplication,
+        IdentityKind::GcpServiceAccount,
+        IdentityKind::GcpPrincipal,
+    ];
+
+    /// Returns the snake_case name used in snapshots, reports and config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::AwsUser => "aws_user",
+            IdentityKind::AwsRole => "aws_role",
+            IdentityKind::AzureUser => "azure_user",
+            IdentityKind::AzureServicePrincipal => "azure_service_principal",
+            IdentityKind::AzureManagedIdentity => "azure_managed_identity",
+            IdentityKind::AzureApplication => "azure_application",
+            IdentityKind::GcpServiceAccount => "gcp_service_account",
+            IdentityKind::GcpPrincipal => "gcp_principal",
+        }
+    }
+
+    /// Parses a snake_case name such as `aws_role`.
+    pub fn parse(name: &str) -> Option<IdentityKind> {
+        IdentityKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
+    /// Returns the provider whose identities are of this kind.
+    pub fn provider(self) -> Provider {
+        match self {
+            IdentityKind::AwsUser | IdentityKind::AwsRole => Provider::Aws,
+            IdentityKind::AzureUser
+            | IdentityKind::AzureServicePrincipal
+            | IdentityKind::AzureManagedIdentity
+            | IdentityKind::AzureApplication => Provider::Azure,
+            IdentityKind::GcpServiceAccount | IdentityKind::GcpPrincipal => Provider::Gcp,
+        }
+    }
+
     /// Returns the name shown in reports.
     pub fn label(self) -> &'static str {
         match self {
@@ -591,4 +636,19 @@ pub mod gcp_attribute {
     pub const PROJECT_ID: &str = "project_id";
     /// The numeric uid of a deleted principal that a policy still names.
     pub const DELETED_UID: &str = "deleted_uid";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_kind_names_match_serde() {
+        for kind in IdentityKind::ALL {
+            let json = serde_json::to_string(&kind).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(IdentityKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(IdentityKind::parse("aws_group"), None);
+    }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::cli::DiffSettings;
 use crate::diff::diff_snapshots;
-use crate::judge::judge;
+use crate::judge::{expired_rule_findings, judge_with_rules};
 use crate::model::{Provider, Snapshot};
 use crate::report::{Report, ScopeStatus, ScopeSummary};
 use crate::store::load_tree;
@@ -45,7 +45,7 @@ pub fn run(settings: &DiffSettings) -> Report {
             continue;
         };
         let diff = diff_snapshots(before, after);
-        findings.extend(judge(&diff));
+        findings.extend(judge_with_rules(&diff, &settings.rules));
         scopes.push(summary(
             after,
             ScopeStatus::Compared,
@@ -58,6 +58,10 @@ pub fn run(settings: &DiffSettings) -> Report {
             scopes.push(summary(before, ScopeStatus::OnlyInOld, Vec::new(), false));
         }
     }
+    let new_scopes = new_by_scope
+        .keys()
+        .map(|(provider, scope)| (*provider, scope.as_str()));
+    findings.extend(expired_rule_findings(&settings.rules, new_scopes));
     Report::new("diff", scopes, findings, Vec::new())
 }
 

@@ -1,4 +1,5 @@
 //! One module per subcommand, each with a `run` that returns the report.
 
 pub mod diff;
+pub mod rules;
 pub mod scan;

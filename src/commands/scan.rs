@@ -9,8 +9,8 @@ use crate::cli::{ScanSettings, Source};
 use crate::collect::aws::api;
 use crate::collect::{CollectError, Collected};
 use crate::diff::{NotCompared, diff_snapshots};
-use crate::judge::{Finding, judge};
-use crate::model::{Completeness, Snapshot};
+use crate::judge::{Finding, expired_rule_findings, judge_with_rules};
+use crate::model::{Completeness, Provider, Snapshot};
 use crate::report::{Report, ScopeStatus, ScopeSummary};
 use crate::store::{self, ScanMetadata, SnapshotStore};
 
@@ -82,6 +82,13 @@ pub async fn run(settings: &ScanSettings) -> Report {
             }
         }
     }
+    let read_scopes = results
+        .scopes
+        .iter()
+        .filter(|scope| scope.status != ScopeStatus::Failed)
+        .filter_map(|scope| Some((Provider::parse(&scope.provider)?, scope.scope.as_str())));
+    let expired = expired_rule_findings(&settings.rules, read_scopes);
+    results.findings.extend(expired);
     Report::new("scan", results.scopes, results.findings, results.errors)
 }
 
@@ -177,7 +184,9 @@ fn record_scope(
             let diff = diff_snapshots(previous, &merged);
             summary.status = ScopeStatus::Compared;
             summary.not_compared = diff.not_compared.clone();
-            results.findings.extend(judge(&diff));
+            results
+                .findings
+                .extend(judge_with_rules(&diff, &settings.rules));
         }
     }
 

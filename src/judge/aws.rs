@@ -1,5 +1,6 @@
 //! AWS knowledge for the judge: severities of IAM changes, service-linked
-//! roles, trust from outside the account, and `aws iam` response commands.
+//! roles, IAM Identity Center roles, trust from outside the account, and
+//! `aws iam` response commands.
 
 use super::{Severity, Verdict, shell_quote};
 use crate::collect::aws::policy::principal_account;
@@ -46,6 +47,14 @@ pub(super) fn assess_creation(scope: &str, identity: &Identity) -> Verdict {
         let mut verdict = Verdict::new(
             Severity::Low,
             "AWS creates service-linked roles when a service is enabled",
+        );
+        verdict.expected_reason = Some(reason);
+        return verdict;
+    }
+    if let Some(reason) = identity_center_role(scope, identity) {
+        let mut verdict = Verdict::new(
+            Severity::Low,
+            "IAM Identity Center creates AWSReservedSSO_ roles when it provisions a permission set",
         );
         verdict.expected_reason = Some(reason);
         return verdict;
@@ -147,6 +156,60 @@ pub(super) fn service_linked_role(identity: &Identity) -> Option<String> {
             .collect();
         format!("AWS service-linked role for {}", services.join(", "))
     })
+}
+
+/// Returns why a role is an IAM Identity Center role, if it is one. Such a
+/// role has a name starting `AWSReservedSSO_` and the path
+/// `/aws-reserved/sso.amazonaws.com/`, with a region folder after it when
+/// Identity Center runs outside us-east-1. Its trust policy names only the
+/// account's own Identity Center SAML provider
+/// (`saml-provider/AWSSSO_<id>_DO_NOT_DELETE`), and it has no admin grant:
+/// a permission set with admin rights is judged on those.
+// NOTE: an intruder who can create both a SAML provider and a role can
+// build a role that passes these checks; they tell Identity Center's roles
+// from lookalikes that trust a user, service or other account, no more.
+pub(super) fn identity_center_role(scope: &str, identity: &Identity) -> Option<String> {
+    let is_role = identity.kind == IdentityKind::AwsRole;
+    let reserved_name = identity.name.starts_with("AWSReservedSSO_");
+    let reserved_path = identity
+        .path
+        .as_deref()
+        .and_then(|path| path.strip_prefix("/aws-reserved/sso.amazonaws.com/"))
+        .is_some_and(|rest| rest.is_empty() || is_region_folder(rest));
+    let own_provider_only = !identity.trust.is_empty()
+        && identity.trust.iter().all(|principal| {
+            principal.kind == "federated" && is_identity_center_provider(scope, &principal.value)
+        });
+    let qualifies =
+        is_role && reserved_name && reserved_path && own_provider_only && !identity.is_admin();
+    qualifies.then(|| "IAM Identity Center role for a permission set".to_string())
+}
+
+/// Returns true for a path rest such as `eu-west-1/`.
+fn is_region_folder(rest: &str) -> bool {
+    rest.strip_suffix('/').is_some_and(|region| {
+        !region.is_empty()
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    })
+}
+
+/// Returns true for `arn:<partition>:iam::<scope>:saml-provider/AWSSSO_<id>_DO_NOT_DELETE`.
+fn is_identity_center_provider(scope: &str, arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let [arn_prefix, partition, service, region, account, resource] = parts.as_slice() else {
+        return false;
+    };
+    let provider_name = resource.strip_prefix("saml-provider/");
+    *arn_prefix == "arn"
+        && partition.starts_with("aws")
+        && *service == "iam"
+        && region.is_empty()
+        && *account == scope
+        && provider_name.is_some_and(|name| {
+            name.starts_with("AWSSSO_") && name.ends_with("_DO_NOT_DELETE") && !name.contains('/')
+        })
 }
 
 /// Returns true for a trust principal outside the scope's account: another

@@ -78,7 +78,7 @@ pub(super) fn assess_creation(identity: &Identity) -> Verdict {
 
 /// Returns why a service principal is the platform's own, if it is: a
 /// Microsoft first-party application, or a system-assigned managed identity
-/// tied to a resource.
+/// tied to a resource (`alternativeNames` contains its `/subscriptions/...` id).
 fn platform_identity(identity: &Identity) -> Option<String> {
     match identity.kind {
         IdentityKind::AzureServicePrincipal
@@ -90,8 +90,7 @@ fn platform_identity(identity: &Identity) -> Option<String> {
         IdentityKind::AzureManagedIdentity
             if attribute(identity, attribute::MANAGED_IDENTITY) == Some("system_assigned") =>
         {
-            let resource =
-                attribute(identity, attribute::RESOURCE_ID).unwrap_or("an Azure resource");
+            let resource = attribute(identity, attribute::RESOURCE_ID)?;
             Some(format!("system-assigned managed identity of {resource}"))
         }
         _ => None,
@@ -224,6 +223,42 @@ mod tests {
         let verdict = assess_creation(&identity);
         assert!(verdict.expected_reason.is_none());
         assert_eq!(verdict.severity, Severity::High);
+    }
+
+    fn managed_identity(assignment: &str, resource: Option<&str>) -> Identity {
+        let mut identity = Identity::new("mi-1", IdentityKind::AzureManagedIdentity, "vm1");
+        identity.attributes.insert(
+            attribute::MANAGED_IDENTITY.to_string(),
+            assignment.to_string(),
+        );
+        if let Some(resource) = resource {
+            identity
+                .attributes
+                .insert(attribute::RESOURCE_ID.to_string(), resource.to_string());
+        }
+        identity
+    }
+
+    #[test]
+    fn system_assigned_of_resource_is_expected() {
+        let vm =
+            "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1";
+        let system = assess_creation(&managed_identity("system_assigned", Some(vm)));
+        assert_eq!(system.severity, Severity::Low);
+        assert!(
+            system
+                .expected_reason
+                .is_some_and(|reason| reason.contains(vm))
+        );
+
+        for identity in [
+            managed_identity("user_assigned", Some(vm)),
+            managed_identity("system_assigned", None),
+        ] {
+            let verdict = assess_creation(&identity);
+            assert!(verdict.expected_reason.is_none(), "{identity:?}");
+            assert_eq!(verdict.severity, Severity::Medium, "{identity:?}");
+        }
     }
 
     #[test]

@@ -171,14 +171,46 @@ fn platform_identity(project: &str, identity: &Identity) -> Option<String> {
     if domain == "appspot.gserviceaccount.com" && local == project {
         return Some("the project's default App Engine service account".to_string());
     }
-    let is_agent_domain = domain.ends_with(".iam.gserviceaccount.com")
-        && local.strip_prefix("service-").is_some_and(all_digits);
+    let is_agent =
+        is_agent_domain(domain) && local.strip_prefix("service-").is_some_and(all_digits);
     if identity.kind == IdentityKind::GcpPrincipal
-        && (is_agent_domain || (domain == "cloudservices.gserviceaccount.com" && all_digits(local)))
+        && (is_agent || (domain == "cloudservices.gserviceaccount.com" && all_digits(local)))
     {
         return Some(format!("Google-managed service agent {email}"));
     }
     None
+}
+
+/// Google projects whose service accounts are the service agents of
+/// services older than the `gcp-sa-` naming.
+const LEGACY_AGENT_PROJECTS: [&str; 12] = [
+    "compute-system",
+    "container-engine-robot",
+    "containerregistry",
+    "gs-project-accounts",
+    "gcf-admin-robot",
+    "serverless-robot-prod",
+    "dataflow-service-producer-prod",
+    "cloud-filer",
+    "cloud-ml.google.com",
+    "cloudcomposer-accounts",
+    "dataproc-accounts",
+    "container-analysis",
+];
+
+/// Returns true for the domain of a service agent's email. A service
+/// account's domain is the id of the project that contains it, and project
+/// ids are unique across Google Cloud, so `service-<digits>@<customer
+/// project>.iam.gserviceaccount.com` is a lookalike, not an agent.
+// NOTE: the `gcp-sa-` prefix is taken to be Google's; idrift does not know
+// whether a customer can create a project with such an id. Agents of
+// another project (`service-<other number>@...`) also pass, because
+// snapshots do not record the project number to compare with.
+fn is_agent_domain(domain: &str) -> bool {
+    let Some(project) = domain.strip_suffix(".iam.gserviceaccount.com") else {
+        return false;
+    };
+    project.starts_with("gcp-sa-") || LEGACY_AGENT_PROJECTS.contains(&project)
 }
 
 /// Returns the `gcloud` commands that contain a change, with real ids.
@@ -327,6 +359,10 @@ mod tests {
                 "123456789012@cloudservices.gserviceaccount.com",
                 IdentityKind::GcpPrincipal,
             ),
+            account(
+                "service-123456789012@compute-system.iam.gserviceaccount.com",
+                IdentityKind::GcpPrincipal,
+            ),
         ];
         for identity in expected {
             let verdict = assess_creation("demo-project", &identity);
@@ -351,6 +387,16 @@ mod tests {
             account(
                 "service-1234@demo-project.iam.gserviceaccount.com",
                 IdentityKind::GcpServiceAccount,
+            ),
+            // So may an account of another customer's project, granted a
+            // role here.
+            account(
+                "service-123456789012@evil-project.iam.gserviceaccount.com",
+                IdentityKind::GcpPrincipal,
+            ),
+            account(
+                "service-123456789012@gserviceaccount.com",
+                IdentityKind::GcpPrincipal,
             ),
         ];
         for identity in lookalikes {

@@ -1,9 +1,11 @@
 //! The judge: turns changes into findings with a severity, an ATT&CK
 //! technique, evidence, a verdict (expected or not) and response commands.
 //!
-//! This first cut recognizes one kind of expected change: the creation of an AWS
-//! service-linked role. Built-in knowledge only lowers the severity of a
-//! creation; it never mutes a new credential or admin grant.
+//! Two things make a change expected. Built-in knowledge of the platforms'
+//! own identities (in the per-cloud modules) lowers the severity of a
+//! creation, but never explains a new credential or admin grant. The
+//! config's expected-account rules (see [`crate::rules`]) mute the changes
+//! they list. An expired rule mutes nothing and yields a finding of its own.
 
 use std::collections::BTreeMap;
 
@@ -11,10 +13,14 @@ use serde::Serialize;
 
 mod aws;
 mod azure;
+mod expected;
 pub mod gcp;
+
+pub use expected::expired_rule_findings;
 
 use crate::diff::{Change, ChangeKind, ScopeDiff};
 use crate::model::{CredentialKind, Identity, IdentityKind, Provider};
+use crate::rules::RuleSet;
 
 /// Urgency of a finding, from `info` to `critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -79,13 +85,17 @@ pub struct Finding {
     pub provider: Provider,
     /// Scope id.
     pub scope: String,
-    /// The change kind, such as `identity_added`.
+    /// The change kind, such as `identity_added`, or `rule_expired` for an
+    /// expected-account rule past its expiry date.
     pub change: &'static str,
-    /// The identity kind, such as `aws_user`.
-    pub identity_kind: IdentityKind,
-    /// The identity's immutable id.
+    /// The identity kind, such as `aws_user`; absent for `rule_expired`,
+    /// which is about a rule, not an identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_kind: Option<IdentityKind>,
+    /// The identity's immutable id; the rule's key, such as `expected[0]`,
+    /// for `rule_expired`.
     pub identity_id: String,
-    /// The identity's name.
+    /// The identity's name; the rule's key for `rule_expired`.
     pub identity_name: String,
     /// The identity's ARN, where it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,6 +136,19 @@ pub fn judge(diff: &ScopeDiff) -> Vec<Finding> {
         .collect()
 }
 
+/// Judges every change of a scope's diff, then marks the findings that an
+/// expected-account rule in force mutes.
+pub fn judge_with_rules(diff: &ScopeDiff, rules: &RuleSet) -> Vec<Finding> {
+    diff.changes
+        .iter()
+        .map(|change| {
+            let mut finding = judge_change(diff, change);
+            expected::apply(rules, diff, change, &mut finding);
+            finding
+        })
+        .collect()
+}
+
 fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
     let identity = &change.identity;
     let verdict = match diff.provider {
@@ -141,7 +164,7 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
         provider: diff.provider,
         scope: diff.scope.clone(),
         change: change.kind.name(),
-        identity_kind: identity.kind,
+        identity_kind: Some(identity.kind),
         identity_id: identity.id.clone(),
         identity_name: identity.name.clone(),
         arn: identity.arn.clone(),
@@ -396,7 +419,9 @@ fn shell_quote(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::aws::{assess_creation, response_commands, service_linked_role};
+    use super::aws::{
+        assess_creation, identity_center_role, response_commands, service_linked_role,
+    };
     use super::*;
     use crate::model::TrustPrincipal;
 
@@ -452,6 +477,83 @@ mod tests {
             assess_creation("123456789012", &admin).severity,
             Severity::Critical
         );
+    }
+
+    fn sso_role(name: &str, path: &str, trust: &[(&str, &str)]) -> Identity {
+        let mut identity = role(path, trust);
+        identity.name = name.to_string();
+        identity
+    }
+
+    const SSO_PROVIDER: &str =
+        "arn:aws:iam::123456789012:saml-provider/AWSSSO_0123456789abcdef_DO_NOT_DELETE";
+
+    #[test]
+    fn identity_center_role_needs_own_saml_provider() {
+        let name = "AWSReservedSSO_ReadOnly_0123456789abcdef";
+        let trust = [("federated", SSO_PROVIDER)];
+        for path in [
+            "/aws-reserved/sso.amazonaws.com/",
+            "/aws-reserved/sso.amazonaws.com/eu-west-1/",
+        ] {
+            let identity = sso_role(name, path, &trust);
+            assert!(
+                identity_center_role("123456789012", &identity).is_some(),
+                "{path}"
+            );
+            let verdict = assess_creation("123456789012", &identity);
+            assert_eq!(verdict.severity, Severity::Low, "{path}");
+            assert!(verdict.expected_reason.is_some(), "{path}");
+        }
+
+        let path = "/aws-reserved/sso.amazonaws.com/";
+        let other_account =
+            "arn:aws:iam::999988887777:saml-provider/AWSSSO_0123456789abcdef_DO_NOT_DELETE";
+        let other_provider = "arn:aws:iam::123456789012:saml-provider/Okta";
+        let lookalikes = [
+            sso_role("AWSReservedSSO_x", path, &[("federated", other_account)]),
+            sso_role("AWSReservedSSO_x", path, &[("federated", other_provider)]),
+            sso_role(
+                "AWSReservedSSO_x",
+                path,
+                &[
+                    ("federated", SSO_PROVIDER),
+                    ("aws", "arn:aws:iam::999988887777:root"),
+                ],
+            ),
+            sso_role("AWSReservedSSO_x", path, &[("aws", SSO_PROVIDER)]),
+            sso_role("AWSReservedSSO_x", path, &[]),
+            sso_role("ReservedSSO_x", path, &trust),
+            sso_role("AWSReservedSSO_x", "/", &trust),
+            sso_role(
+                "AWSReservedSSO_x",
+                "/aws-reserved/sso.amazonaws.com/a/b/",
+                &trust,
+            ),
+        ];
+        for identity in lookalikes {
+            assert!(
+                identity_center_role("123456789012", &identity).is_none(),
+                "{} {:?} {:?}",
+                identity.name,
+                identity.path,
+                identity.trust
+            );
+        }
+
+        let mut admin = sso_role(name, path, &trust);
+        admin.admin_grants.push(crate::model::AdminGrant {
+            via: "attached".to_string(),
+            policy: "arn:aws:iam::aws:policy/AdministratorAccess".to_string(),
+            group: None,
+            group_id: None,
+            reason: "AdministratorAccess".to_string(),
+            assignment_id: None,
+        });
+        assert!(identity_center_role("123456789012", &admin).is_none());
+        let verdict = assess_creation("123456789012", &admin);
+        assert_eq!(verdict.severity, Severity::Critical);
+        assert!(verdict.expected_reason.is_none());
     }
 
     #[test]
