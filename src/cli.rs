@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigError};
+use crate::report::output::{self, OutputTarget};
 use crate::settings::{
     AwsAccountSettings, AzureTenantSettings, GcpSettings, ReportFormat, RetrySettings,
 };
@@ -35,6 +36,8 @@ pub enum Command {
     Scan(ScanArgs),
     /// Compare two snapshot folders or files without touching any cloud.
     Diff(DiffArgs),
+    /// Print the JSON Schema of the JSON report (`--format json`).
+    Schema,
 }
 
 /// Output format flag.
@@ -42,8 +45,14 @@ pub enum Command {
 pub enum FormatArg {
     /// Aligned text for people.
     Table,
-    /// JSON for machines (schema in docs/report-json.md).
+    /// JSON for machines (fields in docs/report-json.md, schema from `idrift schema`).
     Json,
+    /// Markdown for a pull request or a ticket.
+    Markdown,
+    /// SARIF 2.1.0 for code scanning, located on the snapshot files.
+    Sarif,
+    /// OCSF Detection Finding events, one a line, for SIEMs.
+    Ocsf,
 }
 
 impl From<FormatArg> for ReportFormat {
@@ -51,6 +60,9 @@ impl From<FormatArg> for ReportFormat {
         match format {
             FormatArg::Table => ReportFormat::Table,
             FormatArg::Json => ReportFormat::Json,
+            FormatArg::Markdown => ReportFormat::Markdown,
+            FormatArg::Sarif => ReportFormat::Sarif,
+            FormatArg::Ocsf => ReportFormat::Ocsf,
         }
     }
 }
@@ -64,9 +76,13 @@ pub struct ScanArgs {
     /// Snapshot folder [default: the config's `snapshots`, else ./snapshots].
     #[arg(long, value_name = "DIR")]
     pub snapshots: Option<PathBuf>,
-    /// Report format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: FormatArg,
+    /// Report format on stdout [default: table].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Also write the report in FORMAT (table, json, markdown, sarif, ocsf)
+    /// to FILE, or to stdout with `-` in place of --format; repeatable.
+    #[arg(long = "output", value_name = "FORMAT=FILE", value_parser = output::parse_target)]
+    pub outputs: Vec<OutputTarget>,
     /// Read AWS CLI exports instead of calling the API: one
     /// authorization-details file, or a folder laid out aws/<account-id>/.
     #[arg(long, value_name = "PATH")]
@@ -83,9 +99,13 @@ pub struct DiffArgs {
     pub old: PathBuf,
     /// The newer snapshot folder or file.
     pub new: PathBuf,
-    /// Report format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: FormatArg,
+    /// Report format on stdout [default: table].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Also write the report in FORMAT (table, json, markdown, sarif, ocsf)
+    /// to FILE, or to stdout with `-` in place of --format; repeatable.
+    #[arg(long = "output", value_name = "FORMAT=FILE", value_parser = output::parse_target)]
+    pub outputs: Vec<OutputTarget>,
 }
 
 /// Source of a scan's identities.
@@ -173,7 +193,7 @@ impl ScanArgs {
             .unwrap_or_else(|| PathBuf::from("snapshots"));
         Ok(ScanSettings {
             snapshots,
-            format: self.format.into(),
+            format: self.format.map_or_else(ReportFormat::default, Into::into),
             source,
             dry_run: self.dry_run,
         })
@@ -186,7 +206,7 @@ impl DiffArgs {
         DiffSettings {
             old: self.old.clone(),
             new: self.new.clone(),
-            format: self.format.into(),
+            format: self.format.map_or_else(ReportFormat::default, Into::into),
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::collect::{CollectError, Collected};
 use crate::diff::{NotCompared, diff_snapshots};
 use crate::judge::{Finding, judge};
 use crate::model::{Completeness, Snapshot};
-use crate::report::{Report, ScopeStatus, ScopeSummary};
+use crate::report::{Report, ScopeStatus, ScopeSummary, SnapshotLocation};
 use crate::store::{self, ScanMetadata, SnapshotStore};
 
 /// The scopes and findings a scan has gathered so far.
@@ -83,6 +83,7 @@ pub async fn run(settings: &ScanSettings) -> Report {
         }
     }
     Report::new("scan", results.scopes, results.findings, results.errors)
+        .with_snapshots(SnapshotLocation::Folder(settings.snapshots.clone()))
 }
 
 fn failed_scope(error: &CollectError) -> ScopeSummary {

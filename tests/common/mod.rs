@@ -8,6 +8,7 @@ pub mod fake_gcp;
 pub mod fake_graph;
 pub mod fake_iam;
 pub mod pki;
+pub mod schemas;
 pub mod tls_front;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
