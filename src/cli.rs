@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigError};
+use crate::notify::{NotifyError, WebhookSettings};
 use crate::report::output::{self, OutputTarget};
 use crate::settings::{
     AwsAccountSettings, AzureTenantSettings, GcpSettings, ReportFormat, RetrySettings,
@@ -137,6 +138,8 @@ pub struct ScanSettings {
     pub source: Source,
     /// Write nothing.
     pub dry_run: bool,
+    /// The webhook to notify after the scan, from `IDRIFT_WEBHOOK_URL`.
+    pub notify: Option<WebhookSettings>,
 }
 
 /// Resolved settings of `idrift diff`.
@@ -162,6 +165,9 @@ pub enum SettingsError {
          pass --config FILE (see config.example.toml) or --from-export PATH"
     )]
     NoScopes,
+    /// A webhook variable is unusable.
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
 }
 
 impl ScanArgs {
@@ -196,6 +202,7 @@ impl ScanArgs {
             format: self.format.map_or_else(ReportFormat::default, Into::into),
             source,
             dry_run: self.dry_run,
+            notify: WebhookSettings::from_env()?,
         })
     }
 }

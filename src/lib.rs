@@ -3,7 +3,8 @@
 //! The pipeline runs one way: [`collect`] turns API pages or CLI exports
 //! into [`model::Snapshot`]s, [`store`] keeps them on disk, [`diff`] turns
 //! two snapshots into changes, [`judge`] turns changes into findings and
-//! [`report`] renders them. [`cli`] and [`config`] only resolve settings.
+//! [`report`] renders them; [`notify`] posts the report to a webhook.
+//! [`cli`] and [`config`] only resolve settings.
 
 pub mod cli;
 pub mod collect;
@@ -13,6 +14,7 @@ pub mod diff;
 pub mod exit;
 pub mod judge;
 pub mod model;
+pub mod notify;
 pub mod report;
 pub mod settings;
 pub mod store;

@@ -1,4 +1,5 @@
-//! `idrift scan`: collect, store, diff, judge and report, scope by scope.
+//! `idrift scan`: collect, store, diff, judge and report, scope by scope,
+//! then notify the webhook, if one is set.
 
 use std::fs;
 use std::time::{Instant, SystemTime};
@@ -82,8 +83,13 @@ pub async fn run(settings: &ScanSettings) -> Report {
             }
         }
     }
-    Report::new("scan", results.scopes, results.findings, results.errors)
-        .with_snapshots(SnapshotLocation::Folder(settings.snapshots.clone()))
+    let mut report = Report::new("scan", results.scopes, results.findings, results.errors)
+        .with_snapshots(SnapshotLocation::Folder(settings.snapshots.clone()));
+    // The snapshots are written by now, so a failed notification leaves them as they are.
+    if let Some(webhook) = &settings.notify {
+        crate::notify::notify(&mut report, webhook).await;
+    }
+    report
 }
 
 fn failed_scope(error: &CollectError) -> ScopeSummary {
