@@ -49,6 +49,7 @@ pub enum FormatArg {
     /// JSON for machines (fields in docs/report-json.md, schema from `idrift schema`).
     Json,
     /// Markdown for a pull request or a ticket.
+    #[value(alias = "md")]
     Markdown,
     /// SARIF 2.1.0 for code scanning, located on the snapshot files.
     Sarif,
@@ -70,6 +71,10 @@ impl From<FormatArg> for ReportFormat {
 
 /// Flags of `idrift scan`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Set IDRIFT_WEBHOOK_URL to post the report to a webhook after the scan; \
+    the README describes the other IDRIFT_WEBHOOK_* variables."
+)]
 pub struct ScanArgs {
     /// Config file (TOML); see config.example.toml.
     #[arg(long, env = "IDRIFT_CONFIG", value_name = "FILE")]
