@@ -104,8 +104,9 @@ pub enum NotifyError {
     },
     /// Every attempt failed.
     #[error(
-        "the webhook notification to {host} failed after {attempts} attempts: {reason}; \
-         the report and snapshot are unaffected, check {URL_VARIABLE}"
+        "the webhook notification to {host} failed after {attempts} {noun}: {reason}; \
+         the report and snapshot are unaffected, check {URL_VARIABLE}",
+        noun = if *.attempts == 1 { "attempt" } else { "attempts" }
     )]
     Failed {
         /// The URL's host.

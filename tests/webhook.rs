@@ -23,6 +23,8 @@ const SECRET: &str = "T0000SECRET0TOKEN";
 enum Reply {
     /// Responds with this status.
     Status(u16),
+    /// Responds with HTTP 429 and this `Retry-After`, in seconds.
+    TooManyRequests(u64),
     /// Holds the request without responding, so the client times out.
     Stall,
 }
@@ -98,6 +100,11 @@ fn serve(
         match reply {
             Reply::Status(status) => {
                 let _ = request.respond(tiny_http::Response::empty(status));
+            }
+            Reply::TooManyRequests(seconds) => {
+                let header = tiny_http::Header::from_bytes("Retry-After", seconds.to_string())
+                    .expect("valid header");
+                let _ = request.respond(tiny_http::Response::empty(429).with_header(header));
             }
             Reply::Stall => stalled.push(request),
         }
@@ -217,6 +224,23 @@ fn webhook_retries_after_server_error() {
 }
 
 #[test]
+fn webhook_waits_for_retry_after() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = copy_demo_snapshots(work.path());
+    let receiver = Receiver::start(vec![Reply::TooManyRequests(2), Reply::Status(200)]);
+    let started = Instant::now();
+    let (code, stdout, stderr) = run(&mut scan(work.path(), "day-2", &snapshots, &receiver.url));
+    let elapsed = started.elapsed();
+    let received = receiver.finish();
+
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert_eq!(received.len(), 2);
+    assert!(stderr.contains("HTTP 429"), "{stderr}");
+    assert!(stderr.contains("wait_ms=2000"), "{stderr}");
+    assert!(elapsed >= Duration::from_secs(2), "took {elapsed:?}");
+}
+
+#[test]
 fn webhook_timeout_exits_two_and_keeps_snapshot() {
     let work = tempfile::tempdir().expect("temp dir");
     let snapshots = copy_demo_snapshots(work.path());
@@ -248,6 +272,26 @@ fn webhook_timeout_exits_two_and_keeps_snapshot() {
     let after = std::fs::read_to_string(&snapshot_file).expect("snapshot");
     assert_ne!(after, before, "the day-2 snapshot was not written");
     assert!(after.contains("AIDASVCBACKUP00DEMO07"), "{after}");
+}
+
+#[test]
+fn webhook_client_error_is_not_retried() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = copy_demo_snapshots(work.path());
+    let receiver = Receiver::start(vec![Reply::Status(302)]);
+    let (code, stdout, stderr) = run(&mut scan(work.path(), "day-2", &snapshots, &receiver.url));
+    let received = receiver.finish();
+
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert_no_secret(&stdout, &stderr);
+    assert_eq!(received.len(), 1);
+    let report: Value = serde_json::from_str(&stdout).expect("JSON report");
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("failed after 1 attempt: HTTP 302"),
+        "{errors}"
+    );
+    assert!(errors.contains("redirects are not followed"), "{errors}");
 }
 
 #[test]
