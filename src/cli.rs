@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigError};
+use crate::notify::{NotifyError, WebhookSettings};
+use crate::report::output::{self, OutputTarget};
 use crate::rules::{Date, RuleSet};
 use crate::settings::{
     AwsAccountSettings, AzureTenantSettings, GcpSettings, ReportFormat, RetrySettings,
@@ -39,6 +41,8 @@ pub enum Command {
     /// Review the config's expected-account rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Print the JSON Schema of the JSON report (`--format json`).
+    Schema,
 }
 
 /// Output format flag.
@@ -46,8 +50,33 @@ pub enum Command {
 pub enum FormatArg {
     /// Aligned text for people.
     Table,
-    /// JSON for machines (schema in docs/report-json.md).
+    /// JSON for machines (fields in docs/report-json.md, schema from `idrift schema`).
     Json,
+    /// Markdown for a pull request or a ticket.
+    #[value(alias = "md")]
+    Markdown,
+    /// SARIF 2.1.0 for code scanning, located on the snapshot files.
+    Sarif,
+    /// OCSF Detection Finding events, one a line, for SIEMs.
+    Ocsf,
+}
+
+/// Output format flag of `idrift rules check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormatArg {
+    /// Aligned text for people.
+    Table,
+    /// JSON for machines (fields in docs/report-json.md).
+    Json,
+}
+
+impl From<CheckFormatArg> for ReportFormat {
+    fn from(format: CheckFormatArg) -> ReportFormat {
+        match format {
+            CheckFormatArg::Table => ReportFormat::Table,
+            CheckFormatArg::Json => ReportFormat::Json,
+        }
+    }
 }
 
 impl From<FormatArg> for ReportFormat {
@@ -55,12 +84,19 @@ impl From<FormatArg> for ReportFormat {
         match format {
             FormatArg::Table => ReportFormat::Table,
             FormatArg::Json => ReportFormat::Json,
+            FormatArg::Markdown => ReportFormat::Markdown,
+            FormatArg::Sarif => ReportFormat::Sarif,
+            FormatArg::Ocsf => ReportFormat::Ocsf,
         }
     }
 }
 
 /// Flags of `idrift scan`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Set IDRIFT_WEBHOOK_URL to post the report to a webhook after the scan; \
+    the README describes the other IDRIFT_WEBHOOK_* variables."
+)]
 pub struct ScanArgs {
     /// Config file (TOML); see config.example.toml.
     #[arg(long, env = "IDRIFT_CONFIG", value_name = "FILE")]
@@ -68,9 +104,13 @@ pub struct ScanArgs {
     /// Snapshot folder [default: the config's `snapshots`, else ./snapshots].
     #[arg(long, value_name = "DIR")]
     pub snapshots: Option<PathBuf>,
-    /// Report format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: FormatArg,
+    /// Report format on stdout [default: table].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Also write the report in FORMAT (table, json, markdown, sarif, ocsf)
+    /// to FILE, or to stdout with `-` in place of --format; repeatable.
+    #[arg(long = "output", value_name = "FORMAT=FILE", value_parser = output::parse_target)]
+    pub outputs: Vec<OutputTarget>,
     /// Read AWS CLI exports instead of calling the API: one
     /// authorization-details file, or a folder laid out aws/<account-id>/.
     #[arg(long, value_name = "PATH")]
@@ -91,9 +131,13 @@ pub struct DiffArgs {
     /// validated but unused.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Report format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: FormatArg,
+    /// Report format on stdout [default: table].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Also write the report in FORMAT (table, json, markdown, sarif, ocsf)
+    /// to FILE, or to stdout with `-` in place of --format; repeatable.
+    #[arg(long = "output", value_name = "FORMAT=FILE", value_parser = output::parse_target)]
+    pub outputs: Vec<OutputTarget>,
 }
 
 /// Source of a scan's identities.
@@ -127,6 +171,8 @@ pub struct ScanSettings {
     pub dry_run: bool,
     /// Expected-account rules, judged as of today.
     pub rules: RuleSet,
+    /// The webhook to notify after the scan, from `IDRIFT_WEBHOOK_URL`.
+    pub notify: Option<WebhookSettings>,
 }
 
 /// Resolved settings of `idrift diff`.
@@ -154,6 +200,9 @@ pub enum SettingsError {
          pass --config FILE (see config.example.toml) or --from-export PATH"
     )]
     NoScopes,
+    /// A webhook variable is unusable.
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
 }
 
 impl ScanArgs {
@@ -185,10 +234,11 @@ impl ScanArgs {
             .unwrap_or_else(|| PathBuf::from("snapshots"));
         Ok(ScanSettings {
             snapshots,
-            format: self.format.into(),
+            format: self.format.map_or_else(ReportFormat::default, Into::into),
             source,
             dry_run: self.dry_run,
             rules: RuleSet::new(config.expected, Date::today()),
+            notify: WebhookSettings::from_env()?,
         })
     }
 }
@@ -203,7 +253,7 @@ impl DiffArgs {
         Ok(DiffSettings {
             old: self.old.clone(),
             new: self.new.clone(),
-            format: self.format.into(),
+            format: self.format.map_or_else(ReportFormat::default, Into::into),
             rules: RuleSet::new(expected, Date::today()),
         })
     }
@@ -234,7 +284,7 @@ pub struct RulesCheckArgs {
     pub as_of: Option<Date>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
-    pub format: FormatArg,
+    pub format: CheckFormatArg,
 }
 
 /// Resolved settings of `idrift rules check`.

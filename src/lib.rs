@@ -4,7 +4,8 @@
 //! into [`model::Snapshot`]s, [`store`] keeps them on disk, [`diff`] turns
 //! two snapshots into changes, [`judge`] turns changes into findings and
 //! [`report`] renders them, with [`rules`] marking the changes a team
-//! expected. [`cli`] and [`config`] only resolve settings.
+//! expected; [`notify`] posts the report to a webhook. [`cli`] and
+//! [`config`] only resolve settings.
 
 pub mod cli;
 pub mod collect;
@@ -14,6 +15,7 @@ pub mod diff;
 pub mod exit;
 pub mod judge;
 pub mod model;
+pub mod notify;
 pub mod report;
 pub mod rules;
 pub mod settings;

@@ -1,35 +1,45 @@
-//! The `idrift` binary: parse flags, set up logging, run a command, print
-//! its report on stdout and exit with the code the report carries.
+//! The `idrift` binary: parse flags, set up logging, run a command, write
+//! its report to stdout and to each `--output` file, and exit with the code
+//! the report carries.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
 use idrift::cli::{Cli, Command, RulesCommand};
 use idrift::report::Report;
-use idrift::settings::ReportFormat;
+use idrift::report::output;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
 
-    let (report, format) = match &cli.command {
-        Command::Scan(args) => {
-            let format = args.format.into();
-            (run_scan(args), format)
-        }
-        Command::Diff(args) => {
-            let report = match args.resolve() {
-                Ok(settings) => idrift::commands::diff::run(&settings),
-                Err(error) => Report::failed("diff", error.to_string()),
-            };
-            (report, args.format.into())
+    let (stdout_format, outputs) = match &cli.command {
+        Command::Scan(args) => (args.format, &args.outputs),
+        Command::Diff(args) => (args.format, &args.outputs),
+        Command::Schema => {
+            print!("{}", idrift::report::schema::REPORT_JSON_SCHEMA);
+            return ExitCode::SUCCESS;
         }
         Command::Rules(RulesCommand::Check(args)) => return run_rules_check(args),
     };
-    print_report(&report, format);
+    let targets = output::plan(stdout_format.map(Into::into), outputs).unwrap_or_else(|message| {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit()
+    });
+
+    let mut report = match &cli.command {
+        Command::Scan(args) => run_scan(args),
+        Command::Diff(args) => match args.resolve() {
+            Ok(settings) => idrift::commands::diff::run(&settings),
+            Err(error) => Report::failed("diff", error.to_string()),
+        },
+        Command::Schema | Command::Rules(_) => unreachable!("handled above"),
+    };
+    output::deliver(&mut report, &targets);
     ExitCode::from(report.exit_code)
 }
 
@@ -62,16 +72,6 @@ fn run_rules_check(args: &idrift::cli::RulesCheckArgs) -> ExitCode {
     let _ = stdout.write_all(check.render(args.format.into()).as_bytes());
     let _ = stdout.flush();
     ExitCode::from(check.exit_code)
-}
-
-fn print_report(report: &Report, format: ReportFormat) {
-    for error in &report.errors {
-        tracing::error!("{}", idrift::report::sanitize(error));
-    }
-    let mut stdout = std::io::stdout().lock();
-    // A closed pipe (`idrift scan | head`) is not worth a panic.
-    let _ = stdout.write_all(report.render(format).as_bytes());
-    let _ = stdout.flush();
 }
 
 /// Logs to stderr; `RUST_LOG` wins over `-v` and `-q`.

@@ -159,6 +159,44 @@ pub enum ReportFormat {
     Table,
     /// JSON for machines.
     Json,
+    /// Markdown for a pull request or a ticket.
+    Markdown,
+    /// SARIF 2.1.0 for code-scanning tools.
+    Sarif,
+    /// OCSF Detection Finding events, one JSON object a line, for SIEMs.
+    Ocsf,
+}
+
+impl ReportFormat {
+    /// Every format, in the order help text lists them.
+    pub const ALL: [ReportFormat; 5] = [
+        ReportFormat::Table,
+        ReportFormat::Json,
+        ReportFormat::Markdown,
+        ReportFormat::Sarif,
+        ReportFormat::Ocsf,
+    ];
+
+    /// Parses a command-line name; `md` is short for `markdown`.
+    pub fn parse(name: &str) -> Option<ReportFormat> {
+        match name {
+            "md" => Some(ReportFormat::Markdown),
+            _ => ReportFormat::ALL
+                .into_iter()
+                .find(|format| format.as_str() == name),
+        }
+    }
+
+    /// Returns the name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportFormat::Table => "table",
+            ReportFormat::Json => "json",
+            ReportFormat::Markdown => "markdown",
+            ReportFormat::Sarif => "sarif",
+            ReportFormat::Ocsf => "ocsf",
+        }
+    }
 }
 
 /// Returns true for a GUID such as `72f988bf-86f1-41af-91ab-2d7cd011db47`.

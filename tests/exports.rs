@@ -339,7 +339,7 @@ fn diff_command_compares_folders() {
     assert_eq!(code, 1, "{stdout}");
     let report: Value = serde_json::from_str(&stdout).expect("JSON report");
     assert_eq!(report["findings"].as_array().map(Vec::len), Some(7));
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
 
     let (code, stdout, _) = run(idrift(work.path()).arg("diff").arg(&old).arg(&old));
     assert_eq!(code, 0, "{stdout}");

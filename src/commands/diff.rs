@@ -6,7 +6,7 @@ use crate::cli::DiffSettings;
 use crate::diff::diff_snapshots;
 use crate::judge::{expired_rule_findings, judge_with_rules};
 use crate::model::{Provider, Snapshot};
-use crate::report::{Report, ScopeStatus, ScopeSummary};
+use crate::report::{Report, ScopeStatus, ScopeSummary, SnapshotLocation};
 use crate::store::load_tree;
 
 /// Loads both sides, pairs scopes and judges every change.
@@ -62,7 +62,12 @@ pub fn run(settings: &DiffSettings) -> Report {
         .keys()
         .map(|(provider, scope)| (*provider, scope.as_str()));
     findings.extend(expired_rule_findings(&settings.rules, new_scopes));
-    Report::new("diff", scopes, findings, Vec::new())
+    let snapshots = if settings.new.is_file() {
+        SnapshotLocation::File(settings.new.clone())
+    } else {
+        SnapshotLocation::Folder(settings.new.clone())
+    };
+    Report::new("diff", scopes, findings, Vec::new()).with_snapshots(snapshots)
 }
 
 /// Summarizes a scope. Collections that the newer side (`is_newer`) could not

@@ -122,7 +122,11 @@ impl RulesCheck {
     /// Renders the outcome in a format.
     pub fn render(&self, format: ReportFormat) -> String {
         match format {
-            ReportFormat::Table => render_table(self),
+            // `idrift rules check` offers only table and JSON.
+            ReportFormat::Table
+            | ReportFormat::Markdown
+            | ReportFormat::Sarif
+            | ReportFormat::Ocsf => render_table(self),
             ReportFormat::Json => {
                 let mut text = serde_json::to_string_pretty(self).unwrap_or_else(|error| {
                     format!("{{\"errors\": [\"the output could not be serialized: {error}\"]}}")

@@ -1,4 +1,5 @@
-//! `idrift scan`: collect, store, diff, judge and report, scope by scope.
+//! `idrift scan`: collect, store, diff, judge and report, scope by scope,
+//! then notify the webhook, if one is set.
 
 use std::fs;
 use std::time::{Instant, SystemTime};
@@ -11,7 +12,7 @@ use crate::collect::{CollectError, Collected};
 use crate::diff::{NotCompared, diff_snapshots};
 use crate::judge::{Finding, expired_rule_findings, judge_with_rules};
 use crate::model::{Completeness, Provider, Snapshot};
-use crate::report::{Report, ScopeStatus, ScopeSummary};
+use crate::report::{Report, ScopeStatus, ScopeSummary, SnapshotLocation};
 use crate::store::{self, ScanMetadata, SnapshotStore};
 
 /// The scopes and findings a scan has gathered so far.
@@ -89,7 +90,13 @@ pub async fn run(settings: &ScanSettings) -> Report {
         .filter_map(|scope| Some((Provider::parse(&scope.provider)?, scope.scope.as_str())));
     let expired = expired_rule_findings(&settings.rules, read_scopes);
     results.findings.extend(expired);
-    Report::new("scan", results.scopes, results.findings, results.errors)
+    let mut report = Report::new("scan", results.scopes, results.findings, results.errors)
+        .with_snapshots(SnapshotLocation::Folder(settings.snapshots.clone()));
+    // The snapshots are written by now, so a failed notification leaves them as they are.
+    if let Some(webhook) = &settings.notify {
+        crate::notify::notify(&mut report, webhook).await;
+    }
+    report
 }
 
 fn failed_scope(error: &CollectError) -> ScopeSummary {

@@ -1,10 +1,18 @@
-//! Reports: what a run found, rendered as a table for people or JSON for
-//! machines. Both carry the same facts; the JSON layout is versioned.
+//! Reports: what a run found, rendered as a table for people, JSON for
+//! machines, Markdown for pull requests and tickets, SARIF for code-scanning
+//! tools and OCSF for SIEMs. Every format carries the same findings; the
+//! JSON layout is versioned and has a published JSON Schema.
 
 pub mod json;
+pub mod markdown;
+pub mod ocsf;
+pub mod output;
+pub mod sarif;
+pub mod schema;
 pub mod table;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -29,7 +37,7 @@ fn is_deceptive(c: char) -> bool {
 }
 
 /// Version of the JSON report layout, bumped on any incompatible change.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// Outcome of one scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -104,6 +112,37 @@ pub struct Report {
     pub scopes: Vec<ScopeSummary>,
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
+    /// The location of the snapshots the findings come from, so that SARIF
+    /// results can point at a line in them. Not part of the JSON report.
+    #[serde(skip)]
+    pub snapshots: Option<SnapshotLocation>,
+}
+
+/// The snapshots a report's findings were judged on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotLocation {
+    /// A snapshot folder laid out `<provider>/<scope>.json`.
+    Folder(PathBuf),
+    /// A single snapshot file, which contains every scope of the report.
+    File(PathBuf),
+}
+
+impl SnapshotLocation {
+    /// Returns the snapshot file of a scope.
+    pub fn file_for(&self, provider: &str, scope: &str) -> PathBuf {
+        match self {
+            SnapshotLocation::Folder(root) => root.join(provider).join(format!("{scope}.json")),
+            SnapshotLocation::File(file) => file.clone(),
+        }
+    }
+
+    /// Returns the folder that paths are relative to outside a git work tree.
+    pub fn root(&self) -> &Path {
+        match self {
+            SnapshotLocation::Folder(root) => root,
+            SnapshotLocation::File(file) => file.parent().unwrap_or(Path::new(".")),
+        }
+    }
 }
 
 impl Report {
@@ -134,7 +173,22 @@ impl Report {
             errors,
             scopes,
             findings,
+            snapshots: None,
         }
+    }
+
+    /// Records where the findings' snapshots are.
+    pub fn with_snapshots(mut self, snapshots: SnapshotLocation) -> Report {
+        self.snapshots = Some(snapshots);
+        self
+    }
+
+    /// Adds a run-level error found after the report was built, such as an
+    /// output file that could not be written or a notification that failed,
+    /// and derives the exit code again (it becomes 2).
+    pub fn add_error(&mut self, error: String) {
+        self.errors.push(error);
+        self.exit_code = crate::exit::exit_code(&self.summary, self.errors.len());
     }
 
     /// Builds the report of a run that stopped before any scope was read.
@@ -147,6 +201,9 @@ impl Report {
         match format {
             ReportFormat::Table => table::render(self),
             ReportFormat::Json => json::render(self),
+            ReportFormat::Markdown => markdown::render(self),
+            ReportFormat::Sarif => sarif::render(self),
+            ReportFormat::Ocsf => ocsf::render(self),
         }
     }
 }

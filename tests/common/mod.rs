@@ -8,6 +8,7 @@ pub mod fake_gcp;
 pub mod fake_graph;
 pub mod fake_iam;
 pub mod pki;
+pub mod schemas;
 pub mod tls_front;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -38,10 +39,14 @@ pub fn idrift(home: &Path) -> Command {
     command
 }
 
-/// Removes every AWS variable of the caller and sets safe ones.
+/// Removes every AWS and webhook variable of the caller and sets safe ones.
 pub fn seal_environment(command: &mut Command, home: &Path) {
     for (name, _) in std::env::vars() {
-        if name.starts_with("AWS_") || name == "RUST_LOG" || name == "IDRIFT_CONFIG" {
+        if name.starts_with("AWS_")
+            || name.starts_with("IDRIFT_WEBHOOK_")
+            || name == "RUST_LOG"
+            || name == "IDRIFT_CONFIG"
+        {
             command.env_remove(name);
         }
     }
