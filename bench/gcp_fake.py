@@ -8,8 +8,9 @@ The server plays every Google endpoint that `idrift scan` calls with an
   token grant as JSON, as google-cloud-auth 1.19 sends it, or as a form;
 - IAM v1 `serviceAccounts.list`
   (`GET /v1/projects/P/serviceAccounts?pageSize=N&pageToken=T`), paged by
-  `pageSize` (default 20, maximum 100, as IAM documents them) with an
-  opaque `nextPageToken` that the last page leaves out;
+  `pageSize` (default 20, maximum 100, as the IAM v1 REST reference for
+  projects.serviceAccounts.list states) with an opaque `nextPageToken`
+  that the last page leaves out;
 - IAM v1 `serviceAccounts.keys.list`
   (`GET /v1/projects/P/serviceAccounts/EMAIL/keys`), not paged;
 - Resource Manager v3 `projects.getIamPolicy`
@@ -64,7 +65,7 @@ MAX_PAGE_SIZE = 100  # IAM's maximum pageSize for serviceAccounts.list
 SERVICE_ACCOUNT_ETAG = "MDEwMjE5MjA="
 POLICY_ETAG = "BwX="
 KEY_VALID_AFTER = "2024-02-03T04:05:06Z"
-USER_KEY_VALID_BEFORE = "9999-12-31T23:59:59Z"  # user-managed keys do not expire by default
+USER_KEY_VALID_BEFORE = "9999-12-31T23:59:59Z"
 SYSTEM_KEY_VALID_BEFORE = "2024-02-19T04:05:06Z"
 
 OWNER = "user:owner@example.com"
@@ -217,7 +218,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "idrift-bench-fake-gcp"
     # http.server writes the headers and the body in two send() calls. With
     # Nagle's algorithm on, the body waits for the client's delayed ACK of the
-    # headers on a kept-alive connection, which adds about 40 ms per request.
+    # headers on a kept-alive connection. bench/azure_fake.py measured about
+    # 40 ms per request from that.
     disable_nagle_algorithm = True
 
     def setup(self):
@@ -339,8 +341,8 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     # socketserver's default listen backlog is 5. idrift opens up to
-    # `concurrency` connections at once, and a full backlog would delay
-    # connections by a SYN retransmission (1 s or more).
+    # `concurrency` connections at once, and a connection that finds the
+    # backlog full waits for a SYN retransmission, 1 s or more on Linux.
     request_queue_size = 256
 
 
