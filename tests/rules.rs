@@ -273,7 +273,12 @@ fn aws_rules_match_glob_regex_path_and_tag() {
         let found = finding(&report, name, "identity_added");
         assert_eq!(found["expected"], true, "{name}");
         assert_eq!(found["expected_reason"], reason, "{name}");
-        assert_eq!(found["response"], json!([]), "{name}");
+        // No containment for an expected change, only the audit log lookup.
+        let lookup = format!(
+            "aws cloudtrail lookup-events --region us-east-1 --lookup-attributes \
+             AttributeKey=ResourceName,AttributeValue={name}"
+        );
+        assert_eq!(found["response"], json!([lookup]), "{name}");
     }
     for name in ["ci-deploy-rogue", "data-other", "etl-7x"] {
         let found = finding(&report, name, "identity_added");

@@ -38,8 +38,8 @@ pub(super) fn apply(rules: &RuleSet, diff: &ScopeDiff, change: &Change, finding:
             .evidence
             .insert("rule_expires".to_string(), expires.to_string());
     }
-    // Expected changes need no containment.
-    finding.response.clear();
+    // Expected changes need no containment, only a look at who made them.
+    finding.response = super::investigate_commands(finding);
 }
 
 fn expired_label(rule: &ExpectedRule) -> String {
@@ -153,7 +153,15 @@ mod tests {
             Some("rule expected[0] (owner platform-team): CI deploy roles")
         );
         assert_eq!(findings[0].evidence["rule_expires"], "2026-06-30");
-        assert!(findings[0].response.is_empty());
+        // No containment, only the audit log lookup.
+        assert_eq!(
+            findings[0].response,
+            vec![
+                "aws cloudtrail lookup-events --region us-east-1 --lookup-attributes \
+                  AttributeKey=ResourceName,AttributeValue=ci-deploy"
+                    .to_string()
+            ]
+        );
         assert_eq!(findings[0].severity, Severity::Medium);
     }
 

@@ -72,6 +72,16 @@ const ADDITIONAL_CLOUD_CREDENTIALS: Technique = Technique {
     name: "Account Manipulation: Additional Cloud Credentials",
     url: "https://attack.mitre.org/techniques/T1098/001/",
 };
+const ACCOUNT_MANIPULATION: Technique = Technique {
+    id: "T1098",
+    name: "Account Manipulation",
+    url: "https://attack.mitre.org/techniques/T1098/",
+};
+const ACCOUNT_ACCESS_REMOVAL: Technique = Technique {
+    id: "T1531",
+    name: "Account Access Removal",
+    url: "https://attack.mitre.org/techniques/T1531/",
+};
 const ADDITIONAL_CLOUD_ROLES: Technique = Technique {
     id: "T1098.003",
     name: "Account Manipulation: Additional Cloud Roles",
@@ -160,7 +170,7 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
     let mut evidence = identity_evidence(identity);
     evidence.extend(change_evidence(&change.kind));
 
-    Finding {
+    let mut finding = Finding {
         provider: diff.provider,
         scope: diff.scope.clone(),
         change: change.kind.name(),
@@ -172,20 +182,58 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
         severity_reason: verdict.reason,
         expected: verdict.expected_reason.is_some(),
         expected_reason: verdict.expected_reason,
-        technique: technique_for(&change.kind),
+        technique: Some(technique_for(change)),
         summary: summarize(change),
         evidence,
-        // Expected changes need no containment, and a service-linked role
-        // cannot take a deny policy anyway.
-        response: if verdict_expected {
-            Vec::new()
-        } else {
-            match diff.provider {
-                Provider::Aws => aws::response_commands(change),
-                Provider::Azure => azure::response_commands(change),
-                Provider::Gcp => gcp::response_commands(&diff.scope, change),
-            }
-        },
+        response: Vec::new(),
+    };
+    // Expected changes need no containment (and a service-linked role
+    // cannot take a deny policy anyway), but they can still be reviewed.
+    finding.response = match diff.provider {
+        _ if verdict_expected => Vec::new(),
+        Provider::Aws => aws::response_commands(change),
+        Provider::Azure => azure::response_commands(change),
+        Provider::Gcp => gcp::response_commands(&diff.scope, change),
+    };
+    if finding.response.is_empty() {
+        finding.response = investigate_commands(&finding);
+    }
+    finding
+}
+
+/// Returns the command that finds, in the provider's audit log, who made
+/// the change to the finding's identity: for findings that need no
+/// containment (removals, renames, expected changes).
+pub(crate) fn investigate_commands(finding: &Finding) -> Vec<String> {
+    let id = &finding.identity_id;
+    match (finding.provider, finding.identity_kind) {
+        (_, None) => Vec::new(),
+        // IAM is a global service whose events CloudTrail records in us-east-1.
+        (Provider::Aws, Some(_)) => vec![format!(
+            "aws cloudtrail lookup-events --region us-east-1 --lookup-attributes AttributeKey=ResourceName,AttributeValue={}",
+            shell_quote(&finding.identity_name)
+        )],
+        (Provider::Azure, Some(_)) => vec![format!(
+            "az rest --method GET --url {}",
+            shell_quote(&format!(
+                "https://graph.microsoft.com/v1.0/auditLogs/directoryAudits?$filter=targetResources/any(t:t/id eq '{id}')"
+            ))
+        )],
+        (Provider::Gcp, Some(IdentityKind::GcpServiceAccount)) => vec![format!(
+            "gcloud logging read {} --project={} --freshness=30d",
+            shell_quote(&format!(
+                "protoPayload.resourceName:\"{}\" OR protoPayload.request.name:\"{}\"",
+                finding.identity_name, finding.identity_name
+            )),
+            shell_quote(&finding.scope)
+        )],
+        (Provider::Gcp, Some(_)) => vec![format!(
+            "gcloud logging read {} --project={} --freshness=30d",
+            shell_quote(&format!(
+                "protoPayload.serviceData.policyDelta.bindingDeltas.member=\"{id}\""
+            )),
+            shell_quote(&finding.scope)
+        )],
     }
 }
 
@@ -216,18 +264,29 @@ impl Verdict {
     }
 }
 
-fn technique_for(kind: &ChangeKind) -> Option<Technique> {
-    match kind {
-        ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. } => {
-            Some(CREATE_CLOUD_ACCOUNT)
-        }
+/// Maps a change to the ATT&CK technique an attacker would use to make
+/// it: creations, credentials and roles to the persistence techniques,
+/// removals and disabling to Account Access Removal, and other edits to
+/// Account Manipulation.
+fn technique_for(change: &Change) -> Technique {
+    match &change.kind {
+        ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. } => CREATE_CLOUD_ACCOUNT,
         ChangeKind::CredentialAdded { .. } | ChangeKind::CredentialStatusChanged { .. } => {
-            Some(ADDITIONAL_CLOUD_CREDENTIALS)
+            ADDITIONAL_CLOUD_CREDENTIALS
         }
         ChangeKind::PrivilegeAdded { .. } | ChangeKind::TrustChanged { .. } => {
-            Some(ADDITIONAL_CLOUD_ROLES)
+            ADDITIONAL_CLOUD_ROLES
         }
-        _ => None,
+        ChangeKind::IdentityRemoved
+        | ChangeKind::CredentialRemoved { .. }
+        | ChangeKind::PrivilegeRemoved { .. } => ACCOUNT_ACCESS_REMOVAL,
+        ChangeKind::EnabledChanged { .. } if change.identity.enabled == Some(false) => {
+            ACCOUNT_ACCESS_REMOVAL
+        }
+        ChangeKind::EnabledChanged { .. }
+        | ChangeKind::Renamed { .. }
+        | ChangeKind::PathChanged { .. }
+        | ChangeKind::AttributeChanged { .. } => ACCOUNT_MANIPULATION,
     }
 }
 

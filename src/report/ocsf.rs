@@ -118,18 +118,27 @@ fn finding_uid(finding: &Finding) -> String {
 }
 
 /// Splits a sub-technique such as `T1136.003` "Create Account: Cloud
-/// Account" into OCSF's technique and sub-technique objects. Every
-/// technique idrift reports is a means of Persistence (TA0003) in ATT&CK.
+/// Account" into OCSF's technique and sub-technique objects. Account Access
+/// Removal (T1531) is a means of Impact (TA0040) in ATT&CK; every other
+/// technique idrift reports is a means of Persistence (TA0003).
 fn attack(technique: &Technique) -> Value {
-    let persistence = json!({
-        "uid": "TA0003",
-        "name": "Persistence",
-        "src_url": "https://attack.mitre.org/tactics/TA0003/",
-    });
+    let tactic = if technique.id == "T1531" {
+        json!({
+            "uid": "TA0040",
+            "name": "Impact",
+            "src_url": "https://attack.mitre.org/tactics/TA0040/",
+        })
+    } else {
+        json!({
+            "uid": "TA0003",
+            "name": "Persistence",
+            "src_url": "https://attack.mitre.org/tactics/TA0003/",
+        })
+    };
     let Some((parent_id, _)) = technique.id.split_once('.') else {
         return json!({
             "technique": { "uid": technique.id, "name": technique.name, "src_url": technique.url },
-            "tactic": persistence,
+            "tactic": tactic,
         });
     };
     let (parent_name, sub_name) = technique
@@ -143,7 +152,7 @@ fn attack(technique: &Technique) -> Value {
             "src_url": format!("https://attack.mitre.org/techniques/{parent_id}/"),
         },
         "sub_technique": { "uid": technique.id, "name": sub_name, "src_url": technique.url },
-        "tactic": persistence,
+        "tactic": tactic,
     })
 }
 
