@@ -61,6 +61,21 @@ pub enum GitError {
         /// The error output of git.
         stderr: String,
     },
+    /// A diff argument is neither a path nor a revision.
+    #[error(
+        "{revision:?} is neither an existing snapshot folder or file nor a git revision of \
+         the snapshot folder {} ({reason}); check the path, or pass --snapshots DIR for \
+         the folder whose history to read",
+        folder.display()
+    )]
+    UnknownRevision {
+        /// The argument.
+        revision: String,
+        /// The snapshot folder whose history was searched.
+        folder: PathBuf,
+        /// The error git returned.
+        reason: String,
+    },
     /// A snapshot file in the history is not a valid snapshot.
     #[error("commit {commit}: {source}")]
     Snapshot {
@@ -265,6 +280,11 @@ pub fn folder_commit_before(folder: &Path, date: &str) -> Result<Option<Commit>,
 
 /// Resolves a revision to its commit.
 pub fn resolve_commit(folder: &Path, revision: &str) -> Result<Commit, GitError> {
+    let unknown = |reason: String| GitError::UnknownRevision {
+        revision: revision.to_string(),
+        folder: folder.to_path_buf(),
+        reason,
+    };
     let text = git(
         folder,
         &[
@@ -275,12 +295,13 @@ pub fn resolve_commit(folder: &Path, revision: &str) -> Result<Commit, GitError>
             revision,
             "--",
         ],
-    )?;
-    parse_log(&text).into_iter().next().ok_or(GitError::Failed {
-        folder: folder.to_path_buf(),
-        command: format!("log -1 {revision}"),
-        stderr: "no such commit".to_string(),
-    })
+    )
+    .map_err(|error| match error {
+        GitError::Failed { stderr, .. } => unknown(stderr),
+        other => other,
+    })?;
+    let commit = parse_log(&text).into_iter().next();
+    commit.ok_or_else(|| unknown("no such commit".to_string()))
 }
 
 fn parse_log(text: &str) -> Vec<Commit> {

@@ -121,6 +121,9 @@ impl LockOwner {
 #[derive(Debug)]
 pub struct ScanLock {
     path: PathBuf,
+    /// Folders the lock created, innermost first, removed again on release
+    /// when they are still empty, so a scan that wrote nothing leaves nothing.
+    created: Vec<PathBuf>,
 }
 
 impl ScanLock {
@@ -132,11 +135,18 @@ impl ScanLock {
     pub fn acquire(root: &Path) -> Result<ScanLock, LockError> {
         let folder = root.join(".idrift");
         let path = folder.join(LOCK_FILE);
+        let created: Vec<PathBuf> = [folder.clone(), root.to_path_buf()]
+            .into_iter()
+            .filter(|candidate| !candidate.exists())
+            .collect();
+        // Until the lock is taken, an error only removes the empty folders.
+        let mut cleanup = FolderCleanup(created);
         fs::create_dir_all(&folder).map_err(io_error(&folder, "creating the folder"))?;
 
         let owner = LockOwner::current();
         if create_lock(&path, &owner)? {
-            return Ok(ScanLock { path });
+            let created = cleanup.take();
+            return Ok(ScanLock { path, created });
         }
         let text = fs::read_to_string(&path).map_err(io_error(&path, "reading"))?;
         let Some(previous) = LockOwner::parse(&text) else {
@@ -165,7 +175,8 @@ impl ScanLock {
         fs::rename(&path, &moved).map_err(io_error(&path, "moving the stale lock"))?;
         let _ = fs::remove_file(&moved);
         if create_lock(&path, &owner)? {
-            return Ok(ScanLock { path });
+            let created = cleanup.take();
+            return Ok(ScanLock { path, created });
         }
         let text = fs::read_to_string(&path).unwrap_or_default();
         Err(LockError::Held {
@@ -186,6 +197,30 @@ impl Drop for ScanLock {
         if let Err(error) = fs::remove_file(&self.path) {
             warn!(path = %self.path.display(), %error, "scan lock not removed");
         }
+        remove_empty_folders(&self.created);
+    }
+}
+
+/// Folders to remove on drop when still empty.
+struct FolderCleanup(Vec<PathBuf>);
+
+impl FolderCleanup {
+    /// Hands the folders over, so that this drop removes none.
+    fn take(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for FolderCleanup {
+    fn drop(&mut self) {
+        remove_empty_folders(&self.0);
+    }
+}
+
+/// Removes folders, innermost first; `remove_dir` leaves non-empty ones.
+fn remove_empty_folders(folders: &[PathBuf]) {
+    for folder in folders {
+        let _ = fs::remove_dir(folder);
     }
 }
 
