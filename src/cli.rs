@@ -147,8 +147,8 @@ pub struct DiffArgs {
     /// (any date git accepts, such as 2026-01-31 or "2 weeks ago").
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
-    /// Snapshot folder whose git history --since and revisions read
-    /// [default: ./snapshots].
+    /// Snapshot folder whose git history is read for --since and for
+    /// revisions [default: ./snapshots].
     #[arg(long, value_name = "DIR")]
     pub snapshots: Option<PathBuf>,
     /// Config file whose [[expected]] rules apply; its other tables are
