@@ -362,3 +362,63 @@ pub fn snapshots_at(folder: &Path, commit: &str) -> Result<Vec<Snapshot>, GitErr
     }
     Ok(snapshots)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::NotCompared;
+    use crate::model::CollectionName;
+    use crate::report::ScopeSummary;
+
+    fn scope(name: &str, status: ScopeStatus, incomplete: Vec<NotCompared>) -> ScopeSummary {
+        ScopeSummary {
+            provider: "aws".to_string(),
+            scope: name.to_string(),
+            status,
+            identities: 4,
+            not_compared: Vec::new(),
+            incomplete,
+            error: None,
+            snapshot: None,
+        }
+    }
+
+    #[test]
+    fn commit_message_counts_incomplete_scopes() {
+        let throttled = NotCompared {
+            collection: CollectionName::AccessKeys,
+            reason: "throttled".to_string(),
+        };
+        let scopes = vec![
+            scope("111122223333", ScopeStatus::Compared, vec![throttled]),
+            scope("444455556666", ScopeStatus::Compared, Vec::new()),
+        ];
+        let report = Report::new("scan", scopes, Vec::new(), Vec::new());
+        let message = commit_message(&report);
+        let mut lines = message.lines();
+
+        assert_eq!(
+            lines.next(),
+            Some("idrift scan: no findings, 1 scope(s) incomplete")
+        );
+        assert_eq!(lines.next(), Some(""));
+        assert!(
+            message.contains("- aws 111122223333: compared, 4 identities; "),
+            "{message}"
+        );
+        assert!(message.contains("incomplete: throttled"), "{message}");
+        assert!(
+            message.contains("- aws 444455556666: compared, 4 identities\n"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn parse_log_splits_fields() {
+        let commits = parse_log("abc\t2026-01-02T03:04:05+00:00\tidrift scan: no findings\n");
+        assert_eq!(commits.len(), 1);
+        assert_eq!(commits[0].hash, "abc");
+        assert_eq!(commits[0].date, "2026-01-02T03:04:05+00:00");
+        assert_eq!(commits[0].subject, "idrift scan: no findings");
+    }
+}

@@ -151,12 +151,20 @@ fn write_export(folder: &Path, with_intruder: bool) {
 #[test]
 fn scan_commit_commits_only_changes() {
     let repository = Repository::new();
+    fs::write(repository.root.join("tracked.txt"), "first\n").expect("write");
+    git(&repository.root, &["add", "tracked.txt"]);
+    git(
+        &repository.root,
+        &["commit", "--quiet", "-m", "Add a tracked file"],
+    );
+    // An unstaged edit and an untracked file outside the snapshot folder.
+    fs::write(repository.root.join("tracked.txt"), "edited\n").expect("write");
     fs::write(repository.root.join("notes.txt"), "not a snapshot\n").expect("write");
 
     let (code, report, stderr) = repository.scan_commit(&demo("day-1"));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(report["errors"], serde_json::json!([]));
-    assert_eq!(repository.commit_count(), 1);
+    assert_eq!(repository.commit_count(), 2);
     let files = git(
         &repository.root,
         &["show", "--name-only", "--format=", "HEAD"],
@@ -168,12 +176,12 @@ fn scan_commit_commits_only_changes() {
     // The same export again: the snapshot is unchanged, so no commit.
     let (code, _, stderr) = repository.scan_commit(&demo("day-1"));
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(repository.commit_count(), 1);
+    assert_eq!(repository.commit_count(), 2);
 
     // Day 2 changes the account: a commit whose message counts findings.
     let (code, report, stderr) = repository.scan_commit(&demo("day-2"));
     assert_eq!(code, 1, "{stderr}");
-    assert_eq!(repository.commit_count(), 2);
+    assert_eq!(repository.commit_count(), 3);
     let message = git(&repository.root, &["log", "-1", "--format=%B"]);
     let findings = report["summary"]["findings"].as_u64().expect("count");
     assert!(
@@ -415,4 +423,27 @@ fn scan_takes_over_stale_lock() {
             .exists()
     );
     assert!(!lock.exists(), "the lock is released after the scan");
+}
+
+#[test]
+fn scan_commit_hook_failure_exits_2() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let repository = Repository::new();
+    let hook = repository.root.join(".git/hooks/pre-commit");
+    fs::write(&hook, "#!/bin/sh\necho rejected by the hook >&2\nexit 1\n").expect("write hook");
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    let (code, report, stderr) = repository.scan_commit(&demo("day-1"));
+    assert_eq!(code, 2, "{stderr}");
+    let error = report["errors"][0].as_str().expect("an error");
+    assert!(error.contains("rejected by the hook"), "{error}");
+    assert!(error.contains("written but not committed"), "{error}");
+    assert!(
+        repository
+            .snapshots()
+            .join(format!("aws/{ACCOUNT}.json"))
+            .exists()
+    );
+    assert_eq!(repository.commit_count(), 0);
 }
