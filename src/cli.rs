@@ -2,7 +2,7 @@
 //! cloud or a snapshot: flags and the config file become validated
 //! settings, which the commands then run on.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -36,8 +36,12 @@ pub enum Command {
     /// Collect every configured scope, write the snapshot, diff it with the
     /// previous one and report the changes.
     Scan(ScanArgs),
-    /// Compare two snapshot folders or files without touching any cloud.
+    /// Compare two snapshot folders or files, or two git revisions of the
+    /// snapshot folder, without touching any cloud.
     Diff(DiffArgs),
+    /// Print one identity's life in the snapshot folder's git history:
+    /// first seen, changes, credentials, last seen.
+    History(HistoryArgs),
     /// Review the config's expected-account rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -118,15 +122,35 @@ pub struct ScanArgs {
     /// Compare with the snapshots on disk but write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Commit the snapshot folder to its git repository after the scan,
+    /// with the findings counted in the message. Checked before scanning:
+    /// the folder must be in a git work tree with nothing else staged.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub commit: bool,
 }
 
 /// Flags of `idrift diff`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "When OLD and NEW are not both existing paths, they are git revisions \
+    of the snapshot folder (--snapshots): every commit between them that touched the folder is \
+    diffed with the one before, so identities created and deleted in between are reported too."
+)]
 pub struct DiffArgs {
-    /// The older snapshot folder or file.
-    pub old: PathBuf,
-    /// The newer snapshot folder or file.
-    pub new: PathBuf,
+    /// The older snapshot folder or file, or a git revision.
+    #[arg(required_unless_present = "since", conflicts_with = "since")]
+    pub old: Option<String>,
+    /// The newer snapshot folder or file, or a git revision.
+    #[arg(required_unless_present = "since")]
+    pub new: Option<String>,
+    /// Report every change committed to the snapshot folder since DATE
+    /// (any date git accepts, such as 2026-01-31 or "2 weeks ago").
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Snapshot folder whose git history is read for --since and for
+    /// revisions [default: ./snapshots].
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
     /// Config file whose [[expected]] rules apply; its other tables are
     /// validated but unused.
     #[arg(long, value_name = "FILE")]
@@ -169,19 +193,40 @@ pub struct ScanSettings {
     pub source: Source,
     /// Write nothing.
     pub dry_run: bool,
+    /// Commit the snapshot folder to git after the scan.
+    pub commit: bool,
     /// Expected-account rules, judged as of today.
     pub rules: RuleSet,
     /// The webhook to notify after the scan, from `IDRIFT_WEBHOOK_URL`.
     pub notify: Option<WebhookSettings>,
 }
 
+/// The two ends of a history diff.
+#[derive(Debug, Clone)]
+pub enum HistoryRange {
+    /// From the folder's state at a date to its newest commit.
+    Since {
+        /// A date git accepts.
+        date: String,
+    },
+    /// From one revision to another.
+    Revisions {
+        /// The older revision.
+        old: String,
+        /// The newer revision.
+        new: String,
+    },
+}
+
 /// Resolved settings of `idrift diff`.
 #[derive(Debug, Clone)]
 pub struct DiffSettings {
-    /// Older side.
+    /// Older side; the snapshot folder for a history diff.
     pub old: PathBuf,
-    /// Newer side.
+    /// Newer side; the snapshot folder for a history diff.
     pub new: PathBuf,
+    /// The revisions to read from git, when not comparing paths.
+    pub history: Option<HistoryRange>,
     /// Report format.
     pub format: ReportFormat,
     /// Expected-account rules, judged as of today.
@@ -237,6 +282,7 @@ impl ScanArgs {
             format: self.format.map_or_else(ReportFormat::default, Into::into),
             source,
             dry_run: self.dry_run,
+            commit: self.commit,
             rules: RuleSet::new(config.expected, Date::today()),
             notify: WebhookSettings::from_env()?,
         })
@@ -250,9 +296,32 @@ impl DiffArgs {
             Some(path) => config::load(path)?.expected,
             None => Vec::new(),
         };
+        let folder = self
+            .snapshots
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("snapshots"));
+        let (old, new, history) = match (&self.since, &self.old, &self.new) {
+            (Some(date), _, _) => (
+                folder.clone(),
+                folder,
+                Some(HistoryRange::Since { date: date.clone() }),
+            ),
+            (None, Some(old), Some(new)) if Path::new(old).exists() && Path::new(new).exists() => {
+                (PathBuf::from(old), PathBuf::from(new), None)
+            }
+            (None, old, new) => (
+                folder.clone(),
+                folder,
+                Some(HistoryRange::Revisions {
+                    old: old.clone().unwrap_or_default(),
+                    new: new.clone().unwrap_or_default(),
+                }),
+            ),
+        };
         Ok(DiffSettings {
-            old: self.old.clone(),
-            new: self.new.clone(),
+            old,
+            new,
+            history,
             format: self.format.map_or_else(ReportFormat::default, Into::into),
             rules: RuleSet::new(expected, Date::today()),
         })
@@ -315,6 +384,49 @@ impl RulesCheckArgs {
             snapshots,
             rules: RuleSet::new(config.expected, today),
             format: self.format.into(),
+        })
+    }
+}
+
+/// Flags of `idrift history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The identity's immutable id: AWS UserId or RoleId, Entra object id,
+    /// or GCP uniqueId.
+    pub id: String,
+    /// Snapshot folder whose git history is read [default: ./snapshots].
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
+    /// Config file whose [[expected]] rules judge the changes.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Resolved settings of `idrift history`.
+#[derive(Debug, Clone)]
+pub struct HistorySettings {
+    /// The identity's immutable id.
+    pub id: String,
+    /// Snapshot folder.
+    pub snapshots: PathBuf,
+    /// Expected-account rules, judged as of today.
+    pub rules: RuleSet,
+}
+
+impl HistoryArgs {
+    /// Resolves the flags, reading the rules of `--config` when given.
+    pub fn resolve(&self) -> Result<HistorySettings, SettingsError> {
+        let expected = match &self.config {
+            Some(path) => config::load(path)?.expected,
+            None => Vec::new(),
+        };
+        Ok(HistorySettings {
+            id: self.id.clone(),
+            snapshots: self
+                .snapshots
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("snapshots")),
+            rules: RuleSet::new(expected, Date::today()),
         })
     }
 }

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Rules(RulesCommand::Check(args)) => return run_rules_check(args),
+        Command::History(args) => return run_history(args),
     };
     let targets = output::plan(stdout_format.map(Into::into), outputs).unwrap_or_else(|message| {
         Cli::command()
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
             Ok(settings) => idrift::commands::diff::run(&settings),
             Err(error) => Report::failed("diff", error.to_string()),
         },
-        Command::Schema | Command::Rules(_) => unreachable!("handled above"),
+        Command::Schema | Command::Rules(_) | Command::History(_) => unreachable!("handled above"),
     };
     output::deliver(&mut report, &targets);
     ExitCode::from(report.exit_code)
@@ -72,6 +73,24 @@ fn run_rules_check(args: &idrift::cli::RulesCheckArgs) -> ExitCode {
     let _ = stdout.write_all(check.render(args.format.into()).as_bytes());
     let _ = stdout.flush();
     ExitCode::from(check.exit_code)
+}
+
+fn run_history(args: &idrift::cli::HistoryArgs) -> ExitCode {
+    let history = match args.resolve() {
+        Ok(settings) => idrift::commands::history::run_history(&settings),
+        Err(error) => idrift::commands::history::IdentityHistory {
+            text: String::new(),
+            exit_code: idrift::exit::FAILED,
+            errors: vec![error.to_string()],
+        },
+    };
+    for error in &history.errors {
+        tracing::error!("{}", idrift::report::sanitize(error));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(history.text.as_bytes());
+    let _ = stdout.flush();
+    ExitCode::from(history.exit_code)
 }
 
 /// Logs to stderr; `RUST_LOG` wins over `-v` and `-q`.

@@ -247,12 +247,18 @@ pub fn load_file(path: &Path) -> Result<Snapshot, StoreError> {
         action: "reading",
         source,
     })?;
+    parse_snapshot(&text, path)
+}
+
+/// Parses a snapshot's text, checking its format version first; `path`
+/// names it in errors, such as a file in a git commit.
+pub fn parse_snapshot(text: &str, path: &Path) -> Result<Snapshot, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         reason,
     };
     let value: Value =
-        serde_json::from_str(&text).map_err(|error| corrupt(format!("not valid JSON: {error}")))?;
+        serde_json::from_str(text).map_err(|error| corrupt(format!("not valid JSON: {error}")))?;
 
     let version = match value.get("format_version") {
         None => return Err(corrupt("no format_version".to_string())),

@@ -1,4 +1,5 @@
-//! `idrift diff OLD NEW`: compares two snapshot folders or files offline.
+//! `idrift diff OLD NEW`: compares two snapshot folders or files offline,
+//! or passes two git revisions or `--since` to [`super::history`].
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,9 @@ use crate::store::load_tree;
 
 /// Loads both sides, pairs scopes and judges every change.
 pub fn run(settings: &DiffSettings) -> Report {
+    if let Some(range) = &settings.history {
+        return crate::commands::history::diff_range(settings, range);
+    }
     let loaded = load_tree(&settings.old).and_then(|old| Ok((old, load_tree(&settings.new)?)));
     let (old, new) = match loaded {
         Ok(sides) => sides,

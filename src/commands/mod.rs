@@ -1,5 +1,6 @@
 //! One module per subcommand, each with a `run` that returns the report.
 
 pub mod diff;
+pub mod history;
 pub mod rules;
 pub mod scan;

@@ -11,6 +11,7 @@ use crate::collect::aws::api;
 use crate::collect::{CollectError, Collected};
 use crate::diff::{NotCompared, diff_snapshots};
 use crate::judge::{Finding, expired_rule_findings, judge_with_rules};
+use crate::lock::ScanLock;
 use crate::model::{Completeness, Provider, Snapshot};
 use crate::report::{Report, ScopeStatus, ScopeSummary, SnapshotLocation};
 use crate::store::{self, ScanMetadata, SnapshotStore};
@@ -25,6 +26,11 @@ struct ScanResults {
 
 /// Runs a scan and returns its report.
 pub async fn run(settings: &ScanSettings) -> Report {
+    // Held until the snapshots are written and committed.
+    let _lock = match prepare_to_write(settings) {
+        Ok(lock) => lock,
+        Err(error) => return Report::failed("scan", error),
+    };
     let store = SnapshotStore::new(&settings.snapshots);
     let mut results = ScanResults::default();
 
@@ -92,6 +98,9 @@ pub async fn run(settings: &ScanSettings) -> Report {
     results.findings.extend(expired);
     let mut report = Report::new("scan", results.scopes, results.findings, results.errors)
         .with_snapshots(SnapshotLocation::Folder(settings.snapshots.clone()));
+    if settings.commit {
+        commit_snapshots(&mut report, settings);
+    }
     // The snapshots are written by now, so a failed notification leaves them as they are.
     if let Some(webhook) = &settings.notify {
         crate::notify::notify(&mut report, webhook).await;
@@ -256,4 +265,31 @@ fn write_scope(
 fn now_rfc3339() -> String {
     let now = aws_smithy_types::DateTime::from(SystemTime::now());
     crate::collect::aws::details::format_timestamp(&now)
+}
+
+/// Takes the snapshot folder's lock and, with `--commit`, checks that git can
+/// commit the folder, so that a refusal comes before anything is written.
+/// A dry run writes nothing and takes no lock.
+fn prepare_to_write(settings: &ScanSettings) -> Result<Option<ScanLock>, String> {
+    if settings.dry_run {
+        return Ok(None);
+    }
+    let lock = ScanLock::acquire(&settings.snapshots).map_err(|error| error.to_string())?;
+    if settings.commit {
+        crate::git::check_commit_ready(&settings.snapshots).map_err(|error| error.to_string())?;
+    }
+    Ok(Some(lock))
+}
+
+/// Commits the snapshot folder with a message that summarizes the report;
+/// a failure becomes a run-level error (exit 2).
+fn commit_snapshots(report: &mut Report, settings: &ScanSettings) {
+    let message = crate::git::commit_message(report);
+    match crate::git::commit_snapshots(&settings.snapshots, &message) {
+        Ok(Some(commit)) => info!(commit = %commit.short_hash(), "snapshots committed"),
+        Ok(None) => info!("no snapshot changed; nothing committed"),
+        Err(error) => report.add_error(format!(
+            "{error}; the snapshots are written but not committed"
+        )),
+    }
 }
