@@ -165,6 +165,7 @@ impl SnapshotStore {
         metadata: &ScanMetadata,
     ) -> Result<(), StoreError> {
         check_scope(scope)?;
+        self.ignore_metadata_folder()?;
         let path = self
             .root
             .join(".idrift")
@@ -177,13 +178,29 @@ impl SnapshotStore {
     }
 }
 
+impl SnapshotStore {
+    /// Writes `.idrift/.gitignore` so that git ignores the scan metadata and
+    /// the lock, which change on every run, unless the file is there already.
+    fn ignore_metadata_folder(&self) -> Result<(), StoreError> {
+        let path = self.root.join(".idrift").join(".gitignore");
+        if path.exists() {
+            return Ok(());
+        }
+        write_atomically(
+            &path,
+            b"# Written by idrift: scan times and the lock change on every run.\n*\n",
+        )
+    }
+}
+
 /// Rejects scope ids that could escape the folder or hide the file.
 fn check_scope(scope: &str) -> Result<(), StoreError> {
     let safe = !scope.is_empty()
         && !scope.starts_with('.')
         && scope
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
+            // `:` is in older Google Cloud project ids, such as `example.com:tools`.
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':'));
     if safe {
         Ok(())
     } else {

@@ -446,3 +446,24 @@ fn public_recordings_are_recognized() {
         .expect("allUsers");
     assert_eq!(everyone["admin_grants"][0]["policy"], "roles/editor");
 }
+
+#[test]
+fn domain_scoped_project_is_saved() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let folder = work.path().join("export/gcp/example.com:tools-1");
+    write(
+        &folder.join("service-accounts.json"),
+        &json!([account(
+            "100000000000000003001",
+            "app@tools-1.example.com.iam.gserviceaccount.com"
+        )]),
+    );
+    let snapshots = work.path().join("snapshots");
+    let (code, report, stderr) = scan(work.path(), &work.path().join("export"), &snapshots);
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    assert!(snapshots.join("gcp/example.com:tools-1.json").is_file());
+    // The scan metadata is kept out of git by a .gitignore of its own.
+    let ignore =
+        std::fs::read_to_string(snapshots.join(".idrift/.gitignore")).expect("ignore file");
+    assert!(ignore.lines().any(|line| line == "*"), "{ignore}");
+}
