@@ -7,8 +7,8 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_organizations::types::OrganizationFeatureSet;
 use serde_json::Value;
@@ -20,6 +20,9 @@ use common::{Moto, idrift, run};
 const MANAGEMENT_ACCOUNT: &str = "123456789012";
 
 const MEMBER_ROLE: &str = "idrift-reader";
+
+/// The role in the management account that lists the accounts.
+const LISTER_ROLE: &str = "arn:aws:iam::123456789012:role/idrift-lister";
 
 fn credentials() -> aws_credential_types::Credentials {
     aws_credential_types::Credentials::new(
@@ -234,12 +237,19 @@ async fn include_selects_across_pages() {
     // With the management account, 22 accounts: two ListAccounts pages of 20.
     let ids = create_organization(&moto.endpoint, &member_names(21)).await;
     let list_calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&list_calls);
+    let assumed_roles = Arc::new(Mutex::new(Vec::new()));
+    let (counter, roles) = (Arc::clone(&list_calls), Arc::clone(&assumed_roles));
     let gate = AwsGate::start(
         &moto.endpoint,
         Box::new(move |request| {
             if request.target.as_deref() == Some("AWSOrganizationsV20161128.ListAccounts") {
                 counter.fetch_add(1, Ordering::SeqCst);
+            }
+            if request.body.contains("Action=AssumeRole") {
+                roles
+                    .lock()
+                    .unwrap()
+                    .push(request.body.replace("%3A", ":").replace("%2F", "/"));
             }
             None
         }),
@@ -249,7 +259,10 @@ async fn include_selects_across_pages() {
     let config = write_config(
         home.path(),
         &gate.endpoint,
-        &format!("include = [\"{}\", \"{}\"]\n", included[0], included[1]),
+        &format!(
+            "role_arn = \"{LISTER_ROLE}\"\ninclude = [\"{}\", \"{}\"]\n",
+            included[0], included[1]
+        ),
     );
 
     let (code, report, stderr) = scan(home.path(), &config);
@@ -263,6 +276,13 @@ async fn include_selects_across_pages() {
         2,
         "two pages of accounts"
     );
+
+    let assumed = assumed_roles.lock().unwrap().join("\n");
+    assert!(assumed.contains(LISTER_ROLE), "{assumed}");
+    for account_id in &included {
+        let member_role = format!("arn:aws:iam::{account_id}:role/{MEMBER_ROLE}");
+        assert!(assumed.contains(&member_role), "{assumed}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,8 +367,12 @@ fn write_accounts_config(
     path
 }
 
-/// Scans three accounts whose `GetCallerIdentity` calls each take 800 ms,
-/// and returns the scope order and the most calls that were in flight at once.
+/// Scans three accounts and returns the scope order and the most
+/// `GetCallerIdentity` calls that were in flight at once.
+///
+/// The proxy holds each such call until a second one arrives, or for 3 s,
+/// so that two accounts that may run at once do meet, however slow the
+/// machine.
 fn scan_slow_accounts(moto: &Moto, limits: &str) -> (Vec<String>, usize) {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let max_in_flight = Arc::new(AtomicUsize::new(0));
@@ -359,7 +383,12 @@ fn scan_slow_accounts(moto: &Moto, limits: &str) -> (Vec<String>, usize) {
             if request.body.contains("Action=GetCallerIdentity") {
                 let now = current.fetch_add(1, Ordering::SeqCst) + 1;
                 max.fetch_max(now, Ordering::SeqCst);
-                std::thread::sleep(std::time::Duration::from_millis(800));
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+                while current.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                max.fetch_max(current.load(Ordering::SeqCst), Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(200));
                 current.fetch_sub(1, Ordering::SeqCst);
             }
             None
