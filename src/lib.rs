@@ -16,6 +16,7 @@ pub mod exit;
 pub mod judge;
 pub mod model;
 pub mod notify;
+pub mod progress;
 pub mod report;
 pub mod rules;
 pub mod settings;

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tracing::info;
 
 use crate::collect::{CollectError, Collected};
+use crate::progress::ScopeProgress;
 use crate::settings::{
     AwsAccountSettings, AwsOrganizationSettings, AzureTenantSettings, RetrySettings, ScopeLimits,
 };
@@ -174,13 +175,18 @@ pub async fn collect_scopes(
         });
     }
 
+    let progress = ScopeProgress::start(labels.len());
     let mut outcomes: Vec<Option<ScopeOutcome>> = labels.iter().map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((index, outcome)) => outcomes[index] = Some(outcome),
+            Ok((index, outcome)) => {
+                progress.scope_done(&format!("{} {}", labels[index].0, labels[index].1));
+                outcomes[index] = Some(outcome);
+            }
             Err(error) => tracing::error!(%error, "a scope's collection task failed"),
         }
     }
+    drop(progress);
 
     outcomes
         .into_iter()
