@@ -11,7 +11,8 @@ use crate::notify::{NotifyError, WebhookSettings};
 use crate::report::output::{self, OutputTarget};
 use crate::rules::{Date, RuleSet};
 use crate::settings::{
-    AwsAccountSettings, AzureTenantSettings, GcpSettings, ReportFormat, RetrySettings,
+    AwsAccountSettings, AwsOrganizationSettings, AzureTenantSettings, GcpSettings, ReportFormat,
+    RetrySettings, ScopeLimits,
 };
 
 /// Finds cloud identities nobody meant to create: snapshots them, diffs the
@@ -171,6 +172,10 @@ pub enum Source {
     Api {
         /// AWS accounts.
         aws_accounts: Vec<AwsAccountSettings>,
+        /// AWS organizations whose member accounts are scanned too.
+        aws_organizations: Vec<AwsOrganizationSettings>,
+        /// How many scopes are collected at once.
+        scope_limits: ScopeLimits,
         /// Entra tenants.
         azure_tenants: Vec<AzureTenantSettings>,
         /// Google Cloud projects.
@@ -241,7 +246,7 @@ pub enum SettingsError {
     Config(#[from] ConfigError),
     /// Nothing to scan.
     #[error(
-        "nothing to scan: the config lists no [[aws.accounts]], [[azure.tenants]] or [gcp] projects and no --from-export was given; \
+        "nothing to scan: the config lists no [[aws.accounts]], [[aws.organizations]], [[azure.tenants]] or [gcp] projects and no --from-export was given; \
          pass --config FILE (see config.example.toml) or --from-export PATH"
     )]
     NoScopes,
@@ -260,6 +265,7 @@ impl ScanArgs {
         let source = match &self.from_export {
             Some(path) => Source::Export(path.clone()),
             None if config.aws_accounts.is_empty()
+                && config.aws_organizations.is_empty()
                 && config.azure_tenants.is_empty()
                 && config.gcp.is_empty() =>
             {
@@ -267,6 +273,8 @@ impl ScanArgs {
             }
             None => Source::Api {
                 aws_accounts: config.aws_accounts.clone(),
+                aws_organizations: config.aws_organizations.clone(),
+                scope_limits: config.scope_limits,
                 azure_tenants: config.azure_tenants.clone(),
                 gcp: Box::new(config.gcp.clone()),
                 retry: config.retry.clone(),

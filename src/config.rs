@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use crate::rules::ExpectedRule;
 use crate::settings::{
-    AwsAccountSettings, AzureCloud, AzureCredentialSource, AzureTenantSettings, GcpSettings,
-    RetrySettings, is_guid,
+    AwsAccountSettings, AwsOrganizationSettings, AzureCloud, AzureCredentialSource,
+    AzureTenantSettings, GcpSettings, RetrySettings, ScopeLimits, is_guid,
 };
 
 /// A config file that cannot be used.
@@ -51,6 +51,8 @@ pub enum ConfigError {
 struct ConfigFile {
     snapshots: Option<PathBuf>,
     #[serde(default)]
+    scan: ScanFile,
+    #[serde(default)]
     retry: RetryFile,
     #[serde(default)]
     aws: AwsFile,
@@ -81,8 +83,15 @@ struct GcpFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ScanFile {
+    concurrency: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AzureFile {
     concurrency: Option<usize>,
+    scopes_in_parallel: Option<usize>,
     page_size: Option<u32>,
     #[serde(default)]
     tenants: Vec<AzureTenantFile>,
@@ -113,8 +122,26 @@ struct RetryFile {
 #[serde(deny_unknown_fields)]
 struct AwsFile {
     concurrency: Option<usize>,
+    scopes_in_parallel: Option<usize>,
     #[serde(default)]
     accounts: Vec<AwsAccountFile>,
+    #[serde(default)]
+    organizations: Vec<AwsOrganizationFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AwsOrganizationFile {
+    profile: Option<String>,
+    role_arn: Option<String>,
+    member_role_name: Option<String>,
+    external_id: Option<String>,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    endpoint_url: Option<String>,
+    region: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +164,10 @@ pub struct Config {
     pub retry: RetrySettings,
     /// AWS accounts to scan.
     pub aws_accounts: Vec<AwsAccountSettings>,
+    /// AWS organizations whose member accounts are found and scanned.
+    pub aws_organizations: Vec<AwsOrganizationSettings>,
+    /// How many scopes are collected at once.
+    pub scope_limits: ScopeLimits,
     /// Entra tenants to scan.
     pub azure_tenants: Vec<AzureTenantSettings>,
     /// Google Cloud projects to scan.
@@ -201,6 +232,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         aws_accounts.push(settings);
     }
 
+    let mut aws_organizations = Vec::new();
+    for (index, organization) in file.aws.organizations.iter().enumerate() {
+        let settings =
+            resolve_organization(organization, concurrency).map_err(|(key, message)| {
+                invalid(format!("aws.organizations[{index}].{key}"), message)
+            })?;
+        aws_organizations.push(settings);
+    }
+    let scope_limits =
+        resolve_scope_limits(&file).map_err(|(key, message)| invalid(key, message))?;
+
     let gcp = resolve_gcp(&file.gcp).map_err(|(key, message)| invalid(key, message))?;
 
     let folder = path.parent().unwrap_or(Path::new("."));
@@ -215,6 +257,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         snapshots,
         retry,
         aws_accounts,
+        aws_organizations,
+        scope_limits,
         azure_tenants,
         gcp,
         expected,
@@ -565,13 +609,8 @@ fn resolve_account(
             ));
         }
     }
-    if let Some(role_arn) = &account.role_arn
-        && !(role_arn.starts_with("arn:aws") && role_arn.contains(":role/"))
-    {
-        return Err((
-            "role_arn".into(),
-            format!("{role_arn:?} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
-        ));
+    if let Some(role_arn) = &account.role_arn {
+        check_role_arn(role_arn)?;
     }
     if account.external_id.is_some() && account.role_arn.is_none() {
         return Err((
@@ -586,9 +625,136 @@ fn resolve_account(
         account_id: account.account_id.clone(),
         profile: account.profile.clone(),
         role_arn: account.role_arn.clone(),
+        source_role_arn: None,
         external_id: account.external_id.clone(),
         endpoint_url: account.endpoint_url.clone(),
         region: account.region.clone(),
+        concurrency,
+    })
+}
+
+fn check_role_arn(role_arn: &str) -> Result<(), KeyError> {
+    if role_arn.starts_with("arn:aws") && role_arn.contains(":role/") {
+        return Ok(());
+    }
+    Err((
+        "role_arn".into(),
+        format!("{role_arn:?} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
+    ))
+}
+
+/// Validates a limit on scopes collected at once.
+fn check_scope_limit(key: &str, value: Option<usize>, default: usize) -> Result<usize, KeyError> {
+    let value = value.unwrap_or(default);
+    if (1..=64).contains(&value) {
+        Ok(value)
+    } else {
+        Err((
+            key.to_string(),
+            format!("{value} is out of range; use 1 to 64"),
+        ))
+    }
+}
+
+fn resolve_scope_limits(file: &ConfigFile) -> Result<ScopeLimits, KeyError> {
+    let defaults = ScopeLimits::default();
+    Ok(ScopeLimits {
+        global: check_scope_limit("scan.concurrency", file.scan.concurrency, defaults.global)?,
+        aws: check_scope_limit(
+            "aws.scopes_in_parallel",
+            file.aws.scopes_in_parallel,
+            defaults.aws,
+        )?,
+        azure: check_scope_limit(
+            "azure.scopes_in_parallel",
+            file.azure.scopes_in_parallel,
+            defaults.azure,
+        )?,
+    })
+}
+
+/// Returns true for an IAM role name: 1 to 64 of `A-Za-z0-9+=,.@_-`.
+fn is_role_name(name: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+    (1..=64).contains(&name.len()) && name.chars().all(allowed)
+}
+
+/// Validates a list of account ids under `key`: 12 digits, none repeated.
+fn check_account_ids(key: &str, ids: &[String]) -> Result<(), KeyError> {
+    for (index, id) in ids.iter().enumerate() {
+        if !crate::collect::aws::is_account_id(id) {
+            return Err((
+                format!("{key}[{index}]"),
+                format!("{id:?} is not a 12-digit AWS account id"),
+            ));
+        }
+        if ids[..index].contains(id) {
+            return Err((
+                format!("{key}[{index}]"),
+                format!("repeats account {id}; list each account once"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Validates one `[[aws.organizations]]` table. Errors name the key within the table.
+fn resolve_organization(
+    organization: &AwsOrganizationFile,
+    concurrency: usize,
+) -> Result<AwsOrganizationSettings, KeyError> {
+    let member_role_name = organization.member_role_name.clone().ok_or_else(|| {
+        (
+            "member_role_name".to_string(),
+            "is required: the name of the role idrift assumes in each member account, \
+             such as \"idrift-reader\""
+                .to_string(),
+        )
+    })?;
+    if !is_role_name(&member_role_name) {
+        return Err((
+            "member_role_name".into(),
+            format!(
+                "{member_role_name:?} is not a role name: 1 to 64 letters, digits and +=,.@_- \
+                 (the name only, without arn: or a path)"
+            ),
+        ));
+    }
+    if let Some(role_arn) = &organization.role_arn {
+        check_role_arn(role_arn)?;
+    }
+    if let Some(external_id) = &organization.external_id
+        && !(2..=1224).contains(&external_id.len())
+    {
+        return Err((
+            "external_id".into(),
+            "must be 2 to 1224 characters long".into(),
+        ));
+    }
+    check_account_ids("include", &organization.include)?;
+    check_account_ids("exclude", &organization.exclude)?;
+    if let Some(both) = organization
+        .include
+        .iter()
+        .find(|id| organization.exclude.contains(id))
+    {
+        return Err((
+            "exclude".into(),
+            format!("account {both} is in include too; remove it from one of the lists"),
+        ));
+    }
+    if let Some(endpoint) = &organization.endpoint_url {
+        check_endpoint(endpoint).map_err(|message| ("endpoint_url".to_string(), message))?;
+    }
+    Ok(AwsOrganizationSettings {
+        profile: organization.profile.clone(),
+        role_arn: organization.role_arn.clone(),
+        member_role_name,
+        external_id: organization.external_id.clone(),
+        include: organization.include.clone(),
+        exclude: organization.exclude.clone(),
+        endpoint_url: organization.endpoint_url.clone(),
+        region: organization.region.clone(),
         concurrency,
     })
 }
@@ -670,8 +836,102 @@ mod tests {
     fn example_config_parses() {
         let config = parse_text(include_str!("../config.example.toml")).unwrap();
         assert_eq!(config.aws_accounts.len(), 1);
+        assert_eq!(config.aws_organizations.len(), 1);
+        assert_eq!(
+            config.aws_organizations[0].member_role_name,
+            "idrift-reader"
+        );
+        assert_eq!(config.scope_limits, ScopeLimits::default());
         assert_eq!(config.azure_tenants.len(), 1);
         assert_eq!(config.expected.len(), 4);
+    }
+
+    const ORGANIZATION: &str = "[[aws.organizations]]\nmember_role_name = \"idrift-reader\"\n";
+
+    #[test]
+    fn organization_is_parsed() {
+        let text = format!(
+            "{ORGANIZATION}profile = \"org\"\nexternal_id = \"idrift\"\ninclude = [\"222222222222\"]\n\
+             endpoint_url = \"http://127.0.0.1:5000\"\n"
+        );
+        let organization = &parse_text(&text).unwrap().aws_organizations[0];
+        assert_eq!(organization.profile.as_deref(), Some("org"));
+        assert_eq!(organization.external_id.as_deref(), Some("idrift"));
+        assert_eq!(organization.include, ["222222222222"]);
+        assert_eq!(organization.concurrency, DEFAULT_AWS_CONCURRENCY);
+    }
+
+    #[test]
+    fn organization_errors_name_key() {
+        for (text, key) in [
+            (
+                "[[aws.organizations]]\nprofile = \"org\"\n",
+                "member_role_name",
+            ),
+            (
+                "[[aws.organizations]]\nmember_role_name = \"arn:aws:iam::1:role/x\"\n",
+                "member_role_name",
+            ),
+            (
+                &format!("{ORGANIZATION}role_arn = \"idrift\"\n"),
+                "role_arn",
+            ),
+            (
+                &format!("{ORGANIZATION}external_id = \"x\"\n"),
+                "external_id",
+            ),
+            (
+                &format!("{ORGANIZATION}include = [\"12345\"]\n"),
+                "include[0]",
+            ),
+            (
+                &format!("{ORGANIZATION}exclude = [\"222222222222\", \"222222222222\"]\n"),
+                "exclude[1]",
+            ),
+            (
+                &format!(
+                    "{ORGANIZATION}include = [\"222222222222\"]\nexclude = [\"222222222222\"]\n"
+                ),
+                "exclude",
+            ),
+            (
+                &format!("{ORGANIZATION}endpoint_url = \"ftp://x\"\n"),
+                "endpoint_url",
+            ),
+            (&format!("{ORGANIZATION}accounts = []\n"), "accounts"),
+        ] {
+            let error = parse_text(text).unwrap_err().to_string();
+            assert!(error.contains(key), "{text}: {error}");
+        }
+        let error = parse_text(&format!("{ORGANIZATION}role_arn = \"idrift\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("aws.organizations[0].role_arn"), "{error}");
+    }
+
+    #[test]
+    fn scope_limits_are_checked() {
+        let config =
+            parse_text("[scan]\nconcurrency = 8\n[aws]\nscopes_in_parallel = 3\n[azure]\nscopes_in_parallel = 1\n")
+                .unwrap();
+        let expected = ScopeLimits {
+            global: 8,
+            aws: 3,
+            azure: 1,
+        };
+        assert_eq!(config.scope_limits, expected);
+        for (text, key) in [
+            ("[scan]\nconcurrency = 0\n", "scan.concurrency"),
+            ("[aws]\nscopes_in_parallel = 65\n", "aws.scopes_in_parallel"),
+            (
+                "[azure]\nscopes_in_parallel = 0\n",
+                "azure.scopes_in_parallel",
+            ),
+            ("[scan]\nthreads = 2\n", "threads"),
+        ] {
+            let error = parse_text(text).unwrap_err().to_string();
+            assert!(error.contains(key), "{text}: {error}");
+        }
     }
 
     #[test]

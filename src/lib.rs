@@ -18,6 +18,7 @@ pub mod judge;
 pub mod lock;
 pub mod model;
 pub mod notify;
+pub mod progress;
 pub mod report;
 pub mod rules;
 pub mod settings;

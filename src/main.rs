@@ -15,6 +15,7 @@ use idrift::report::output;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    idrift::progress::enable(!cli.quiet);
 
     let (stdout_format, outputs) = match &cli.command {
         Command::Scan(args) => (args.format, &args.outputs),
@@ -106,7 +107,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(idrift::progress::LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();

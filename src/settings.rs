@@ -37,7 +37,11 @@ pub struct AwsAccountSettings {
     pub profile: Option<String>,
     /// Role to assume (session name `idrift`).
     pub role_arn: Option<String>,
-    /// External id for the role assumption.
+    /// Role assumed first, whose credentials then assume `role_arn`: the
+    /// management account's role when a member account is reached through
+    /// an organization.
+    pub source_role_arn: Option<String>,
+    /// External id for the assumption of `role_arn`.
     pub external_id: Option<String>,
     /// Endpoint URL for IAM and STS, for emulators and fakes.
     pub endpoint_url: Option<String>,
@@ -59,6 +63,73 @@ impl AwsAccountSettings {
         match &self.profile {
             Some(profile) => format!("(profile {profile})"),
             None => "(default credentials)".to_string(),
+        }
+    }
+}
+
+/// An AWS organization whose member accounts are found with Organizations
+/// `ListAccounts` and scanned through a role in each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsOrganizationSettings {
+    /// Named profile for the management or delegated administrator account.
+    pub profile: Option<String>,
+    /// Role to assume in the management or delegated administrator account
+    /// before listing the accounts.
+    pub role_arn: Option<String>,
+    /// Role name assumed in each member account, such as `idrift-reader`.
+    pub member_role_name: String,
+    /// External id for the member role assumption.
+    pub external_id: Option<String>,
+    /// Account ids to scan; empty means every active account.
+    pub include: Vec<String>,
+    /// Account ids never scanned.
+    pub exclude: Vec<String>,
+    /// Endpoint URL for Organizations, STS and IAM, for emulators and fakes.
+    pub endpoint_url: Option<String>,
+    /// Signing region; Organizations is global and signs in `us-east-1`.
+    pub region: Option<String>,
+    /// Users whose credentials are listed at once, in each member account.
+    pub concurrency: usize,
+}
+
+impl AwsOrganizationSettings {
+    /// Returns the settings that reach the management account itself.
+    pub fn management_account(&self) -> AwsAccountSettings {
+        AwsAccountSettings {
+            account_id: None,
+            profile: self.profile.clone(),
+            role_arn: self.role_arn.clone(),
+            source_role_arn: None,
+            external_id: None,
+            endpoint_url: self.endpoint_url.clone(),
+            region: self.region.clone(),
+            concurrency: self.concurrency,
+        }
+    }
+
+    /// Returns the name used for this organization in messages.
+    pub fn label(&self) -> String {
+        format!("organization {}", self.management_account().label())
+    }
+}
+
+/// How many scopes are collected at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopeLimits {
+    /// Scopes collected at once across every provider.
+    pub global: usize,
+    /// AWS accounts collected at once.
+    pub aws: usize,
+    /// Entra tenants collected at once.
+    pub azure: usize,
+}
+
+impl Default for ScopeLimits {
+    fn default() -> ScopeLimits {
+        ScopeLimits {
+            global: 4,
+            aws: 4,
+            azure: 2,
         }
     }
 }

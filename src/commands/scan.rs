@@ -7,8 +7,7 @@ use std::time::{Instant, SystemTime};
 use tracing::{info, warn};
 
 use crate::cli::{ScanSettings, Source};
-use crate::collect::aws::api;
-use crate::collect::{CollectError, Collected};
+use crate::collect::{CollectError, Collected, parallel};
 use crate::diff::{NotCompared, diff_snapshots};
 use crate::judge::{Finding, expired_rule_findings, judge_with_rules};
 use crate::lock::ScanLock;
@@ -50,26 +49,22 @@ pub async fn run(settings: &ScanSettings) -> Report {
         }
         Source::Api {
             aws_accounts,
+            aws_organizations,
+            scope_limits,
             azure_tenants,
             gcp,
             retry,
         } => {
-            // NOTE: scopes are scanned one after another; the calls within
-            // one scope already run concurrently.
-            for account in aws_accounts {
-                info!(account = %account.label(), "scanning AWS account");
-                let started = Instant::now();
-                match api::collect_account(account, retry).await {
-                    Ok(collected) => {
-                        record_scope(&store, settings, collected, started, "api", &mut results)
-                    }
-                    Err(error) => results.scopes.push(failed_scope(&error)),
-                }
-            }
-            for tenant in azure_tenants {
-                info!(tenant = %tenant.tenant_id, "scanning Entra tenant");
-                let started = Instant::now();
-                match crate::collect::azure::api::collect_tenant(tenant, retry).await {
+            let (scopes, failures) =
+                parallel::plan_scopes(aws_accounts, aws_organizations, azure_tenants, retry).await;
+            results.scopes.extend(failures.iter().map(failed_scope));
+            for outcome in parallel::collect_scopes(scopes, retry, *scope_limits).await {
+                // The snapshot's metadata times the collection itself, not
+                // the wait for the scopes before it in the report.
+                let started = Instant::now()
+                    .checked_sub(outcome.duration)
+                    .unwrap_or_else(Instant::now);
+                match outcome.result {
                     Ok(collected) => {
                         record_scope(&store, settings, collected, started, "api", &mut results)
                     }

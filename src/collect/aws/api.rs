@@ -111,7 +111,7 @@ where
 }
 
 /// Describes an SDK error by its code and message, with a hint where one helps.
-fn describe_error<E>(
+pub(crate) fn describe_error<E>(
     operation: &str,
     error: &SdkError<E, aws_smithy_runtime_api::http::Response>,
 ) -> String
@@ -186,8 +186,12 @@ struct Clients {
     calls: CallCounter,
 }
 
-/// Loads credentials and region from the standard chain, then the config's overrides.
-async fn build_clients(account: &AwsAccountSettings, retry: &RetrySettings) -> Clients {
+/// Loads credentials and region from the standard chain, then the config's
+/// overrides, then assumes the configured roles in turn.
+pub(crate) async fn load_sdk_config(
+    account: &AwsAccountSettings,
+    retry: &RetrySettings,
+) -> aws_config::SdkConfig {
     let region =
         RegionProviderChain::first_try(account.region.clone().map(aws_config::Region::new))
             .or_default_provider()
@@ -213,19 +217,38 @@ async fn build_clients(account: &AwsAccountSettings, retry: &RetrySettings) -> C
     }
     let mut config = loader.load().await;
 
-    if let Some(role_arn) = &account.role_arn {
-        let mut builder = AssumeRoleProvider::builder(role_arn).session_name("idrift");
-        if let Some(external_id) = &account.external_id {
-            builder = builder.external_id(external_id);
-        }
-        let provider = builder.configure(&config).build().await;
-        config = config
-            .into_builder()
-            .credentials_provider(aws_sdk_iam::config::SharedCredentialsProvider::new(
-                provider,
-            ))
-            .build();
+    if let Some(source_role_arn) = &account.source_role_arn {
+        config = assume_role(config, source_role_arn, None).await;
     }
+    if let Some(role_arn) = &account.role_arn {
+        config = assume_role(config, role_arn, account.external_id.as_deref()).await;
+    }
+    config
+}
+
+/// Replaces the config's credentials with those of a role they assume.
+/// The role is assumed lazily, on the first call that needs credentials.
+async fn assume_role(
+    config: aws_config::SdkConfig,
+    role_arn: &str,
+    external_id: Option<&str>,
+) -> aws_config::SdkConfig {
+    let mut builder = AssumeRoleProvider::builder(role_arn).session_name("idrift");
+    if let Some(external_id) = external_id {
+        builder = builder.external_id(external_id);
+    }
+    let provider = builder.configure(&config).build().await;
+    config
+        .into_builder()
+        .credentials_provider(aws_sdk_iam::config::SharedCredentialsProvider::new(
+            provider,
+        ))
+        .build()
+}
+
+/// Builds the clients for one account with [`load_sdk_config`].
+async fn build_clients(account: &AwsAccountSettings, retry: &RetrySettings) -> Clients {
+    let config = load_sdk_config(account, retry).await;
 
     let calls = CallCounter::default();
     let iam_config = aws_sdk_iam::config::Builder::from(&config)
@@ -285,7 +308,12 @@ async fn identify_account(
         .map_err(|error| CollectError::Unavailable {
             provider: "aws",
             scope: scope.clone(),
-            reason: identify_failure(&describe_error("sts:GetCallerIdentity", &error)),
+            reason: match (find_credentials_error(&error), &account.role_arn) {
+                // The role's credentials come from sts:AssumeRole, so its
+                // error is the one that stopped the call.
+                (Some(credentials), Some(role_arn)) => role_failure(account, role_arn, credentials),
+                _ => identify_failure(&describe_error("sts:GetCallerIdentity", &error)),
+            },
         })?;
 
     let found = identity.account().unwrap_or_default().to_string();
@@ -315,9 +343,29 @@ async fn identify_account(
     Ok(found)
 }
 
+/// Describes a role that could not be assumed, with the STS error and what to check.
+fn role_failure(
+    account: &AwsAccountSettings,
+    role_arn: &str,
+    error: &aws_credential_types::provider::error::CredentialsError,
+) -> String {
+    let in_account = account
+        .account_id
+        .as_ref()
+        .map(|id| format!(" in account {id}"))
+        .unwrap_or_default();
+    format!(
+        "sts:AssumeRole of {role_arn}{in_account} failed: {}. Check that the role exists, that \
+         its trust policy allows the scanning principal to call sts:AssumeRole, and that \
+         external_id matches the trust policy's sts:ExternalId condition",
+        error_chain(error)
+    )
+}
+
 /// Adds what to do to a failed `GetCallerIdentity`, by what failed.
 fn identify_failure(description: &str) -> String {
-    if description.contains("no credentials were found") {
+    let no_credentials = description.contains("no credentials were found");
+    if no_credentials {
         format!(
             "{description}. Make credentials available to the standard chain: AWS_ACCESS_KEY_ID and \
              AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the config's profile, `aws sso login`, or a web \

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod details;
 pub mod export;
+pub mod organizations;
 pub mod policy;
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,6 +15,11 @@ use crate::model::{
     Snapshot,
 };
 use details::AuthorizationDetails;
+
+/// Returns true for a 12-digit AWS account id.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
 
 /// Id recorded for a user's one console password (login profile).
 pub const CONSOLE_PASSWORD_ID: &str = "console-password";
