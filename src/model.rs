@@ -537,6 +537,12 @@ impl Identity {
         self.credentials.dedup();
         self.admin_grants.sort();
         self.admin_grants.dedup();
+        // Deserializing grows each list to a capacity of at least four, which
+        // for a million identities is most of the memory a snapshot takes.
+        self.groups.shrink_to_fit();
+        self.trust.shrink_to_fit();
+        self.credentials.shrink_to_fit();
+        self.admin_grants.shrink_to_fit();
     }
 
     /// Returns true when any admin grant is recorded.
@@ -587,6 +593,7 @@ impl Snapshot {
         }
         self.identities
             .sort_by(|a, b| (&a.id, a.kind).cmp(&(&b.id, b.kind)));
+        self.identities.shrink_to_fit();
     }
 
     /// Returns the completeness of a collection; a collection the snapshot

@@ -267,12 +267,6 @@ pub fn load_file(path: &Path) -> Result<Snapshot, StoreError> {
     parse_snapshot(&text, path)
 }
 
-/// The format version of a snapshot file, read apart from its records.
-#[derive(serde::Deserialize)]
-struct VersionProbe {
-    format_version: Option<Value>,
-}
-
 /// Parses a snapshot's text, checking its format version first; `path`
 /// names it in errors, such as a file in a git commit.
 pub fn parse_snapshot(text: &str, path: &Path) -> Result<Snapshot, StoreError> {
@@ -280,14 +274,10 @@ pub fn parse_snapshot(text: &str, path: &Path) -> Result<Snapshot, StoreError> {
         path: path.to_path_buf(),
         reason,
     };
-    // The version is read first, skipping every other field, so that a
-    // newer format gets its own error rather than an unknown-field one. The
-    // records are then read straight into the snapshot: a JSON tree of a
-    // large file would take several times the file's size in memory.
-    let probe: VersionProbe =
+    let value: Value =
         serde_json::from_str(text).map_err(|error| corrupt(format!("not valid JSON: {error}")))?;
 
-    let version = match &probe.format_version {
+    let version = match value.get("format_version") {
         None => return Err(corrupt("no format_version".to_string())),
         Some(found) => found
             .as_u64()
@@ -304,7 +294,7 @@ pub fn parse_snapshot(text: &str, path: &Path) -> Result<Snapshot, StoreError> {
             found: version,
         });
     }
-    let mut snapshot: Snapshot = serde_json::from_str(text)
+    let mut snapshot: Snapshot = serde_json::from_value(value)
         .map_err(|error| corrupt(format!("unexpected content: {error}")))?;
     snapshot.normalize();
     let ids = snapshot.identities.windows(2);
