@@ -423,3 +423,124 @@ fn accounts_scan_in_parallel_in_config_order() {
     assert_eq!(order, expected, "scopes in config order");
     assert_eq!(in_flight, 1, "scan.concurrency bounds every scope at once");
 }
+
+/// An IAM Query-protocol `Throttling` error, as IAM sends it.
+fn throttling() -> GateResponse {
+    GateResponse {
+        status: 400,
+        content_type: "text/xml",
+        body: "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error>\
+               <Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>\
+               </Error><RequestId>idrift-gate</RequestId></ErrorResponse>"
+            .to_string(),
+    }
+}
+
+/// Writes a config for a throttle storm: more attempts than the throttled
+/// requests any one account can meet, and every account at once.
+fn write_storm_config(folder: &Path, endpoint: &str, max_attempts: u32) -> std::path::PathBuf {
+    let path = folder.join("idrift.toml");
+    let text = format!(
+        "[retry]\nmax_attempts = {max_attempts}\ninitial_backoff_ms = 10\nmax_backoff_ms = 50\n\
+         attempt_timeout_seconds = 10\n\n[scan]\nconcurrency = 3\n\n[aws]\nscopes_in_parallel = 3\n\n\
+         [[aws.organizations]]\nmember_role_name = \"{MEMBER_ROLE}\"\nendpoint_url = \"{endpoint}\"\n\
+         exclude = [\"{MANAGEMENT_ACCOUNT}\"]\n"
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttle_storm_across_accounts() {
+    let moto = Moto::start();
+    let ids = create_organization(&moto.endpoint, &member_names(3)).await;
+    for (number, account_id) in ids.iter().enumerate() {
+        create_member_user(&moto.endpoint, account_id, &format!("user-{number}")).await;
+    }
+
+    // The first nine GetAccountAuthorizationDetails calls, whichever account
+    // sends them, are throttled: a storm shared by the scans in parallel.
+    let throttled = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let (gate_throttled, gate_seen) = (Arc::clone(&throttled), Arc::clone(&seen));
+    let gate = AwsGate::start(
+        &moto.endpoint,
+        Box::new(move |request| {
+            if !request
+                .body
+                .contains("Action=GetAccountAuthorizationDetails")
+            {
+                return None;
+            }
+            gate_seen.fetch_add(1, Ordering::SeqCst);
+            let earlier = gate_throttled.fetch_add(1, Ordering::SeqCst);
+            if earlier < 9 {
+                Some(throttling())
+            } else {
+                gate_throttled.fetch_sub(1, Ordering::SeqCst);
+                None
+            }
+        }),
+    );
+    let home = tempfile::tempdir().expect("temp dir");
+    let config = write_storm_config(home.path(), &gate.endpoint, 12);
+
+    let (code, report, stderr) = scan(home.path(), &config);
+
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    assert_eq!(
+        throttled.load(Ordering::SeqCst),
+        9,
+        "every throttle was met"
+    );
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        9 + 3,
+        "one success per account"
+    );
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(scope_ids(&report), expected);
+    for (number, account_id) in ids.iter().enumerate() {
+        assert_eq!(scope(&report, account_id)["status"], "baseline");
+        assert_eq!(
+            scope(&report, account_id)["incomplete"],
+            serde_json::json!([])
+        );
+        assert!(snapshot_text(home.path(), account_id).contains(&format!("user-{number}")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_throttling_is_never_empty() {
+    let moto = Moto::start();
+    let ids = create_organization(&moto.endpoint, &member_names(2)).await;
+    let gate = AwsGate::start(
+        &moto.endpoint,
+        Box::new(|request| {
+            request
+                .body
+                .contains("Action=GetAccountAuthorizationDetails")
+                .then(throttling)
+        }),
+    );
+    let home = tempfile::tempdir().expect("temp dir");
+    let config = write_storm_config(home.path(), &gate.endpoint, 3);
+
+    let (code, report, stderr) = scan(home.path(), &config);
+
+    // Throttled out: no scope reads as an empty account.
+    assert_eq!(code, 2, "{report:#}\n{stderr}");
+    for account_id in &ids {
+        let scope = scope(&report, account_id);
+        let text = scope.to_string();
+        assert!(text.contains("Throttling"), "{text}");
+        assert!(
+            !home
+                .path()
+                .join(format!("snapshots/aws/{account_id}.json"))
+                .exists(),
+            "no snapshot of an account that could not be listed"
+        );
+    }
+}
