@@ -424,7 +424,7 @@ fn accounts_scan_in_parallel_in_config_order() {
     assert_eq!(in_flight, 1, "scan.concurrency bounds every scope at once");
 }
 
-/// An IAM Query-protocol `Throttling` error, as IAM sends it.
+/// Returns an IAM Query-protocol `Throttling` error, as IAM sends it.
 fn throttling() -> GateResponse {
     GateResponse {
         status: 400,
