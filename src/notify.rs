@@ -274,12 +274,7 @@ impl Failure {
         if status.is_redirection() {
             reason.push_str(" (redirects are not followed; use the final URL)");
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::collect::retry_after(response);
         Failure {
             reason,
             retryable: status.is_server_error() || matches!(status.as_u16(), 408 | 429),

@@ -17,6 +17,17 @@ pub struct RetrySettings {
     pub attempt_timeout: Duration,
 }
 
+impl RetrySettings {
+    /// Returns the wait before retry `attempt` (1 for the first retry):
+    /// the initial backoff doubled per attempt, capped at the maximum.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
 impl Default for RetrySettings {
     fn default() -> RetrySettings {
         RetrySettings {

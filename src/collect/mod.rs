@@ -100,6 +100,21 @@ pub fn export_entries(folder: &std::path::Path) -> Result<Vec<PathBuf>, CollectE
     Ok(paths)
 }
 
+/// Reads a response's `Retry-After` header as whole seconds; the HTTP-date
+/// form is not read.
+pub fn retry_after(response: &reqwest::Response) -> Option<std::time::Duration> {
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(std::time::Duration::from_secs)
+}
+
 /// Joins the messages of an error and its causes on one line, skipping
 /// messages that an earlier one already contains.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

@@ -211,7 +211,7 @@ impl GraphClient {
                 Ok(response) => response,
                 Err(error) if attempt < self.retry.max_attempts => {
                     debug!(what, attempt, error = %error, "request failed; retrying");
-                    tokio::time::sleep(self.backoff(attempt)).await;
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
                     attempt += 1;
                     continue;
                 }
@@ -224,7 +224,7 @@ impl GraphClient {
             };
 
             let status = response.status().as_u16();
-            let retry_after = retry_after(&response);
+            let retry_after = crate::collect::retry_after(&response);
             let body = response.text().await.unwrap_or_default();
             match status {
                 200 => {
@@ -251,7 +251,7 @@ impl GraphClient {
                 }
                 429 | 503 | 504 if attempt < self.retry.max_attempts => {
                     // Graph's Retry-After is a minimum; backoff applies without one.
-                    let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+                    let wait = retry_after.unwrap_or_else(|| self.retry.backoff(attempt));
                     debug!(
                         what,
                         status,
@@ -287,15 +287,6 @@ impl GraphClient {
         }
         Ok(())
     }
-
-    /// Exponential backoff for an attempt, capped by the retry settings.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.retry
-            .initial_backoff
-            .saturating_mul(factor)
-            .min(self.retry.max_backoff)
-    }
 }
 
 /// A response that ends a request: a page or object, or Graph's response
@@ -311,12 +302,6 @@ enum Fetched {
 fn graph_error_code(body: &str) -> Option<String> {
     let parsed: Value = serde_json::from_str(body).ok()?;
     parsed["error"]["code"].as_str().map(str::to_string)
-}
-
-/// Reads `Retry-After` as seconds; Graph sends whole seconds.
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get("Retry-After")?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Describes a failed response by status and Graph's error code and message.

@@ -176,7 +176,7 @@ impl GcpClient {
                 Ok(response) => response,
                 Err(error) if attempt < self.retry.max_attempts => {
                     debug!(what, attempt, error = %error, "request failed; retrying");
-                    tokio::time::sleep(self.backoff(attempt)).await;
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
                     attempt += 1;
                     continue;
                 }
@@ -190,7 +190,7 @@ impl GcpClient {
             };
 
             let status = response.status().as_u16();
-            let retry_after = retry_after(&response);
+            let retry_after = crate::collect::retry_after(&response);
             let text = response.text().await.unwrap_or_default();
             drop(permit);
             let retryable = matches!(status, 429 | 500 | 502 | 503 | 504);
@@ -217,7 +217,7 @@ impl GcpClient {
                     )));
                 }
                 _ if retryable && attempt < self.retry.max_attempts => {
-                    let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+                    let wait = retry_after.unwrap_or_else(|| self.retry.backoff(attempt));
                     debug!(
                         what,
                         status,
@@ -294,15 +294,6 @@ impl GcpClient {
             ))),
         }
     }
-
-    /// Exponential backoff for an attempt, capped by the retry settings.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.retry
-            .initial_backoff
-            .saturating_mul(factor)
-            .min(self.retry.max_backoff)
-    }
 }
 
 /// Percent-encodes a query value or path segment.
@@ -319,12 +310,6 @@ fn kind_of(value: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
-}
-
-/// Reads `Retry-After` as seconds.
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get("Retry-After")?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Describes a failed response by status and Google's error status and message.
