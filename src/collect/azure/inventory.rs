@@ -34,13 +34,19 @@ pub struct TenantInventory {
 impl TenantInventory {
     /// Marks a collection incomplete with the reason, and logs it.
     pub fn incomplete(&mut self, name: CollectionName, reason: String) {
+        self.incomplete_for(name, reason, Vec::new());
+    }
+
+    /// Marks a collection incomplete for the `unlisted` identities only
+    /// (for all of them when the list is empty), and logs it.
+    fn incomplete_for(&mut self, name: CollectionName, reason: String, unlisted: Vec<String>) {
         warn!(collection = %name, reason = %sanitize(&reason), "listing incomplete");
         self.collections.insert(
             name,
             Completeness::Incomplete {
                 reason,
                 kept_previous: false,
-                unlisted: Vec::new(),
+                unlisted,
             },
         );
     }
@@ -170,16 +176,8 @@ impl TenantInventory {
                 unlisted.len(),
                 names.join(", ")
             );
-            warn!(collection = %CollectionName::FederatedCredentials, reason = %sanitize(&reason), "listing incomplete");
             let unlisted = unlisted.iter().map(|app| app.id.clone()).collect();
-            self.collections.insert(
-                CollectionName::FederatedCredentials,
-                Completeness::Incomplete {
-                    reason,
-                    kept_previous: false,
-                    unlisted,
-                },
-            );
+            self.incomplete_for(CollectionName::FederatedCredentials, reason, unlisted);
         }
         unknown.sort();
         unknown.dedup();
