@@ -239,9 +239,9 @@ pub fn policy_members(policy: &Value, accounts: &[Identity]) -> PolicyMembers {
     let bindings = policy
         .get("bindings")
         .and_then(Value::as_array)
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
-    for binding in &bindings {
+    for binding in bindings {
         let Some(role) = text(binding, "role") else {
             continue;
         };
