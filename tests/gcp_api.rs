@@ -112,7 +112,7 @@ fn start_one(project: FakeProject) -> (FakeGcp, String) {
     (fake, project_id)
 }
 
-/// Returns the statuses the fake answered on a path, in order.
+/// Returns the statuses the fake returned on a path, in order.
 fn statuses(fake: &FakeGcp, path: &str) -> Vec<u16> {
     fake.requests_for(path)
         .iter()

@@ -370,7 +370,7 @@ fn write_accounts_config(
 /// Scans three accounts and returns the scope order and the most
 /// `GetCallerIdentity` calls that were in flight at once.
 ///
-/// The proxy holds each such call until a second one arrives, or for 3 s,
+/// The proxy delays each such call until a second one arrives, or for 3 s,
 /// so that two accounts that may run at once do meet, however slow the
 /// machine.
 fn scan_slow_accounts(moto: &Moto, limits: &str) -> (Vec<String>, usize) {

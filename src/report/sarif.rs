@@ -7,7 +7,7 @@
 //! the response commands are in the result's message and properties.
 //! Expected findings carry an external suppression that gives the reason.
 //!
-//! Paths are relative to the git work tree that holds the snapshot folder
+//! Paths are relative to the git work tree that contains the snapshot folder
 //! (`uriBaseId` `%SRCROOT%`), or to the snapshot folder itself outside git
 //! (`uriBaseId` `SNAPSHOTS`). An identity that is not in the snapshot file
 //! (a removal, or a `--dry-run` scan) is located on the file without a line.

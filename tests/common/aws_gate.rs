@@ -1,4 +1,4 @@
-//! A forwarding proxy on 127.0.0.1 in front of moto that answers chosen
+//! A forwarding proxy on 127.0.0.1 in front of moto that responds to chosen
 //! requests itself, for the failures moto cannot produce: moto's
 //! `AssumeRole` succeeds for any role ARN and external id, even a role that
 //! does not exist.
@@ -29,7 +29,7 @@ pub struct GateResponse {
     pub body: String,
 }
 
-/// Decides which requests the proxy answers itself; `None` forwards to moto.
+/// Decides which requests the proxy responds to itself; `None` forwards to moto.
 pub type Handler = dyn Fn(&GateRequest) -> Option<GateResponse> + Send + Sync;
 
 /// The proxy, stopped when dropped.

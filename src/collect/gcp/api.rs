@@ -81,9 +81,9 @@ fn build_credentials(settings: &GcpSettings, source: &str) -> Result<Credentials
         )
     })?;
     // NOTE: impersonation by target email calls iamcredentials.googleapis.com,
-    // whose address google-cloud-auth 1.19 does not let callers change, so
-    // the tests cannot reach this path; an `impersonated_service_account`
-    // credential file (which names its own URL) is tested instead.
+    // and google-cloud-auth 1.19 does not let callers change that address.
+    // So the tests cannot reach this path. They test an
+    // `impersonated_service_account` credential file, which names its own URL.
     impersonated::Builder::from_source_credentials(source_credentials)
         .with_target_principal(target)
         .with_scopes([CLOUD_PLATFORM_SCOPE])

@@ -204,7 +204,7 @@ impl GcpClient {
                 }
                 401 if !refreshed => {
                     // google-cloud-auth keeps serving a cached token that the
-                    // API refused, so fresh credentials replace it.
+                    // API rejected, so fresh credentials replace it.
                     debug!(what, "401 from the API; retrying with fresh credentials");
                     self.replace_credentials(generation)
                         .map_err(CallError::Credentials)?;
@@ -244,23 +244,23 @@ impl GcpClient {
             .clone()
     }
 
-    /// Replaces the credentials whose token the API refused, unless a
-    /// request refused at the same time already did.
-    fn replace_credentials(&self, refused_generation: u64) -> Result<(), Failure> {
+    /// Replaces the credentials whose token the API rejected, unless a
+    /// request rejected at the same time already did.
+    fn replace_credentials(&self, rejected_generation: u64) -> Result<(), Failure> {
         let mut guard = self
             .credentials
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if guard.0 == refused_generation {
-            *guard = (refused_generation + 1, (self.new_credentials)()?);
+        if guard.0 == rejected_generation {
+            *guard = (rejected_generation + 1, (self.new_credentials)()?);
         }
         Ok(())
     }
 
     /// Returns the authorization headers, from google-cloud-auth's cache or
-    /// a new token. google-cloud-auth sets no time limit on a token request,
-    /// so a metadata server that accepts the connection and never responds
-    /// would block it; the attempt timeout bounds it here.
+    /// a new token. The attempt timeout bounds the token request, because
+    /// google-cloud-auth sets no limit and a silent metadata server would
+    /// block it.
     async fn headers(
         &self,
         what: &str,
