@@ -972,7 +972,29 @@ mod tests {
         );
         assert_eq!(config.scope_limits, ScopeLimits::default());
         assert_eq!(config.azure_tenants.len(), 1);
+        assert_eq!(config.gworkspace.customers, ["my_customer"]);
         assert_eq!(config.expected.len(), 4);
+    }
+
+    #[test]
+    fn gworkspace_customers_take_both_forms() {
+        let listed = parse_text(
+            "[gworkspace]\ncustomers = [\"C03az79cb\"]\ndirectory_url = \"http://127.0.0.1:9/\"\n",
+        )
+        .unwrap();
+        assert_eq!(listed.gworkspace.customers, ["C03az79cb"]);
+        assert_eq!(listed.gworkspace.directory_url, "http://127.0.0.1:9");
+        assert_eq!(listed.gworkspace.page_size, 500);
+
+        let tables = parse_text(
+            "[[gworkspace.customers]]\n\n[[gworkspace.customers]]\ncustomer = \"C03az79cb\"\n",
+        )
+        .unwrap();
+        assert_eq!(tables.gworkspace.customers, ["my_customer", "C03az79cb"]);
+        let error = parse_text("[gworkspace]\ncustomers = [3]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("gworkspace.customers[0]:"), "{error}");
     }
 
     const ORGANIZATION: &str = "[[aws.organizations]]\nmember_role_name = \"idrift-reader\"\n";

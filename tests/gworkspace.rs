@@ -567,3 +567,91 @@ fn bad_config_values_are_named() {
         "no request before the config is valid"
     );
 }
+
+#[test]
+fn reports_validate_and_rules_apply() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let admin = export_user("100000000000000000001", "admin@example.com", true);
+    let day_one = work.path().join("day-1");
+    let folder = day_one.join(format!("gworkspace/{CUSTOMER_ID}"));
+    write_page(&folder, "users.json", std::slice::from_ref(&admin), None);
+    let baseline = scan_export(work.path(), &day_one);
+    assert_eq!(baseline.code, 0, "{:#}", baseline.report);
+
+    let day_two = work.path().join("day-2");
+    let folder = day_two.join(format!("gworkspace/{CUSTOMER_ID}"));
+    let users = [
+        admin,
+        export_user("100000000000000000004", "svc-sync@example.com", false),
+        export_user("100000000000000000005", "svc-root@example.com", true),
+    ];
+    write_page(&folder, "users.json", &users, None);
+    let config = work.path().join("idrift.toml");
+    let rule = "[[expected]]\nowner = \"it-team\"\nreason = \"directory sync accounts\"\n\
+                provider = \"gworkspace\"\nkind = \"gworkspace_user\"\nname = \"svc-*@example.com\"\n";
+    std::fs::write(&config, rule).expect("write config");
+
+    let out = work.path().join("out");
+    std::fs::create_dir_all(&out).expect("out folder");
+    let mut command = common::idrift(work.path());
+    command
+        .arg("scan")
+        .arg("--config")
+        .arg(&config)
+        .arg("--from-export")
+        .arg(&day_two)
+        .arg("--snapshots")
+        .arg(work.path().join("snapshots"))
+        .args(["--format", "json"]);
+    for (format, file) in [
+        ("json", "report.json"),
+        ("sarif", "report.sarif"),
+        ("ocsf", "report.ocsf.jsonl"),
+    ] {
+        command
+            .arg("--output")
+            .arg(format!("{format}={}", out.join(file).display()));
+    }
+    let scan = parse_scan(run(&mut command));
+    assert_eq!(scan.code, 1, "{:#}\n{}", scan.report, scan.stderr);
+
+    // The rule mutes the plain sync account, but not one that arrives as a
+    // super admin, because it does not list privilege_added.
+    let sync = finding(&scan.report, "svc-sync@example.com");
+    assert_eq!(sync["expected"], true, "{sync:#}");
+    assert!(
+        sync["expected_reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("it-team")),
+        "{sync:#}"
+    );
+    let root = finding(&scan.report, "svc-root@example.com");
+    assert_eq!(root["expected"], false, "{root:#}");
+    assert_eq!(root["severity"], "critical");
+
+    let (code, schema, _) = run(common::idrift(work.path()).arg("schema"));
+    assert_eq!(code, 0);
+    let schema_file = work.path().join("report-schema.json");
+    std::fs::write(&schema_file, schema).expect("write schema");
+    common::schemas::validate_against(&schema_file, &out.join("report.json"), true);
+    common::schemas::validate_against(
+        common::schemas::sarif_schema(),
+        &out.join("report.sarif"),
+        false,
+    );
+    common::schemas::validate_ocsf(
+        "1.5.0",
+        "detection_finding",
+        "cloud",
+        &out.join("report.ocsf.jsonl"),
+    );
+    let ocsf = std::fs::read_to_string(out.join("report.ocsf.jsonl")).expect("ocsf");
+    let event: Value = serde_json::from_str(ocsf.lines().next().expect("an event")).expect("JSON");
+    assert_eq!(event["cloud"]["provider"], "Google Workspace");
+    assert_eq!(event["cloud"]["account"]["uid"], CUSTOMER_ID);
+    let sarif = std::fs::read_to_string(out.join("report.sarif")).expect("sarif");
+    assert!(
+        sarif.contains(&format!("gworkspace/{CUSTOMER_ID}.json")),
+        "results sit on the snapshot file"
+    );
+}
