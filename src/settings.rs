@@ -370,8 +370,8 @@ impl GworkspaceSettings {
 
 /// Returns true for a Google Workspace customer id: `C` followed by 5 to
 /// 20 letters and digits, such as `C03az79cb`.
-// NOTE: Google documents no pattern for customer ids; the ids seen are `C`
-// and 8 letters and digits, and the bounds here are a guess that leaves room.
+// NOTE: Google documents no pattern for customer ids. The ids seen are `C`
+// and 8 letters and digits, so the bounds here are a guess that leaves room.
 pub fn is_customer_id(text: &str) -> bool {
     text.strip_prefix('C').is_some_and(|rest| {
         (5..=20).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())

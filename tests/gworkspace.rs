@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -72,7 +71,7 @@ impl Setup {
 
     /// Runs `idrift scan` with an environment sealed to the fake.
     fn scan(&self, fake: &FakeGcp) -> Scan {
-        let mut command = command(self.work.path(), fake);
+        let mut command = fake.idrift(self.work.path());
         command
             .env("GOOGLE_APPLICATION_CREDENTIALS", &self.credentials)
             .arg("scan")
@@ -93,23 +92,6 @@ fn parse_scan((code, stdout, stderr): (i32, String, String)) -> Scan {
         report,
         stderr,
     }
-}
-
-/// Returns the idrift command with no Google, cloud or proxy variables of
-/// the caller, a temporary HOME and the metadata server at the fake.
-fn command(home: &Path, fake: &FakeGcp) -> Command {
-    let mut command = common::idrift(home);
-    for (name, _) in std::env::vars() {
-        let cloud = name.starts_with("GOOGLE_")
-            || name.starts_with("GCE_")
-            || name.starts_with("CLOUDSDK_")
-            || name.to_ascii_lowercase().ends_with("_proxy");
-        if cloud {
-            command.env_remove(name);
-        }
-    }
-    command.env("GCE_METADATA_HOST", fake.metadata_host());
-    command
 }
 
 /// Starts the fake with no projects and the sample customer with `users`
@@ -375,7 +357,7 @@ fn throttled_then_ok() {
         Some(4)
     );
 
-    // Throttled on every attempt: the scope fails and says so.
+    // Throttled on every attempt: the scope fails with the status in its error.
     fake.add_fault(Fault::Throttle {
         path: DIRECTORY_USERS_PATH.to_string(),
         times: usize::MAX,

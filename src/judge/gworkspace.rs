@@ -3,7 +3,7 @@
 //!
 //! A super administrator (`isAdmin`) controls the whole customer: every
 //! user, every setting, every other admin. A delegated administrator
-//! (`isDelegatedAdmin`) holds some admin role short of that. Google
+//! (`isDelegatedAdmin`) has an admin role short of that. Google
 //! creates no users of its own in a customer, so no creation is expected
 //! by built-in knowledge.
 //!

@@ -694,7 +694,7 @@ pub struct FakeUser {
     pub primary_email: String,
     /// `isAdmin`: a super administrator.
     pub is_admin: bool,
-    /// `isDelegatedAdmin`: holds an admin role short of super admin.
+    /// `isDelegatedAdmin`: has an admin role short of super admin.
     pub is_delegated_admin: bool,
     /// `suspended`.
     pub suspended: bool,
@@ -1179,6 +1179,23 @@ impl FakeGcp {
     /// Changes the data set in place.
     pub fn edit_organization(&self, edit: impl FnOnce(&mut Organization)) {
         edit(&mut self.state().organization);
+    }
+
+    /// Returns the idrift command with no Google, cloud or proxy variables
+    /// of the caller, `home` as HOME and the metadata server at the fake.
+    pub fn idrift(&self, home: &std::path::Path) -> std::process::Command {
+        let mut command = super::idrift(home);
+        for (name, _) in std::env::vars() {
+            let cloud = name.starts_with("GOOGLE_")
+                || name.starts_with("GCE_")
+                || name.starts_with("CLOUDSDK_")
+                || name.to_ascii_lowercase().ends_with("_proxy");
+            if cloud {
+                command.env_remove(name);
+            }
+        }
+        command.env("GCE_METADATA_HOST", self.metadata_host());
+        command
     }
 
     /// Replaces the Workspace customers the Directory API serves.

@@ -43,7 +43,7 @@ impl CallError {
     }
 }
 
-/// What an error message tells the user to do, by kind of failure; each
+/// Advice that an error message gives the user, per kind of failure. Each
 /// text follows the failure in parentheses or after a semicolon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hints {
@@ -353,7 +353,7 @@ fn kind_of(value: &Value) -> &'static str {
 
 /// Describes a failed response by status and Google's error status and
 /// message. Older APIs such as the Admin SDK may send no `status`, only a
-/// legacy `errors` list, whose first `reason` stands in for it.
+/// legacy `errors` list, whose first `reason` is used in its place.
 fn describe_status(what: &str, status: u16, body: &str, attempts: u32, hints: &Hints) -> Failure {
     let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let code = parsed["error"]["status"]

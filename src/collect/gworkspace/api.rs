@@ -47,7 +47,7 @@ fn build_credentials(source: &str) -> Result<Credentials, String> {
         })
 }
 
-/// What errors of the Directory API tell the user to do.
+/// Returns the advice that Directory API errors give the user.
 fn hints() -> Hints {
     Hints {
         unreachable: "check gworkspace.directory_url, the network and proxy settings".to_string(),
