@@ -637,3 +637,81 @@ fn reports_validate_and_rules_apply() {
         "results sit on the snapshot file"
     );
 }
+
+/// Returns a command with git's identity set and no user or system git config.
+fn with_git_identity(mut command: std::process::Command) -> std::process::Command {
+    command
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "idrift test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "idrift test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid");
+    command
+}
+
+#[test]
+fn history_follows_workspace_user() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let repository = work.path().join("repo");
+    std::fs::create_dir_all(&repository).expect("repo");
+    let mut init = with_git_identity(std::process::Command::new("git"));
+    init.arg("-C")
+        .arg(&repository)
+        .args(["init", "--quiet", "--initial-branch=main"]);
+    assert!(init.status().expect("git runs").success());
+
+    let admin = export_user("100000000000000000001", "admin@example.com", true);
+    let rogue_id = "100000000000000000003";
+    let rogue = export_user(rogue_id, "rogue@example.com", false);
+    let mut promoted = rogue.clone();
+    promoted["isAdmin"] = json!(true);
+    let days = [
+        vec![admin.clone()],
+        vec![admin.clone(), rogue],
+        vec![admin, promoted],
+    ];
+    for (day, users) in days.iter().enumerate() {
+        let export = work.path().join(format!("day-{day}"));
+        let folder = export.join(format!("gworkspace/{CUSTOMER_ID}"));
+        write_page(&folder, "users.json", users, None);
+        let mut scan = with_git_identity(common::idrift(work.path()));
+        scan.arg("scan")
+            .arg("--from-export")
+            .arg(&export)
+            .arg("--snapshots")
+            .arg(repository.join("snapshots"))
+            .arg("--commit");
+        let (code, stdout, stderr) = run(&mut scan);
+        assert!(
+            code == 0 || code == 1,
+            "day {day}: {code}\n{stdout}\n{stderr}"
+        );
+    }
+
+    let mut history = with_git_identity(common::idrift(work.path()));
+    history
+        .arg("history")
+        .arg("--snapshots")
+        .arg(repository.join("snapshots"))
+        .arg(rogue_id);
+    let (code, stdout, stderr) = run(&mut history);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("rogue@example.com"), "{stdout}");
+    assert!(stdout.contains("super_admin"), "{stdout}");
+
+    let mut diff = with_git_identity(common::idrift(work.path()));
+    diff.arg("diff")
+        .arg("--snapshots")
+        .arg(repository.join("snapshots"))
+        .args(["HEAD~2", "HEAD", "--format", "json"]);
+    let diffed = parse_scan(run(&mut diff));
+    assert_eq!(diffed.code, 1, "{:#}\n{}", diffed.report, diffed.stderr);
+    assert_eq!(
+        finding_lines(&diffed.report),
+        [
+            "identity_added rogue@example.com medium T1136.003",
+            "privilege_added rogue@example.com critical T1098.003",
+        ]
+    );
+}

@@ -105,8 +105,13 @@ pub(super) fn response_commands(customer: &str, change: &Change) -> Vec<String> 
     }
 }
 
+/// Percent-encodes an id for a URL path or query.
+fn encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 fn user_url(identity: &Identity, action: &str) -> String {
-    let id = crate::collect::gcp::client::encode(&identity.id);
+    let id = encode(&identity.id);
     shell_quote(&format!(
         "{ADMIN_API}/admin/directory/v1/users/{id}{action}"
     ))
@@ -140,8 +145,8 @@ fn revoke_grant(customer: &str, identity: &Identity, grant: &AdminGrant) -> Stri
     }
     let url = format!(
         "{ADMIN_API}/admin/directory/v1/customer/{}/roleassignments?userKey={}",
-        crate::collect::gcp::client::encode(customer),
-        crate::collect::gcp::client::encode(&identity.id)
+        encode(customer),
+        encode(&identity.id)
     );
     format!("curl {AUTHORIZATION} {}", shell_quote(&url))
 }
