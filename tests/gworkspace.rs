@@ -715,3 +715,41 @@ fn history_follows_workspace_user() {
         ]
     );
 }
+
+#[test]
+fn service_account_without_admin_role_is_forbidden() {
+    let fake = start(1);
+    let setup = Setup::new(&fake, "customers = [\"my_customer\"]");
+    // No credential file: google-cloud-auth falls back to the fake metadata
+    // server, whose default service account is no admin of the customer.
+    let mut command = fake.idrift(setup.work.path());
+    command
+        .arg("scan")
+        .arg("--config")
+        .arg(&setup.config)
+        .arg("--snapshots")
+        .arg(setup.snapshots())
+        .args(["--format", "json"]);
+    let scan = parse_scan(run(&mut command));
+    assert_eq!(scan.code, 2, "{:#}\n{}", scan.report, scan.stderr);
+    let tokens = fake.issued_tokens();
+    assert!(
+        tokens.iter().all(|token| token.principal != USER_EMAIL),
+        "{tokens:?}"
+    );
+    assert!(
+        tokens[0]
+            .scopes
+            .iter()
+            .any(|scope| scope == DIRECTORY_USER_READONLY_SCOPE),
+        "{tokens:?}"
+    );
+    let error = scan.report["scopes"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("HTTP 403 forbidden"), "{error}");
+    assert!(
+        error.contains("metadata server"),
+        "the source is named: {error}"
+    );
+}

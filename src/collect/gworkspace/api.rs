@@ -15,7 +15,7 @@ use tracing::info;
 
 use super::records::{assemble, customer_of, users};
 use crate::collect::gcp::api::credential_source;
-use crate::collect::gcp::client::{CredentialsFactory, GcpClient, Hints, encode};
+use crate::collect::gcp::client::{CallError, CredentialsFactory, GcpClient, Hints, encode};
 use crate::collect::{CollectError, Collected, error_chain};
 use crate::settings::{GworkspaceSettings, RetrySettings};
 
@@ -70,7 +70,7 @@ pub async fn collect_customers(
     let source = credential_source();
     let factory_source = source.clone();
     let factory: CredentialsFactory = Box::new(move || build_credentials(&factory_source));
-    let client = match GcpClient::new(factory, source, retry, 1) {
+    let client = match GcpClient::new(factory, source.clone(), retry, 1) {
         Ok(client) => client.with_hints(hints()),
         Err(reason) => {
             let first = settings.customers.first().cloned().unwrap_or_default();
@@ -81,17 +81,20 @@ pub async fn collect_customers(
     let mut results = Vec::new();
     for customer in &settings.customers {
         info!(customer, "scanning Google Workspace customer");
-        results.push(collect_customer(&client, settings, customer).await);
+        results.push(collect_customer(&client, settings, customer, &source).await);
     }
     results
 }
 
 /// Lists one customer's users. Any failure fails the customer as a whole,
-/// because users are its only collection; the snapshot on disk stays as it is.
+/// because users are its only collection, and the snapshot on disk stays as
+/// it is. A refused call names `source`, the credentials used, because an
+/// admin's login and a machine's service account are easily mixed up.
 async fn collect_customer(
     client: &GcpClient,
     settings: &GworkspaceSettings,
     customer: &str,
+    source: &str,
 ) -> Result<Collected, CollectError> {
     let calls = AtomicU64::new(0);
     let url = format!(
@@ -104,7 +107,13 @@ async fn collect_customer(
     let records = client
         .list(&calls, &what, &url, "users")
         .await
-        .map_err(|error| unavailable(customer, error.message().to_string()))?;
+        .map_err(|error| match error {
+            CallError::Credentials(reason) => unavailable(customer, reason),
+            CallError::Failed(reason) => unavailable(
+                customer,
+                format!("{reason}; the credentials came from {source}"),
+            ),
+        })?;
 
     let users = users(&records);
     let customer_id = customer_of(customer, &users.customer_ids)
