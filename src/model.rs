@@ -675,6 +675,9 @@ pub mod gworkspace_attribute {
     pub const ARCHIVED: &str = "archived";
     /// The organizational unit, such as `/Engineering`.
     pub const ORG_UNIT_PATH: &str = "org_unit_path";
+    /// The admin grant `via` of both Workspace admin statuses, which come
+    /// with the user record rather than from a policy.
+    pub const ADMIN_STATUS: &str = "admin_status";
     /// The admin grant `policy` of a super administrator (`isAdmin`).
     pub const SUPER_ADMIN: &str = "super_admin";
     /// The admin grant `policy` of a delegated administrator

@@ -180,7 +180,7 @@ fn new_super_admin_is_critical() {
     assert!(
         backdoor["evidence"]["admin"]
             .as_str()
-            .is_some_and(|admin| admin.contains("super_admin")),
+            .is_some_and(|admin| admin.contains("Workspace super admin status")),
         "{backdoor:#}"
     );
     let response: Vec<&str> = backdoor["response"]
@@ -698,7 +698,10 @@ fn history_follows_workspace_user() {
     let (code, stdout, stderr) = run(&mut history);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("rogue@example.com"), "{stdout}");
-    assert!(stdout.contains("super_admin"), "{stdout}");
+    assert!(
+        stdout.contains("gained admin through Workspace super admin status"),
+        "{stdout}"
+    );
 
     let mut diff = with_git_identity(common::idrift(work.path()));
     diff.arg("diff")

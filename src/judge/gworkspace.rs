@@ -178,7 +178,7 @@ mod tests {
         identity.admin_grants = grants
             .iter()
             .map(|policy| AdminGrant {
-                via: "directory".to_string(),
+                via: attribute::ADMIN_STATUS.to_string(),
                 policy: policy.to_string(),
                 group: None,
                 group_id: None,

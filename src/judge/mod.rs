@@ -365,6 +365,9 @@ fn grant_source(grant: &crate::model::AdminGrant) -> String {
             )
         }
         (Some(group), _) => format!("group {group} ({} {})", grant.via, grant.policy),
+        (None, _) if grant.via == crate::model::gworkspace_attribute::ADMIN_STATUS => {
+            format!("Workspace {} status", grant.policy.replace('_', " "))
+        }
         (None, _) => format!("{} policy {}", grant.via, grant.policy),
     }
 }

@@ -41,7 +41,7 @@ fn flag(record: &Value, key: &str) -> bool {
 
 fn grant(policy: &str, reason: &str) -> AdminGrant {
     AdminGrant {
-        via: "directory".to_string(),
+        via: attribute::ADMIN_STATUS.to_string(),
         policy: policy.to_string(),
         group: None,
         group_id: None,
