@@ -756,3 +756,36 @@ fn service_account_without_admin_role_is_forbidden() {
         "the source is named: {error}"
     );
 }
+
+#[test]
+fn missing_credentials_fail_every_customer() {
+    let fake = start(0);
+    let setup = Setup::new(&fake, "customers = [\"my_customer\", \"C11111111\"]");
+    let mut command = fake.idrift(setup.work.path());
+    command
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            setup.work.path().join("missing.json"),
+        )
+        .arg("scan")
+        .arg("--config")
+        .arg(&setup.config)
+        .arg("--snapshots")
+        .arg(setup.snapshots())
+        .args(["--format", "json"]);
+    let scan = parse_scan(run(&mut command));
+    assert_eq!(scan.code, 2, "{}", scan.stderr);
+    let scopes = scan.report["scopes"].as_array().expect("scopes");
+    assert_eq!(scopes.len(), 2, "{:#}", scan.report);
+    for (scope, customer) in scopes.iter().zip(["my_customer", "C11111111"]) {
+        assert_eq!(scope["scope"], customer);
+        assert_eq!(scope["status"], "failed");
+        let error = scope["error"].as_str().unwrap_or_default();
+        assert!(error.contains("missing.json"), "{error}");
+        assert!(
+            error.contains("gcloud auth application-default login"),
+            "{error}"
+        );
+    }
+    assert!(fake.requests_for(DIRECTORY_USERS_PATH).is_empty());
+}

@@ -72,9 +72,13 @@ pub async fn collect_customers(
     let factory: CredentialsFactory = Box::new(move || build_credentials(&factory_source));
     let client = match GcpClient::new(factory, source.clone(), retry, 1) {
         Ok(client) => client.with_hints(hints()),
+        // Without credentials, no customer can be scanned.
         Err(reason) => {
-            let first = settings.customers.first().cloned().unwrap_or_default();
-            return vec![Err(unavailable(&first, reason))];
+            return settings
+                .customers
+                .iter()
+                .map(|customer| Err(unavailable(customer, reason.clone())))
+                .collect();
         }
     };
 
