@@ -530,8 +530,8 @@ fn bad_config_values_are_named() {
     ];
     for (table, key, detail) in cases {
         let setup = Setup::new(&fake, "");
-        // A table form cannot follow directory_url in [gworkspace], so the
-        // case's text goes first.
+        // The case's keys join [gworkspace] after directory_url, and a
+        // [[gworkspace.customers]] table starts after them.
         let text = format!(
             "[gworkspace]\ndirectory_url = \"{}\"\n{}\n",
             fake.endpoint,
