@@ -11,8 +11,8 @@ use crate::notify::{NotifyError, WebhookSettings};
 use crate::report::output::{self, OutputTarget};
 use crate::rules::{Date, RuleSet};
 use crate::settings::{
-    AwsAccountSettings, AwsOrganizationSettings, AzureTenantSettings, GcpSettings, ReportFormat,
-    RetrySettings, ScopeLimits,
+    AwsAccountSettings, AwsOrganizationSettings, AzureTenantSettings, GcpSettings,
+    GworkspaceSettings, ReportFormat, RetrySettings, ScopeLimits,
 };
 
 /// Finds cloud identities nobody meant to create: snapshots them, diffs the
@@ -180,6 +180,8 @@ pub enum Source {
         azure_tenants: Vec<AzureTenantSettings>,
         /// Google Cloud projects.
         gcp: Box<GcpSettings>,
+        /// Google Workspace customers.
+        gworkspace: GworkspaceSettings,
         /// Retry policy.
         retry: RetrySettings,
     },
@@ -246,7 +248,7 @@ pub enum SettingsError {
     Config(#[from] ConfigError),
     /// Nothing to scan.
     #[error(
-        "nothing to scan: the config lists no [[aws.accounts]], [[aws.organizations]], [[azure.tenants]] or [gcp] projects and no --from-export was given; \
+        "nothing to scan: the config lists no [[aws.accounts]], [[aws.organizations]], [[azure.tenants]], [gcp] projects or [gworkspace] customers and no --from-export was given; \
          pass --config FILE (see config.example.toml) or --from-export PATH"
     )]
     NoScopes,
@@ -267,7 +269,8 @@ impl ScanArgs {
             None if config.aws_accounts.is_empty()
                 && config.aws_organizations.is_empty()
                 && config.azure_tenants.is_empty()
-                && config.gcp.is_empty() =>
+                && config.gcp.is_empty()
+                && config.gworkspace.is_empty() =>
             {
                 return Err(SettingsError::NoScopes);
             }
@@ -277,6 +280,7 @@ impl ScanArgs {
                 scope_limits: config.scope_limits,
                 azure_tenants: config.azure_tenants.clone(),
                 gcp: Box::new(config.gcp.clone()),
+                gworkspace: config.gworkspace.clone(),
                 retry: config.retry.clone(),
             },
         };

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::rules::ExpectedRule;
 use crate::settings::{
     AwsAccountSettings, AwsOrganizationSettings, AzureCloud, AzureCredentialSource,
-    AzureTenantSettings, GcpSettings, RetrySettings, ScopeLimits, is_guid,
+    AzureTenantSettings, GcpSettings, GworkspaceSettings, RetrySettings, ScopeLimits, is_guid,
 };
 
 /// A config file that cannot be used.
@@ -60,6 +60,8 @@ struct ConfigFile {
     azure: AzureFile,
     #[serde(default)]
     gcp: GcpFile,
+    #[serde(default)]
+    gworkspace: GworkspaceFile,
     /// Read table by table, so that errors name the rule and field.
     #[serde(default)]
     expected: Vec<toml::Table>,
@@ -79,6 +81,17 @@ struct GcpFile {
     resource_manager_url: Option<String>,
     page_size: Option<u32>,
     concurrency: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GworkspaceFile {
+    /// Customer ids as strings, or `[[gworkspace.customers]]` tables; read
+    /// one by one, so that errors name the entry and key.
+    #[serde(default)]
+    customers: Vec<toml::Value>,
+    directory_url: Option<String>,
+    page_size: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +185,8 @@ pub struct Config {
     pub azure_tenants: Vec<AzureTenantSettings>,
     /// Google Cloud projects to scan.
     pub gcp: GcpSettings,
+    /// Google Workspace customers to scan.
+    pub gworkspace: GworkspaceSettings,
     /// Expected-account rules, in file order.
     pub expected: Vec<ExpectedRule>,
 }
@@ -244,6 +259,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         resolve_scope_limits(&file).map_err(|(key, message)| invalid(key, message))?;
 
     let gcp = resolve_gcp(&file.gcp).map_err(|(key, message)| invalid(key, message))?;
+    let gworkspace =
+        resolve_gworkspace(&file.gworkspace).map_err(|(key, message)| invalid(key, message))?;
 
     let folder = path.parent().unwrap_or(Path::new("."));
     let azure_tenants =
@@ -261,6 +278,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         scope_limits,
         azure_tenants,
         gcp,
+        gworkspace,
         expected,
     })
 }
@@ -402,6 +420,117 @@ fn resolve_gcp(file: &GcpFile) -> Result<GcpSettings, KeyError> {
         page_size,
         concurrency,
     })
+}
+
+/// Validates the `[gworkspace]` table and its customers.
+fn resolve_gworkspace(file: &GworkspaceFile) -> Result<GworkspaceSettings, KeyError> {
+    let defaults = GworkspaceSettings::default();
+    let page_size = file.page_size.unwrap_or(defaults.page_size);
+    if !(1..=500).contains(&page_size) {
+        return Err((
+            "gworkspace.page_size".into(),
+            format!("{page_size} is out of range; use 1 to 500"),
+        ));
+    }
+    if let Some(url) = &file.directory_url {
+        check_endpoint(url).map_err(|message| ("gworkspace.directory_url".to_string(), message))?;
+    }
+
+    let mut customers: Vec<String> = Vec::new();
+    for (index, entry) in file.customers.iter().enumerate() {
+        let key = format!("gworkspace.customers[{index}]");
+        let customer = resolve_customer(entry).map_err(|(name, message)| {
+            let key = if name.is_empty() {
+                key.clone()
+            } else {
+                format!("{key}.{name}")
+            };
+            (key, message)
+        })?;
+        if customers.contains(&customer) {
+            return Err((
+                key,
+                format!("names customer {customer} listed before; each customer is scanned once"),
+            ));
+        }
+        customers.push(customer);
+    }
+    Ok(GworkspaceSettings {
+        customers,
+        directory_url: file
+            .directory_url
+            .as_deref()
+            .map_or(defaults.directory_url, |url| {
+                url.trim_end_matches('/').to_string()
+            }),
+        page_size,
+    })
+}
+
+/// Validates one customer: a string, or a table with `customer` (default
+/// `my_customer`) and `admin_email`. Errors name the key within the table,
+/// or no key for a bare string.
+fn resolve_customer(entry: &toml::Value) -> Result<String, KeyError> {
+    let customer = match entry {
+        toml::Value::String(customer) => customer.clone(),
+        toml::Value::Table(table) => {
+            for (name, value) in table {
+                match name.as_str() {
+                    "customer" if value.is_str() => {}
+                    "customer" => {
+                        return Err((name.clone(), "must be a string".to_string()));
+                    }
+                    "admin_email" => return Err((name.clone(), admin_email_unsupported())),
+                    _ => {
+                        return Err((
+                            name.clone(),
+                            "is not a key of a customer; use customer".to_string(),
+                        ));
+                    }
+                }
+            }
+            table
+                .get("customer")
+                .and_then(toml::Value::as_str)
+                .unwrap_or(GworkspaceSettings::MY_CUSTOMER)
+                .to_string()
+        }
+        _ => {
+            return Err((
+                String::new(),
+                "must be a customer id string or a table with customer".to_string(),
+            ));
+        }
+    };
+    let valid =
+        customer == GworkspaceSettings::MY_CUSTOMER || crate::settings::is_customer_id(&customer);
+    if !valid {
+        let key = match entry {
+            toml::Value::Table(_) => "customer".to_string(),
+            _ => String::new(),
+        };
+        return Err((
+            key,
+            format!(
+                "{customer:?} is not a customer; use \"my_customer\" (the caller's own) or a \
+                 customer id such as \"C03az79cb\" (Admin console, Account settings)"
+            ),
+        ));
+    }
+    Ok(customer)
+}
+
+/// Explains why `admin_email` (domain-wide delegation) is rejected.
+// NOTE: domain-wide delegation needs a token whose JWT `sub` claim names the
+// admin. google-cloud-auth 1.19's service account credentials always set
+// `sub` to the service account itself and offer no way to change it, so
+// idrift cannot act as an admin through a service account key yet.
+fn admin_email_unsupported() -> String {
+    "domain-wide delegation is not supported: google-cloud-auth 1.19, which idrift signs \
+     tokens with, cannot set the admin as the token's subject; remove admin_email and use an \
+     admin's own credentials (gcloud auth application-default login with the \
+     admin.directory.user.readonly scope, see the README)"
+        .to_string()
 }
 
 /// Validates one `[[azure.tenants]]` table. Errors name the key within the table.
@@ -843,7 +972,29 @@ mod tests {
         );
         assert_eq!(config.scope_limits, ScopeLimits::default());
         assert_eq!(config.azure_tenants.len(), 1);
+        assert_eq!(config.gworkspace.customers, ["my_customer"]);
         assert_eq!(config.expected.len(), 4);
+    }
+
+    #[test]
+    fn gworkspace_customers_take_both_forms() {
+        let listed = parse_text(
+            "[gworkspace]\ncustomers = [\"C03az79cb\"]\ndirectory_url = \"http://127.0.0.1:9/\"\n",
+        )
+        .unwrap();
+        assert_eq!(listed.gworkspace.customers, ["C03az79cb"]);
+        assert_eq!(listed.gworkspace.directory_url, "http://127.0.0.1:9");
+        assert_eq!(listed.gworkspace.page_size, 500);
+
+        let tables = parse_text(
+            "[[gworkspace.customers]]\n\n[[gworkspace.customers]]\ncustomer = \"C03az79cb\"\n",
+        )
+        .unwrap();
+        assert_eq!(tables.gworkspace.customers, ["my_customer", "C03az79cb"]);
+        let error = parse_text("[gworkspace]\ncustomers = [3]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("gworkspace.customers[0]:"), "{error}");
     }
 
     const ORGANIZATION: &str = "[[aws.organizations]]\nmember_role_name = \"idrift-reader\"\n";

@@ -23,6 +23,9 @@ pub enum Provider {
     Azure,
     /// Google Cloud IAM; one scope per project id.
     Gcp,
+    /// Google Workspace or Cloud Identity; one scope per customer id
+    /// (`C` and letters and digits, such as `C03az79cb`).
+    Gworkspace,
 }
 
 impl Provider {
@@ -32,6 +35,7 @@ impl Provider {
             Provider::Aws => "aws",
             Provider::Azure => "azure",
             Provider::Gcp => "gcp",
+            Provider::Gworkspace => "gworkspace",
         }
     }
 
@@ -41,6 +45,7 @@ impl Provider {
             "aws" => Some(Provider::Aws),
             "azure" => Some(Provider::Azure),
             "gcp" => Some(Provider::Gcp),
+            "gworkspace" => Some(Provider::Gworkspace),
             _ => None,
         }
     }
@@ -74,11 +79,14 @@ pub enum IdentityKind {
     /// group, domain, outside service account, service agent or workload
     /// identity), keyed by its member string such as `user:ana@example.com`.
     GcpPrincipal,
+    /// A Google Workspace or Cloud Identity user, keyed by its numeric `id`.
+    GworkspaceUser,
 }
 
 impl IdentityKind {
-    /// Every identity kind, AWS first, then Entra ID, then Google Cloud.
-    pub const ALL: [IdentityKind; 8] = [
+    /// Every identity kind, AWS first, then Entra ID, then Google Cloud,
+    /// then Google Workspace.
+    pub const ALL: [IdentityKind; 9] = [
         IdentityKind::AwsUser,
         IdentityKind::AwsRole,
         IdentityKind::AzureUser,
@@ -87,6 +95,7 @@ impl IdentityKind {
         IdentityKind::AzureApplication,
         IdentityKind::GcpServiceAccount,
         IdentityKind::GcpPrincipal,
+        IdentityKind::GworkspaceUser,
     ];
 
     /// Returns the snake_case name used in snapshots, reports and config.
@@ -100,6 +109,7 @@ impl IdentityKind {
             IdentityKind::AzureApplication => "azure_application",
             IdentityKind::GcpServiceAccount => "gcp_service_account",
             IdentityKind::GcpPrincipal => "gcp_principal",
+            IdentityKind::GworkspaceUser => "gworkspace_user",
         }
     }
 
@@ -119,6 +129,7 @@ impl IdentityKind {
             | IdentityKind::AzureManagedIdentity
             | IdentityKind::AzureApplication => Provider::Azure,
             IdentityKind::GcpServiceAccount | IdentityKind::GcpPrincipal => Provider::Gcp,
+            IdentityKind::GworkspaceUser => Provider::Gworkspace,
         }
     }
 
@@ -133,6 +144,7 @@ impl IdentityKind {
             IdentityKind::AzureApplication => "app registration",
             IdentityKind::GcpServiceAccount => "service account",
             IdentityKind::GcpPrincipal => "IAM policy member",
+            IdentityKind::GworkspaceUser => "Workspace user",
         }
     }
 
@@ -148,6 +160,7 @@ impl IdentityKind {
             IdentityKind::AzureApplication => CollectionName::Applications,
             IdentityKind::GcpServiceAccount => CollectionName::ServiceAccounts,
             IdentityKind::GcpPrincipal => CollectionName::IamPolicy,
+            IdentityKind::GworkspaceUser => CollectionName::Users,
         }
     }
 
@@ -157,6 +170,8 @@ impl IdentityKind {
             IdentityKind::GcpServiceAccount | IdentityKind::GcpPrincipal => {
                 CollectionName::IamPolicy
             }
+            // `isAdmin` and `isDelegatedAdmin` come with each user record.
+            IdentityKind::GworkspaceUser => CollectionName::Users,
             _ => CollectionName::Privileges,
         }
     }
@@ -164,7 +179,11 @@ impl IdentityKind {
     /// Returns every identity kind whose records a collection lists.
     pub fn listed_by(collection: CollectionName) -> &'static [IdentityKind] {
         match collection {
-            CollectionName::Users => &[IdentityKind::AwsUser, IdentityKind::AzureUser],
+            CollectionName::Users => &[
+                IdentityKind::AwsUser,
+                IdentityKind::AzureUser,
+                IdentityKind::GworkspaceUser,
+            ],
             CollectionName::Roles => &[IdentityKind::AwsRole],
             CollectionName::ServicePrincipals => &[
                 IdentityKind::AzureServicePrincipal,
@@ -232,6 +251,9 @@ impl CollectionName {
         CollectionName::ServiceAccountKeys,
         CollectionName::IamPolicy,
     ];
+
+    /// Every Google Workspace collection: users, with their admin status.
+    pub const GWORKSPACE: [CollectionName; 1] = [CollectionName::Users];
 
     /// Returns the snake_case name used in snapshots and reports.
     pub fn as_str(self) -> &'static str {
@@ -643,6 +665,24 @@ pub mod gcp_attribute {
     pub const PROJECT_ID: &str = "project_id";
     /// The numeric uid of a deleted principal that a policy still names.
     pub const DELETED_UID: &str = "deleted_uid";
+}
+
+/// Attribute names and admin grant values the Google Workspace collector
+/// records and the judge reads.
+pub mod gworkspace_attribute {
+    /// `true` for a user whose account is archived (an Archived User
+    /// license); absent otherwise.
+    pub const ARCHIVED: &str = "archived";
+    /// The organizational unit, such as `/Engineering`.
+    pub const ORG_UNIT_PATH: &str = "org_unit_path";
+    /// The admin grant `via` of both Workspace admin statuses, which come
+    /// with the user record rather than from a policy.
+    pub const ADMIN_STATUS: &str = "admin_status";
+    /// The admin grant `policy` of a super administrator (`isAdmin`).
+    pub const SUPER_ADMIN: &str = "super_admin";
+    /// The admin grant `policy` of a delegated administrator
+    /// (`isDelegatedAdmin`): an admin role short of super admin.
+    pub const DELEGATED_ADMIN: &str = "delegated_admin";
 }
 
 #[cfg(test)]

@@ -322,7 +322,12 @@ pub fn load_tree(path: &Path) -> Result<Vec<Snapshot>, StoreError> {
     }
 
     let mut snapshots = Vec::new();
-    for provider in [Provider::Aws, Provider::Azure, Provider::Gcp] {
+    for provider in [
+        Provider::Aws,
+        Provider::Azure,
+        Provider::Gcp,
+        Provider::Gworkspace,
+    ] {
         let folder = path.join(provider.as_str());
         let entries = match fs::read_dir(&folder) {
             Ok(entries) => entries,

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod azure;
 pub mod gcp;
+pub mod gworkspace;
 pub mod parallel;
 
 use std::path::PathBuf;
@@ -43,12 +44,14 @@ pub enum CollectError {
 }
 
 /// Reads every scope under an export path: one AWS authorization-details
-/// file, or a folder holding `aws/<account-id>/`, `azure/<tenant-id>/` and
-/// `gcp/<project-id>/` folders (or one of those folders itself).
+/// file, or a folder holding `aws/<account-id>/`, `azure/<tenant-id>/`,
+/// `gcp/<project-id>/` and `gworkspace/<customer-id>/` folders (or one of
+/// those folders itself).
 pub fn collect_exports(path: &std::path::Path) -> Result<Vec<Collected>, CollectError> {
     let azure = azure::export::is_present(path);
     let gcp = gcp::export::is_present(path);
-    if path.is_file() || (!azure && !gcp) {
+    let gworkspace = gworkspace::export::is_present(path);
+    if path.is_file() || (!azure && !gcp && !gworkspace) {
         return aws::export::collect_exports(path);
     }
     // Inside one provider's folder, only that provider is read.
@@ -59,13 +62,14 @@ pub fn collect_exports(path: &std::path::Path) -> Result<Vec<Collected>, Collect
     .into_iter()
     .flatten()
     .find_map(|name| {
-        ["aws", "azure", "gcp"]
+        ["aws", "azure", "gcp", "gworkspace"]
             .into_iter()
             .find(|provider| name == *provider)
     });
     match provider_folder {
         Some("azure") => return azure::export::collect_exports(path),
         Some("gcp") => return gcp::export::collect_exports(path),
+        Some("gworkspace") => return gworkspace::export::collect_exports(path),
         Some(_) => return aws::export::collect_exports(path),
         None => {}
     }
@@ -78,6 +82,9 @@ pub fn collect_exports(path: &std::path::Path) -> Result<Vec<Collected>, Collect
     }
     if gcp {
         collected.extend(gcp::export::collect_exports(path)?);
+    }
+    if gworkspace {
+        collected.extend(gworkspace::export::collect_exports(path)?);
     }
     Ok(collected)
 }

@@ -53,6 +53,7 @@ pub async fn run(settings: &ScanSettings) -> Report {
             scope_limits,
             azure_tenants,
             gcp,
+            gworkspace,
             retry,
         } => {
             let (scopes, failures) =
@@ -74,6 +75,19 @@ pub async fn run(settings: &ScanSettings) -> Report {
             if !gcp.is_empty() {
                 let started = Instant::now();
                 for result in crate::collect::gcp::api::collect_projects(gcp, retry).await {
+                    match result {
+                        Ok(collected) => {
+                            record_scope(&store, settings, collected, started, "api", &mut results)
+                        }
+                        Err(error) => results.scopes.push(failed_scope(&error)),
+                    }
+                }
+            }
+            if !gworkspace.is_empty() {
+                let started = Instant::now();
+                for result in
+                    crate::collect::gworkspace::api::collect_customers(gworkspace, retry).await
+                {
                     match result {
                         Ok(collected) => {
                             record_scope(&store, settings, collected, started, "api", &mut results)

@@ -15,6 +15,7 @@ mod aws;
 mod azure;
 mod expected;
 pub mod gcp;
+mod gworkspace;
 
 pub use expected::expired_rule_findings;
 
@@ -165,6 +166,7 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
         Provider::Aws => aws::assess(&diff.scope, change),
         Provider::Azure => azure::assess(change),
         Provider::Gcp => gcp::assess(&diff.scope, change),
+        Provider::Gworkspace => gworkspace::assess(change),
     };
     let verdict_expected = verdict.expected_reason.is_some();
     let mut evidence = identity_evidence(identity);
@@ -194,6 +196,7 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
         Provider::Aws => aws::response_commands(change),
         Provider::Azure => azure::response_commands(change),
         Provider::Gcp => gcp::response_commands(&diff.scope, change),
+        Provider::Gworkspace => gworkspace::response_commands(&diff.scope, change),
     };
     if finding.response.is_empty() {
         finding.response = investigate_commands(&finding);
@@ -234,6 +237,9 @@ pub(crate) fn investigate_commands(finding: &Finding) -> Vec<String> {
             )),
             shell_quote(&finding.scope)
         )],
+        (Provider::Gworkspace, Some(_)) => {
+            vec![gworkspace::investigate_command(&finding.identity_name)]
+        }
     }
 }
 
@@ -359,6 +365,9 @@ fn grant_source(grant: &crate::model::AdminGrant) -> String {
             )
         }
         (Some(group), _) => format!("group {group} ({} {})", grant.via, grant.policy),
+        (None, _) if grant.via == crate::model::gworkspace_attribute::ADMIN_STATUS => {
+            format!("Workspace {} status", grant.policy.replace('_', " "))
+        }
         (None, _) => format!("{} policy {}", grant.via, grant.policy),
     }
 }

@@ -170,6 +170,10 @@ fn cloud(finding: &Finding) -> Value {
             "GCP",
             json!({ "uid": finding.scope, "type_id": 11, "type": "GCP Project" }),
         ),
+        Provider::Gworkspace => (
+            "Google Workspace",
+            json!({ "uid": finding.scope, "type_id": 15, "type": "Google Workspace" }),
+        ),
     };
     let mut cloud = json!({ "provider": provider, "account": account });
     if finding.provider == Provider::Gcp {

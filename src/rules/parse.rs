@@ -238,7 +238,7 @@ fn kinds_of(provider: Provider) -> String {
 
 fn parse_provider(name: &str) -> Result<Provider, String> {
     Provider::parse(name)
-        .ok_or_else(|| format!("{name:?} is not a provider; use aws, azure or gcp"))
+        .ok_or_else(|| format!("{name:?} is not a provider; use aws, azure, gcp or gworkspace"))
 }
 
 fn parse_kind(name: &str) -> Result<IdentityKind, String> {

@@ -293,7 +293,7 @@ fn invalid_fields_name_rule_and_field() {
         (
             "provider = \"oracle\"\n",
             "expected[1].provider",
-            "aws, azure or gcp",
+            "aws, azure, gcp or gworkspace",
         ),
         (
             "provider = \"gcp\"\nkind = \"aws_role\"\n",

@@ -17,6 +17,12 @@
 //!   and an opaque `nextPageToken`, and each account's keys (not paged).
 //! - Resource Manager v3: `projects:search`, paged the same way, and
 //!   `getIamPolicy` of a project.
+//! - Admin SDK Directory `users.list` of a Google Workspace customer
+//!   ([`Workspace`]), paged by `maxResults` (default 100, maximum 500). The
+//!   token must carry a Directory user scope and belong to a user who is an
+//!   admin of the customer; `customer=my_customer` names the caller's own.
+//!   Its 403 is the Directory API's legacy body, with an `errors` list and
+//!   no `status`.
 //!
 //! Every API request needs `Authorization: Bearer` with a token the fake
 //! issued and that has not expired or been revoked. Errors use Google's
@@ -81,6 +87,19 @@ pub const METADATA_EMAIL_PATH: &str = "/computeMetadata/v1/instance/service-acco
 pub const METADATA_UNIVERSE_DOMAIN_PATH: &str = "/computeMetadata/v1/universe/universe-domain";
 /// Path of the OAuth 2.0 token endpoint.
 pub const OAUTH_TOKEN_PATH: &str = "/token";
+/// Path of the Admin SDK Directory API's `users.list`.
+pub const DIRECTORY_USERS_PATH: &str = "/admin/directory/v1/users";
+/// The read-only Directory scope for users.
+pub const DIRECTORY_USER_READONLY_SCOPE: &str =
+    "https://www.googleapis.com/auth/admin.directory.user.readonly";
+/// The read and write Directory scope for users.
+pub const DIRECTORY_USER_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user";
+/// `maxResults` of `users.list` when the request sends none.
+pub const DIRECTORY_DEFAULT_PAGE_SIZE: usize = 100;
+/// The largest `maxResults` that `users.list` accepts.
+pub const DIRECTORY_MAX_PAGE_SIZE: usize = 500;
+/// The customer id of [`Workspace::sample`].
+pub const CUSTOMER_ID: &str = "C03az79cb";
 /// Path of Resource Manager's project search.
 pub const PROJECTS_SEARCH_PATH: &str = "/v3/projects:search";
 /// Path of `folders.list`.
@@ -666,6 +685,164 @@ impl Organization {
     }
 }
 
+/// A Google Workspace user, as `users.list` returns it.
+#[derive(Debug, Clone)]
+pub struct FakeUser {
+    /// The immutable numeric `id`, 21 digits.
+    pub id: String,
+    /// `primaryEmail`, which can be given to a new user with a new id.
+    pub primary_email: String,
+    /// `isAdmin`: a super administrator.
+    pub is_admin: bool,
+    /// `isDelegatedAdmin`: has an admin role short of super admin.
+    pub is_delegated_admin: bool,
+    /// `suspended`.
+    pub suspended: bool,
+    /// `archived`.
+    pub archived: bool,
+    /// `orgUnitPath`.
+    pub org_unit_path: String,
+    /// `creationTime`.
+    pub creation_time: String,
+    /// Edits to the user's JSON.
+    pub edits: JsonEdits,
+}
+
+impl FakeUser {
+    /// Builds an active user without admin status in the root unit, whose
+    /// id is derived from `seed`.
+    pub fn new(email: &str, seed: u64) -> FakeUser {
+        FakeUser {
+            id: user_id(seed),
+            primary_email: email.to_string(),
+            is_admin: false,
+            is_delegated_admin: false,
+            suspended: false,
+            archived: false,
+            org_unit_path: "/".to_string(),
+            creation_time: CREATED.to_string(),
+            edits: JsonEdits::default(),
+        }
+    }
+
+    /// Makes the user a super administrator.
+    pub fn super_admin(mut self) -> FakeUser {
+        self.is_admin = true;
+        self
+    }
+
+    fn to_json(&self, customer_id: &str) -> Value {
+        let local = self.primary_email.split('@').next().unwrap_or_default();
+        let record = json!({
+            "kind": "admin#directory#user",
+            "id": self.id,
+            "etag": format!("\"{:016x}\"", fnv64(&self.primary_email)),
+            "primaryEmail": self.primary_email,
+            "name": {"givenName": local, "familyName": "Example", "fullName": format!("{local} Example")},
+            "isAdmin": self.is_admin,
+            "isDelegatedAdmin": self.is_delegated_admin,
+            "lastLoginTime": rfc3339(unix_now()),
+            "creationTime": self.creation_time,
+            "agreedToTerms": true,
+            "suspended": self.suspended,
+            "archived": self.archived,
+            "changePasswordAtNextLogin": false,
+            "ipWhitelisted": false,
+            "emails": [{"address": self.primary_email, "primary": true}],
+            "customerId": customer_id,
+            "orgUnitPath": self.org_unit_path,
+            "isMailboxSetup": true,
+            "isEnrolledIn2Sv": false,
+            "isEnforcedIn2Sv": false,
+            "includeInGlobalAddressList": true,
+        });
+        apply_edits(&self.edits, record)
+    }
+}
+
+impl Editable for FakeUser {
+    fn edits_mut(&mut self) -> &mut JsonEdits {
+        &mut self.edits
+    }
+}
+
+/// Returns a 21-digit Workspace user id derived from `seed`.
+pub fn user_id(seed: u64) -> String {
+    // Any u64 has at most 20 digits.
+    format!("1{:020}", fnv64(&seed.to_string()))
+}
+
+/// A Google Workspace or Cloud Identity customer.
+#[derive(Debug, Clone)]
+pub struct FakeCustomer {
+    /// The customer id, such as [`CUSTOMER_ID`].
+    pub customer_id: String,
+    /// Users, in listing order.
+    pub users: Vec<FakeUser>,
+}
+
+impl FakeCustomer {
+    /// Returns the user with an email, to change it.
+    ///
+    /// # Panics
+    ///
+    /// When there is no such user.
+    pub fn user_mut(&mut self, email: &str) -> &mut FakeUser {
+        self.users
+            .iter_mut()
+            .find(|user| user.primary_email == email)
+            .unwrap_or_else(|| panic!("no user {email}"))
+    }
+
+    /// Returns true when the email is that of one of its admins.
+    fn has_admin(&self, email: &str) -> bool {
+        self.users.iter().any(|user| {
+            user.primary_email == email
+                && (user.is_admin || user.is_delegated_admin)
+                && !user.suspended
+        })
+    }
+
+    fn has_user(&self, email: &str) -> bool {
+        self.users.iter().any(|user| user.primary_email == email)
+    }
+}
+
+/// The Workspace customers the fake serves through the Directory API.
+#[derive(Debug, Clone, Default)]
+pub struct Workspace {
+    /// Customers; `my_customer` is the one with a user of the caller's email.
+    pub customers: Vec<FakeCustomer>,
+}
+
+impl Workspace {
+    /// Builds one customer, [`CUSTOMER_ID`], whose super admin is the user
+    /// of the fake's refresh token ([`USER_EMAIL`]), with `users` more
+    /// ordinary users `user-N@example.com`.
+    pub fn sample(users: u64) -> Workspace {
+        let mut all = vec![FakeUser::new(USER_EMAIL, 0).super_admin()];
+        all.extend((1..=users).map(|n| FakeUser::new(&format!("user-{n}@example.com"), n)));
+        Workspace {
+            customers: vec![FakeCustomer {
+                customer_id: CUSTOMER_ID.to_string(),
+                users: all,
+            }],
+        }
+    }
+
+    /// Returns the customer with an id, to change it.
+    ///
+    /// # Panics
+    ///
+    /// When there is no such customer.
+    pub fn customer_mut(&mut self, customer_id: &str) -> &mut FakeCustomer {
+        self.customers
+            .iter_mut()
+            .find(|customer| customer.customer_id == customer_id)
+            .unwrap_or_else(|| panic!("no customer {customer_id}"))
+    }
+}
+
 /// How the last page of a listing marks the end of the listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LastPageToken {
@@ -736,6 +913,10 @@ pub enum Fault {
         /// The page that is malformed, from 1.
         page: usize,
     },
+    /// Returns 403 `PERMISSION_DENIED` with reason `SERVICE_DISABLED` for
+    /// every Directory API request, as when the Admin SDK API is not
+    /// enabled in the caller's project.
+    DirectoryApiDisabled,
     /// Fails the first `times` token requests, to the metadata server or
     /// the OAuth endpoint, with 503.
     TokenUnavailable {
@@ -875,6 +1056,7 @@ struct State {
     /// `http://127.0.0.1:PORT`.
     endpoint: String,
     organization: Organization,
+    workspace: Workspace,
     /// Records per page at most, below the request's `pageSize`.
     page_size: usize,
     last_page_token: LastPageToken,
@@ -916,6 +1098,7 @@ impl FakeGcp {
         let state = Arc::new(Mutex::new(State {
             endpoint: endpoint.clone(),
             organization,
+            workspace: Workspace::default(),
             page_size: usize::MAX,
             last_page_token: LastPageToken::Omitted,
             token_lifetime_seconds: DEFAULT_TOKEN_LIFETIME_SECONDS,
@@ -996,6 +1179,33 @@ impl FakeGcp {
     /// Changes the data set in place.
     pub fn edit_organization(&self, edit: impl FnOnce(&mut Organization)) {
         edit(&mut self.state().organization);
+    }
+
+    /// Returns the idrift command with no Google, cloud or proxy variables
+    /// of the caller, `home` as HOME and the metadata server at the fake.
+    pub fn idrift(&self, home: &std::path::Path) -> std::process::Command {
+        let mut command = super::idrift(home);
+        for (name, _) in std::env::vars() {
+            let cloud = name.starts_with("GOOGLE_")
+                || name.starts_with("GCE_")
+                || name.starts_with("CLOUDSDK_")
+                || name.to_ascii_lowercase().ends_with("_proxy");
+            if cloud {
+                command.env_remove(name);
+            }
+        }
+        command.env("GCE_METADATA_HOST", self.metadata_host());
+        command
+    }
+
+    /// Replaces the Workspace customers the Directory API serves.
+    pub fn set_workspace(&self, workspace: Workspace) {
+        self.state().workspace = workspace;
+    }
+
+    /// Changes the Workspace customers in place.
+    pub fn edit_workspace(&self, edit: impl FnOnce(&mut Workspace)) {
+        edit(&mut self.state().workspace);
     }
 
     /// Sets the maximum number of records per page of every listing. A
@@ -1268,6 +1478,7 @@ enum ApiMethod {
     SearchProjects,
     ListFolders,
     GenerateAccessToken,
+    ListUsers,
 }
 
 impl ApiMethod {
@@ -1281,6 +1492,7 @@ impl ApiMethod {
                 "cloudresourcemanager.googleapis.com"
             }
             ApiMethod::GenerateAccessToken => "iamcredentials.googleapis.com",
+            ApiMethod::ListUsers => "admin.googleapis.com",
         }
     }
 
@@ -1295,6 +1507,7 @@ impl ApiMethod {
             ApiMethod::GenerateAccessToken => {
                 "google.iam.credentials.v1.IAMCredentials.GenerateAccessToken"
             }
+            ApiMethod::ListUsers => "ccc.hosted.frontend.directory.v1.DirectoryUsers.List",
         }
     }
 
@@ -1307,6 +1520,8 @@ impl ApiMethod {
             ApiMethod::SearchProjects => "resourcemanager.projects.get",
             ApiMethod::ListFolders => "resourcemanager.folders.list",
             ApiMethod::GenerateAccessToken => "iam.serviceAccounts.getAccessToken",
+            // Workspace has admin privileges, not IAM permissions.
+            ApiMethod::ListUsers => "Users read (admin privilege)",
         }
     }
 
@@ -1323,9 +1538,12 @@ impl ApiMethod {
 #[derive(Debug, Clone, PartialEq)]
 struct GoogleError {
     code: u16,
+    /// The canonical status; empty for a legacy body without one.
     status: &'static str,
     message: String,
     details: Vec<Value>,
+    /// The legacy `errors` list of older APIs such as the Directory API.
+    errors: Vec<Value>,
 }
 
 impl GoogleError {
@@ -1335,7 +1553,49 @@ impl GoogleError {
             status,
             message: message.into(),
             details: Vec::new(),
+            errors: Vec::new(),
         }
+    }
+
+    /// Builds the Directory API's 403 for a caller who is not an admin of
+    /// the customer: a legacy body with an `errors` list and no `status`.
+    fn directory_forbidden() -> GoogleError {
+        let message = "Not Authorized to access this resource/api";
+        let mut error = GoogleError::new(403, "", message);
+        error
+            .errors
+            .push(json!({"message": message, "domain": "global", "reason": "forbidden"}));
+        error
+    }
+
+    /// Builds the 403 of a token without the scope a method needs.
+    fn scope_insufficient(method: ApiMethod) -> GoogleError {
+        GoogleError::new(
+            403,
+            "PERMISSION_DENIED",
+            "Request had insufficient authentication scopes.",
+        )
+        .with_reason(
+            "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+            "googleapis.com",
+            json!({"service": method.service(), "method": method.rpc()}),
+        )
+    }
+
+    /// Builds the 403 of an API that is not enabled in the caller's project.
+    fn service_disabled(method: ApiMethod) -> GoogleError {
+        let service = method.service();
+        let message = format!(
+            "Admin SDK API has not been used in project {METADATA_PROJECT_NUMBER} before or it \
+             is disabled. Enable it by visiting \
+             https://console.developers.google.com/apis/api/{service}/overview?project={METADATA_PROJECT_NUMBER} \
+             then retry."
+        );
+        GoogleError::new(403, "PERMISSION_DENIED", message).with_reason(
+            "SERVICE_DISABLED",
+            "googleapis.com",
+            json!({"consumer": format!("projects/{METADATA_PROJECT_NUMBER}"), "service": service}),
+        )
     }
 
     /// Adds a `google.rpc.ErrorInfo` detail.
@@ -1425,10 +1685,15 @@ impl GoogleError {
         let mut error = json!({
             "code": self.code,
             "message": self.message,
-            "status": self.status,
         });
+        if !self.status.is_empty() {
+            error["status"] = json!(self.status);
+        }
         if !self.details.is_empty() {
             error["details"] = Value::Array(self.details);
+        }
+        if !self.errors.is_empty() {
+            error["errors"] = Value::Array(self.errors);
         }
         let mut reply = Reply::json(self.code, &json!({ "error": error }));
         if self.code == 401 {
@@ -1455,6 +1720,7 @@ enum Route {
     SearchProjects,
     ListFolders,
     GenerateAccessToken { email: String },
+    ListUsers,
 }
 
 impl Route {
@@ -1465,6 +1731,9 @@ impl Route {
         }
         if path == FOLDERS_PATH {
             return Some(Route::ListFolders);
+        }
+        if path == DIRECTORY_USERS_PATH {
+            return Some(Route::ListUsers);
         }
         if let Some(rest) = path.strip_prefix("/v3/projects/") {
             let project = rest.strip_suffix(":getIamPolicy")?;
@@ -1501,6 +1770,7 @@ impl Route {
             Route::SearchProjects => ApiMethod::SearchProjects,
             Route::ListFolders => ApiMethod::ListFolders,
             Route::GenerateAccessToken { .. } => ApiMethod::GenerateAccessToken,
+            Route::ListUsers => ApiMethod::ListUsers,
         }
     }
 
@@ -1518,14 +1788,20 @@ impl Route {
             Route::ListServiceAccounts { project }
             | Route::ListKeys { project, .. }
             | Route::GetIamPolicy { project } => Some(project),
-            Route::SearchProjects | Route::ListFolders | Route::GenerateAccessToken { .. } => None,
+            Route::SearchProjects
+            | Route::ListFolders
+            | Route::GenerateAccessToken { .. }
+            | Route::ListUsers => None,
         }
     }
 
     fn is_listing(&self) -> bool {
         matches!(
             self,
-            Route::ListServiceAccounts { .. } | Route::SearchProjects | Route::ListFolders
+            Route::ListServiceAccounts { .. }
+                | Route::SearchProjects
+                | Route::ListFolders
+                | Route::ListUsers
         )
     }
 }
@@ -1766,6 +2042,7 @@ impl State {
             }
             (Route::SearchProjects, Some(position)) => self.search_projects(incoming, position),
             (Route::ListFolders, Some(position)) => self.list_folders(incoming, position),
+            (Route::ListUsers, Some(position)) => self.list_users(incoming, &token, position),
             (Route::ListKeys { project, account }, _) => self.list_keys(incoming, project, account),
             (Route::GetIamPolicy { project }, _) => self.get_iam_policy(incoming, project),
             (Route::GenerateAccessToken { email }, _) => {
@@ -1815,6 +2092,9 @@ impl State {
                 } if path_matches(pattern, path) && active.hits < *times => {
                     GoogleError::unavailable()
                 }
+                Fault::DirectoryApiDisabled if *route == Route::ListUsers => {
+                    GoogleError::service_disabled(method)
+                }
                 Fault::PermissionDenied { project_id } if route.project() == Some(project_id) => {
                     GoogleError::permission_denied(method, &format!("projects/{project_id}"))
                 }
@@ -1849,6 +2129,9 @@ impl State {
     /// or 0 means [`DEFAULT_PAGE_SIZE`] and larger than [`MAX_PAGE_SIZE`]
     /// means the maximum, then capped by [`FakeGcp::set_page_size`].
     fn page_size(&self, incoming: &Incoming) -> Result<usize, GoogleError> {
+        if incoming.path == DIRECTORY_USERS_PATH {
+            return self.directory_page_size(incoming);
+        }
         let requested = match incoming.param("pageSize") {
             None | Some("") => 0,
             Some(text) => text.parse::<i64>().map_err(|_| {
@@ -1869,6 +2152,81 @@ impl State {
                 .min(MAX_PAGE_SIZE),
         };
         Ok(size.min(self.page_size))
+    }
+
+    /// Returns the page size of `users.list`: `maxResults` from 1 to
+    /// [`DIRECTORY_MAX_PAGE_SIZE`], [`DIRECTORY_DEFAULT_PAGE_SIZE`] when
+    /// absent, then capped by [`FakeGcp::set_page_size`].
+    fn directory_page_size(&self, incoming: &Incoming) -> Result<usize, GoogleError> {
+        let size = match incoming.param("maxResults") {
+            None => DIRECTORY_DEFAULT_PAGE_SIZE,
+            Some(text) => match text.parse::<usize>() {
+                Ok(size) if (1..=DIRECTORY_MAX_PAGE_SIZE).contains(&size) => size,
+                _ => {
+                    return Err(GoogleError::invalid_argument(format!(
+                        "Invalid value '{text}'. Values must be within the range: [1, 500]"
+                    )));
+                }
+            },
+        };
+        Ok(size.min(self.page_size))
+    }
+
+    /// Lists the users of the customer that `customer` names, for a token
+    /// with a Directory user scope whose user is an admin there.
+    fn list_users(
+        &mut self,
+        incoming: &Incoming,
+        token: &str,
+        position: Position,
+    ) -> Result<Reply, GoogleError> {
+        let method = ApiMethod::ListUsers;
+        let issued = self
+            .issued_tokens
+            .iter()
+            .find(|issued| issued.token == token);
+        let scoped = issued.is_some_and(|issued| {
+            issued.scopes.iter().any(|scope| {
+                scope == DIRECTORY_USER_READONLY_SCOPE || scope == DIRECTORY_USER_SCOPE
+            })
+        });
+        if !scoped {
+            return Err(GoogleError::scope_insufficient(method));
+        }
+        let caller = issued
+            .map(|issued| issued.principal.clone())
+            .unwrap_or_default();
+        let Some(requested) = incoming.param("customer").filter(|c| !c.is_empty()) else {
+            return Err(GoogleError::invalid_argument("Bad Request"));
+        };
+        let customer = self.workspace.customers.iter().find(|customer| {
+            if requested == "my_customer" {
+                customer.has_user(&caller)
+            } else {
+                customer.customer_id == requested
+            }
+        });
+        let Some(customer) = customer.filter(|customer| customer.has_admin(&caller)) else {
+            return Err(GoogleError::directory_forbidden());
+        };
+        let customer_id = customer.customer_id.clone();
+        let records: Vec<Value> = customer
+            .users
+            .iter()
+            .map(|user| user.to_json(&customer_id))
+            .collect();
+
+        let mut reply = self.list_page(incoming, "users", records, position)?;
+        // The Directory API names the kind of list and an etag on each page.
+        if let Ok(Value::Object(mut body)) = serde_json::from_str::<Value>(&reply.body) {
+            body.insert("kind".to_string(), json!("admin#directory#users"));
+            body.insert(
+                "etag".to_string(),
+                json!(format!("\"{:016x}\"", fnv64(&customer_id))),
+            );
+            reply.body = Value::Object(body).to_string();
+        }
+        Ok(reply)
     }
 
     fn list_service_accounts(

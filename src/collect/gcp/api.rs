@@ -34,7 +34,7 @@ fn unavailable(scope: &str, reason: String) -> CollectError {
 /// Describes where application default credentials come from, the way
 /// google-cloud-auth 1.19 looks: `GOOGLE_APPLICATION_CREDENTIALS`, then
 /// gcloud's file, then the metadata server.
-fn credential_source() -> String {
+pub(crate) fn credential_source() -> String {
     if let Some(path) =
         std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|path| !path.is_empty())
     {

@@ -43,6 +43,32 @@ impl CallError {
     }
 }
 
+/// Advice that an error message gives the user, per kind of failure. Each
+/// text follows the failure in parentheses or after a semicolon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hints {
+    /// After the API could not be reached: the settings that name it.
+    pub unreachable: String,
+    /// After HTTP 403: the role or permission to grant.
+    pub forbidden: String,
+    /// After HTTP 404: the value to check.
+    pub not_found: String,
+}
+
+impl Default for Hints {
+    /// Returns the hints for the IAM and Cloud Resource Manager APIs.
+    fn default() -> Hints {
+        Hints {
+            unreachable: "check iam_url and resource_manager_url, the network and proxy settings"
+                .to_string(),
+            forbidden: "grant the scanning principal roles/iam.securityReviewer on the project, \
+                        or the permissions in the README"
+                .to_string(),
+            not_found: "check the project id".to_string(),
+        }
+    }
+}
+
 /// Builds credentials, once at the start and again after a 401.
 pub type CredentialsFactory = Box<dyn Fn() -> Result<Credentials, Failure> + Send + Sync>;
 
@@ -57,6 +83,7 @@ pub struct GcpClient {
     retry: RetrySettings,
     /// Requests in flight at once, across every project.
     permits: Semaphore,
+    hints: Hints,
 }
 
 impl GcpClient {
@@ -81,7 +108,15 @@ impl GcpClient {
             source,
             retry: retry.clone(),
             permits: Semaphore::new(concurrency.max(1)),
+            hints: Hints::default(),
         })
+    }
+
+    /// Replaces the hints that error messages give, for an API other than
+    /// IAM and Cloud Resource Manager.
+    pub fn with_hints(mut self, hints: Hints) -> GcpClient {
+        self.hints = hints;
+        self
     }
 
     /// Reads every page of a list: `url` plus `pageToken` for as long as the
@@ -182,9 +217,9 @@ impl GcpClient {
                 }
                 Err(error) => {
                     return Err(CallError::Failed(format!(
-                        "{what}: could not reach the API after {attempt} attempts ({}); check \
-                         iam_url and resource_manager_url, the network and proxy settings",
-                        error_chain(&error)
+                        "{what}: could not reach the API after {attempt} attempts ({}); {}",
+                        error_chain(&error),
+                        self.hints.unreachable
                     )));
                 }
             };
@@ -230,7 +265,11 @@ impl GcpClient {
                 }
                 _ => {
                     return Err(CallError::Failed(describe_status(
-                        what, status, &text, attempt,
+                        what,
+                        status,
+                        &text,
+                        attempt,
+                        &self.hints,
                     )));
                 }
             }
@@ -312,24 +351,25 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// Describes a failed response by status and Google's error status and message.
-fn describe_status(what: &str, status: u16, body: &str, attempts: u32) -> Failure {
+/// Describes a failed response by status and Google's error status and
+/// message. Older APIs such as the Admin SDK may send no `status`, only a
+/// legacy `errors` list, whose first `reason` is used in its place.
+fn describe_status(what: &str, status: u16, body: &str, attempts: u32, hints: &Hints) -> Failure {
     let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let code = parsed["error"]["status"]
         .as_str()
+        .or(parsed["error"]["errors"][0]["reason"].as_str())
         .unwrap_or("unknown error");
     let message = parsed["error"]["message"].as_str().unwrap_or("");
     let hint = match status {
-        401 => " (the token was refused; check the credential)",
-        403 => {
-            " (grant the scanning principal roles/iam.securityReviewer on the project, or the \
-             permissions in the README)"
-        }
-        404 => " (check the project id)",
+        401 => " (the token was refused; check the credential)".to_string(),
+        403 => format!(" ({})", hints.forbidden),
+        404 => format!(" ({})", hints.not_found),
         429 | 500 | 502 | 503 | 504 => {
             " (still throttled or unavailable after every retry; raise retry.max_attempts or scan later)"
+                .to_string()
         }
-        _ => "",
+        _ => String::new(),
     };
     format!("{what} failed with HTTP {status} {code}: {message}{hint} after {attempts} attempts")
 }
