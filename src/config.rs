@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::rules::ExpectedRule;
 use crate::settings::{
     AwsAccountSettings, AwsOrganizationSettings, AzureCloud, AzureCredentialSource,
-    AzureTenantSettings, GcpSettings, RetrySettings, ScopeLimits, is_guid,
+    AzureTenantSettings, GcpSettings, IdentityCenterSettings, RetrySettings, ScopeLimits, is_guid,
 };
 
 /// A config file that cannot be used.
@@ -153,6 +153,10 @@ struct AwsAccountFile {
     external_id: Option<String>,
     endpoint_url: Option<String>,
     region: Option<String>,
+    identity_center: Option<bool>,
+    identity_center_region: Option<String>,
+    identity_center_instance_arn: Option<String>,
+    identity_store_id: Option<String>,
 }
 
 /// A validated config.
@@ -630,7 +634,59 @@ fn resolve_account(
         endpoint_url: account.endpoint_url.clone(),
         region: account.region.clone(),
         concurrency,
+        identity_center: resolve_identity_center(account)?,
     })
+}
+
+/// Reads the Identity Center keys of an account. Naming the instance or
+/// the identity store turns it on; `identity_center = false` with either
+/// of them is a contradiction.
+fn resolve_identity_center(
+    account: &AwsAccountFile,
+) -> Result<Option<IdentityCenterSettings>, KeyError> {
+    let named = account.identity_center_instance_arn.is_some()
+        || account.identity_store_id.is_some()
+        || account.identity_center_region.is_some();
+    match (account.identity_center, named) {
+        (Some(false), true) => {
+            return Err((
+                "identity_center".into(),
+                "is false but identity_center_region, identity_center_instance_arn or \
+                 identity_store_id is set; remove them or set identity_center = true"
+                    .into(),
+            ));
+        }
+        (Some(false), false) | (None, false) => return Ok(None),
+        _ => {}
+    }
+    if let Some(arn) = &account.identity_center_instance_arn {
+        let valid = arn.starts_with("arn:aws") && arn.contains(":sso:::instance/");
+        if !valid {
+            return Err((
+                "identity_center_instance_arn".into(),
+                format!(
+                    "{arn:?} is not an instance ARN such as arn:aws:sso:::instance/ssoins-1234567890abcdef"
+                ),
+            ));
+        }
+    }
+    if let Some(store) = &account.identity_store_id {
+        let valid = !store.is_empty()
+            && store
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !valid {
+            return Err((
+                "identity_store_id".into(),
+                format!("{store:?} is not an identity store id such as d-1234567890"),
+            ));
+        }
+    }
+    Ok(Some(IdentityCenterSettings {
+        region: account.identity_center_region.clone(),
+        instance_arn: account.identity_center_instance_arn.clone(),
+        identity_store_id: account.identity_store_id.clone(),
+    }))
 }
 
 fn check_role_arn(role_arn: &str) -> Result<(), KeyError> {

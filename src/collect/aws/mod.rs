@@ -4,8 +4,10 @@
 pub mod api;
 pub mod details;
 pub mod export;
+pub mod identity_center;
 pub mod organizations;
 pub mod policy;
+pub mod providers;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -84,6 +86,8 @@ impl AccountInventory {
         };
         self.collections
             .insert(CollectionName::Users, listing.clone());
+        self.collections
+            .insert(CollectionName::InstanceProfiles, listing.clone());
         self.collections.insert(CollectionName::Roles, listing);
 
         let privileges = if built.privilege_problems.is_empty() {
@@ -106,15 +110,20 @@ impl AccountInventory {
     /// Marks every collection that depends on the authorization details as incomplete.
     pub fn fail_details(&mut self, reason: &str) {
         self.details_failed = true;
+        let listed_apart = [CollectionName::OidcProviders, CollectionName::SamlProviders];
         for name in CollectionName::AWS {
+            if listed_apart.contains(&name) {
+                continue;
+            }
             let completeness = match name {
-                CollectionName::Users | CollectionName::Roles | CollectionName::Privileges => {
-                    Completeness::Incomplete {
-                        reason: reason.to_string(),
-                        kept_previous: false,
-                        unlisted: Vec::new(),
-                    }
-                }
+                CollectionName::Users
+                | CollectionName::Roles
+                | CollectionName::Privileges
+                | CollectionName::InstanceProfiles => Completeness::Incomplete {
+                    reason: reason.to_string(),
+                    kept_previous: false,
+                    unlisted: Vec::new(),
+                },
                 _ => Completeness::NotCollected {
                     reason: "not listed because the user listing failed".to_string(),
                     kept_previous: false,
@@ -217,6 +226,22 @@ impl AccountInventory {
             .collect();
         if let Some(Completeness::Incomplete { unlisted, .. }) = self.collections.get_mut(&name) {
             *unlisted = ids;
+        }
+    }
+
+    /// Adds the records of a collection listed on its own (identity
+    /// providers, Identity Center), or marks it incomplete with the reason.
+    pub fn set_listed(&mut self, name: CollectionName, listing: Result<Vec<Identity>, String>) {
+        match listing {
+            Ok(identities) => {
+                self.identities.extend(identities);
+                self.collections.insert(name, Completeness::Complete);
+            }
+            Err(reason) => {
+                tracing::warn!(account = %self.account_id, collection = %name, reason = %crate::report::sanitize(&reason), "listing incomplete");
+                self.collections
+                    .insert(name, api::completeness_from(Some(reason)));
+            }
         }
     }
 
