@@ -4,6 +4,7 @@
 pub mod api;
 pub mod details;
 pub mod export;
+mod export_access;
 pub mod identity_center;
 pub mod organizations;
 pub mod policy;
