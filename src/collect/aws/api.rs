@@ -331,18 +331,28 @@ pub async fn collect_account(
         apply_user_credentials(&mut inventory, results);
     }
 
-    let oidc = providers::list_oidc_providers(&clients.iam, &account_id).await;
-    inventory.set_listed(CollectionName::OidcProviders, oidc);
-    let saml = providers::list_saml_providers(&clients.iam, &account_id).await;
-    inventory.set_listed(CollectionName::SamlProviders, saml);
+    if !inventory.details_failed() {
+        let oidc = providers::list_oidc_providers(&clients.iam, &account_id).await;
+        inventory.set_listed(CollectionName::OidcProviders, oidc);
+        let saml = providers::list_saml_providers(&clients.iam, &account_id).await;
+        inventory.set_listed(CollectionName::SamlProviders, saml);
+    }
     if let Some(settings) = &account.identity_center {
-        let ic_clients = identity_center_clients(&clients, settings);
-        let listing = identity_center::collect(&ic_clients, settings, &account_id).await;
-        inventory.set_listed(CollectionName::IdentityCenterUsers, listing.users);
-        inventory.set_listed(
-            CollectionName::PermissionSetAssignments,
-            listing.assignments,
-        );
+        if inventory.details_failed() {
+            // Marked, not left out, so that the previous records are kept.
+            for name in CollectionName::AWS_IDENTITY_CENTER {
+                let reason = "not listed because the authorization details failed".to_string();
+                inventory.set_listed(name, Err(reason));
+            }
+        } else {
+            let ic_clients = identity_center_clients(&clients, settings);
+            let listing = identity_center::collect(&ic_clients, settings, &account_id).await;
+            inventory.set_listed(CollectionName::IdentityCenterUsers, listing.users);
+            inventory.set_listed(
+                CollectionName::PermissionSetAssignments,
+                listing.assignments,
+            );
+        }
     }
 
     let calls = clients.calls.0.load(Ordering::Relaxed);

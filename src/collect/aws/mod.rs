@@ -111,11 +111,7 @@ impl AccountInventory {
     /// Marks every collection that depends on the authorization details as incomplete.
     pub fn fail_details(&mut self, reason: &str) {
         self.details_failed = true;
-        let listed_apart = [CollectionName::OidcProviders, CollectionName::SamlProviders];
         for name in CollectionName::AWS {
-            if listed_apart.contains(&name) {
-                continue;
-            }
             let completeness = match name {
                 CollectionName::Users
                 | CollectionName::Roles
@@ -132,6 +128,12 @@ impl AccountInventory {
             };
             self.collections.insert(name, completeness);
         }
+    }
+
+    /// Returns true when the authorization details could not be read. The
+    /// account then counts as not scanned, so the other listings are skipped.
+    pub fn details_failed(&self) -> bool {
+        self.details_failed
     }
 
     /// Returns true when the user listing was read, even if some of its
