@@ -507,7 +507,8 @@ async fn denied_listing_is_incomplete_not_empty() {
         }),
     );
     let gated = write_config(work.path(), &gate.endpoint, "identity_center = true\n");
-    let (_, report) = scan(work.path(), &gated, &snapshots);
+    let (code, report) = scan(work.path(), &gated, &snapshots);
+    assert_eq!(code, 2, "a denied listing fails the run: {report:#}");
     let incomplete = report["scopes"][0]["incomplete"].to_string();
     assert!(incomplete.contains("saml_providers"), "{report:#}");
     assert!(incomplete.contains("identity_center_users"), "{report:#}");
@@ -540,4 +541,275 @@ async fn denied_listing_is_incomplete_not_empty() {
         snapshot["collections"]["permission_set_assignments"]["status"],
         "complete"
     );
+}
+
+/// Writes one account folder of AWS CLI exports, each value a file's JSON.
+fn write_export(folder: &Path, files: &[(&str, Value)]) -> std::path::PathBuf {
+    let account = folder.join(format!("aws/{ACCOUNT}"));
+    if account.exists() {
+        std::fs::remove_dir_all(&account).expect("clear the export");
+    }
+    std::fs::create_dir_all(&account).expect("create the export folder");
+    for (name, value) in files {
+        let text = serde_json::to_string_pretty(value).expect("JSON");
+        std::fs::write(account.join(name), text).expect("write export file");
+    }
+    folder.to_path_buf()
+}
+
+fn scan_export(home: &Path, export: &Path, snapshots: &Path) -> (i32, Value) {
+    let (code, stdout, stderr) = run(idrift(home)
+        .arg("scan")
+        .arg("--from-export")
+        .arg(export)
+        .arg("--snapshots")
+        .arg(snapshots)
+        .args(["--format", "json"]));
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|error| panic!("report is JSON: {error}\n{stdout}\n{stderr}"));
+    (code, report)
+}
+
+/// `aws iam get-account-authorization-details` with one role in one instance profile.
+fn authorization_details() -> Value {
+    serde_json::json!({
+        "UserDetailList": [],
+        "GroupDetailList": [],
+        "Policies": [],
+        "RoleDetailList": [{
+            "Path": "/",
+            "RoleName": "app",
+            "RoleId": "AROAEXAMPLEAPP000001",
+            "Arn": format!("arn:aws:iam::{ACCOUNT}:role/app"),
+            "CreateDate": "2024-01-02T03:04:05+00:00",
+            "AssumeRolePolicyDocument": serde_json::from_str::<Value>(EC2_TRUST).expect("JSON"),
+            "InstanceProfileList": [{
+                "Path": "/",
+                "InstanceProfileName": "web",
+                "InstanceProfileId": "AIPAEXAMPLEWEB000001",
+                "Arn": format!("arn:aws:iam::{ACCOUNT}:instance-profile/web"),
+                "CreateDate": "2024-01-02T03:04:05+00:00",
+                "Roles": [{"RoleName": "app"}]
+            }],
+            "RolePolicyList": [],
+            "AttachedManagedPolicies": []
+        }]
+    })
+}
+
+const PERMISSION_SET: &str =
+    "arn:aws:sso:::permissionSet/ssoins-1234567890abcdef/ps-1111111111111111";
+const ADMIN_SET: &str = "arn:aws:sso:::permissionSet/ssoins-1234567890abcdef/ps-2222222222222222";
+
+fn store_user(id: &str, name: &str) -> Value {
+    serde_json::json!({
+        "IdentityStoreId": "d-1234567890",
+        "UserId": id,
+        "UserName": name,
+        "DisplayName": name,
+        "Emails": [{"Value": format!("{name}@example.com"), "Type": "work", "Primary": true}]
+    })
+}
+
+fn assignment(set: &str, user_id: &str) -> Value {
+    serde_json::json!({
+        "AccountAssignments": [{
+            "AccountId": ACCOUNT,
+            "PermissionSetArn": set,
+            "PrincipalType": "USER",
+            "PrincipalId": user_id
+        }]
+    })
+}
+
+#[test]
+fn export_versions_show_new_access_paths() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = work.path().join("export");
+    let snapshots = work.path().join("snapshots");
+    let saml = |names: &[&str]| {
+        let list: Vec<Value> = names
+            .iter()
+            .map(|name| {
+                serde_json::json!({
+                    "Arn": format!("arn:aws:iam::{ACCOUNT}:saml-provider/{name}"),
+                    "ValidUntil": "2125-01-01T00:00:00+00:00",
+                    "CreateDate": "2024-01-02T03:04:05+00:00"
+                })
+            })
+            .collect();
+        serde_json::json!({ "SAMLProviderList": list })
+    };
+    let describe = |arn: &str, name: &str| serde_json::json!({"PermissionSet": {"Name": name, "PermissionSetArn": arn, "SessionDuration": "PT1H"}});
+    let github_arn =
+        format!("arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com");
+
+    // Version 1: the account as it was.
+    write_export(
+        &export,
+        &[
+            ("authz.json", authorization_details()),
+            (
+                "oidc.json",
+                serde_json::json!({"OpenIDConnectProviderList": []}),
+            ),
+            ("saml.json", saml(&["Okta"])),
+            (
+                "users.json",
+                serde_json::json!({"Users": [store_user("u-alice", "alice")]}),
+            ),
+            ("assign-1.json", assignment(PERMISSION_SET, "u-alice")),
+            ("set-1.json", describe(PERMISSION_SET, "ReadOnly")),
+        ],
+    );
+    let (code, report) = scan_export(work.path(), &export, &snapshots);
+    assert_eq!(code, 0, "{report:#}");
+    let snapshot = read_snapshot(&snapshots);
+    assert_eq!(names_of(&snapshot, "aws_instance_profile"), ["web"]);
+    assert_eq!(names_of(&snapshot, "aws_saml_provider"), ["Okta"]);
+    assert_eq!(names_of(&snapshot, "aws_identity_center_user"), ["alice"]);
+    assert_eq!(
+        names_of(&snapshot, "aws_permission_set_assignment"),
+        [format!("ReadOnly for USER u-alice in {ACCOUNT}")]
+    );
+
+    // Version 2: an OIDC provider, Identity Center's SAML provider, a new
+    // user and a new assignment.
+    write_export(
+        &export,
+        &[
+            ("authz.json", authorization_details()),
+            (
+                "oidc.json",
+                serde_json::json!({"OpenIDConnectProviderList": [{"Arn": github_arn}]}),
+            ),
+            (
+                "oidc-github.json",
+                serde_json::json!({
+                    "Url": "token.actions.githubusercontent.com",
+                    "ClientIDList": ["sts.amazonaws.com"],
+                    "ThumbprintList": ["0123456789012345678901234567890123456789"],
+                    "CreateDate": "2025-05-06T07:08:09+00:00"
+                }),
+            ),
+            ("saml.json", saml(&["Okta", SSO_PROVIDER])),
+            (
+                "users.json",
+                serde_json::json!({"Users": [store_user("u-alice", "alice"), store_user("u-mallory", "mallory")]}),
+            ),
+            ("assign-1.json", assignment(PERMISSION_SET, "u-alice")),
+            ("assign-2.json", assignment(ADMIN_SET, "u-mallory")),
+            ("set-1.json", describe(PERMISSION_SET, "ReadOnly")),
+            ("set-2.json", describe(ADMIN_SET, "Admin")),
+        ],
+    );
+    let (code, report) = scan_export(work.path(), &export, &snapshots);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(findings(&report).len(), 4, "{report:#}");
+    let github = finding(
+        &report,
+        "identity_added",
+        "aws_oidc_provider",
+        "token.actions.githubusercontent.com",
+    );
+    assert_eq!(github["severity"], "high");
+    assert_eq!(github["evidence"]["client_ids"], "sts.amazonaws.com");
+    let sso = finding(&report, "identity_added", "aws_saml_provider", SSO_PROVIDER);
+    assert_eq!(sso["expected"], true);
+    let user = finding(
+        &report,
+        "identity_added",
+        "aws_identity_center_user",
+        "mallory",
+    );
+    assert_eq!(user["severity"], "medium");
+    let name = format!("Admin for USER u-mallory in {ACCOUNT}");
+    let assigned = finding(
+        &report,
+        "identity_added",
+        "aws_permission_set_assignment",
+        &name,
+    );
+    // The CLI's policy listings do not name their permission set, so an
+    // export cannot show admin rights.
+    assert_eq!(assigned["severity"], "medium");
+    assert_eq!(assigned["technique"]["id"], "T1098.003");
+    assert!(
+        assigned["response"]
+            .to_string()
+            .contains("--instance-arn arn:aws:sso:::instance/ssoins-1234567890abcdef"),
+        "{assigned:#}"
+    );
+
+    // Version 3: the SAML listing and the OIDC details are missing. That is
+    // not an empty listing: the previous records stay.
+    write_export(
+        &export,
+        &[
+            ("authz.json", authorization_details()),
+            (
+                "oidc.json",
+                serde_json::json!({"OpenIDConnectProviderList": [{"Arn": github_arn}]}),
+            ),
+            (
+                "users.json",
+                serde_json::json!({"Users": [store_user("u-alice", "alice"), store_user("u-mallory", "mallory")], "NextToken": "more"}),
+            ),
+            ("assign-1.json", assignment(PERMISSION_SET, "u-alice")),
+            ("assign-2.json", assignment(ADMIN_SET, "u-mallory")),
+            ("set-1.json", describe(PERMISSION_SET, "ReadOnly")),
+            ("set-2.json", describe(ADMIN_SET, "Admin")),
+        ],
+    );
+    let (code, report) = scan_export(work.path(), &export, &snapshots);
+    assert_eq!(code, 2, "listings cut short fail the run: {report:#}");
+    assert!(findings(&report).is_empty(), "{report:#}");
+    let snapshot = read_snapshot(&snapshots);
+    let collections = &snapshot["collections"];
+    assert_eq!(collections["saml_providers"]["status"], "not_collected");
+    assert_eq!(collections["saml_providers"]["kept_previous"], true);
+    assert_eq!(collections["oidc_providers"]["status"], "incomplete");
+    assert_eq!(collections["identity_center_users"]["status"], "incomplete");
+    assert_eq!(
+        names_of(&snapshot, "aws_saml_provider"),
+        [SSO_PROVIDER, "Okta"]
+    );
+    let github = snapshot["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .find(|identity| identity["kind"] == "aws_oidc_provider")
+        .expect("the OIDC provider is kept");
+    assert_eq!(github["attributes"]["client_ids"], "sts.amazonaws.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_page_token_is_incomplete() {
+    let moto = Moto::start();
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let gate = AwsGate::start(
+        &moto.endpoint,
+        Box::new(|request| {
+            (request.target.as_deref() == Some("AWSIdentityStore.ListUsers")).then(|| {
+                GateResponse {
+                    status: 200,
+                    content_type: "application/x-amz-json-1.1",
+                    body: r#"{"Users":[{"IdentityStoreId":"d-1234567890","UserId":"u-1","UserName":"loop"}],"NextToken":"same-token"}"#
+                        .to_string(),
+                }
+            })
+        }),
+    );
+    let config = write_config(work.path(), &gate.endpoint, "identity_center = true\n");
+    let (code, report) = scan(work.path(), &config, &snapshots);
+    assert_eq!(code, 2, "{report:#}");
+
+    let snapshot = read_snapshot(&snapshots);
+    let users = &snapshot["collections"]["identity_center_users"];
+    assert_eq!(users["status"], "incomplete", "{users:#}");
+    let reason = users["reason"].as_str().expect("reason");
+    assert!(reason.contains("did not advance"), "{reason}");
+    assert!(reason.contains("identitystore:ListUsers"), "{reason}");
+    assert!(names_of(&snapshot, "aws_identity_center_user").is_empty());
 }
