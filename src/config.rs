@@ -902,6 +902,35 @@ mod tests {
         assert_eq!(config.expected.len(), 4);
     }
 
+    #[test]
+    fn identity_center_keys_are_read() {
+        let off = parse_text("[[aws.accounts]]\naccount_id = \"123456789012\"\n").unwrap();
+        assert_eq!(off.aws_accounts[0].identity_center, None);
+
+        let on = parse_text("[[aws.accounts]]\nidentity_store_id = \"d-1234567890\"\n").unwrap();
+        let settings = on.aws_accounts[0].identity_center.clone().expect("on");
+        assert_eq!(settings.identity_store_id.as_deref(), Some("d-1234567890"));
+        assert_eq!(settings.instance_arn, None);
+
+        let bad = [
+            (
+                "identity_center = false\nidentity_store_id = \"d-1\"\n",
+                "identity_center",
+            ),
+            (
+                "identity_center_instance_arn = \"ssoins-1\"\n",
+                "identity_center_instance_arn",
+            ),
+            ("identity_store_id = \"d 1\"\n", "identity_store_id"),
+        ];
+        for (keys, key) in bad {
+            let error = parse_text(&format!("[[aws.accounts]]\n{keys}"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{keys}: {error}");
+        }
+    }
+
     const ORGANIZATION: &str = "[[aws.organizations]]\nmember_role_name = \"idrift-reader\"\n";
 
     #[test]
