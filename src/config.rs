@@ -638,9 +638,9 @@ fn resolve_account(
     })
 }
 
-/// Reads the Identity Center keys of an account. Naming the instance or
-/// the identity store turns it on; `identity_center = false` with either
-/// of them is a contradiction.
+/// Reads the Identity Center keys of an account. Naming the region, the
+/// instance or the identity store turns it on, so `identity_center =
+/// false` with any of them is rejected.
 fn resolve_identity_center(
     account: &AwsAccountFile,
 ) -> Result<Option<IdentityCenterSettings>, KeyError> {

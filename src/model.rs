@@ -696,7 +696,7 @@ pub mod aws_attribute {
     /// When a SAML provider's metadata document expires; it changes when
     /// the metadata (and so the trusted signing certificate) is replaced.
     pub const VALID_UNTIL: &str = "valid_until";
-    /// The identity store that holds an Identity Center user.
+    /// The identity store that contains an Identity Center user.
     pub const IDENTITY_STORE_ID: &str = "identity_store_id";
     /// An Identity Center user's display name.
     pub const DISPLAY_NAME: &str = "display_name";

@@ -1,8 +1,9 @@
-//! AWS access paths beyond new users and roles, end to end against moto:
-//! a principal added to an existing role's trust policy, OIDC and SAML
-//! providers, an admin role put in an instance profile, IAM Identity Center
-//! users and permission-set assignments, and denied calls on the new
-//! listings (through the gate in front of moto).
+//! AWS access paths beyond new users and roles, end to end against moto.
+//! The tests cover a principal added to an existing role's trust policy,
+//! OIDC and SAML providers, an admin role put in an instance profile, and
+//! IAM Identity Center users and permission-set assignments. Denied calls
+//! and repeated page tokens go through the gate in front of moto, and
+//! offline exports through `--from-export`.
 
 mod common;
 
@@ -152,7 +153,7 @@ async fn seed_iam(iam: &aws_sdk_iam::Client) {
     create_saml_provider(iam, "Okta").await;
 }
 
-/// What an intruder leaves behind in IAM, plus two providers AWS services make.
+/// Changes IAM as an intruder would, and adds two providers that AWS services make.
 async fn intrude_iam(iam: &aws_sdk_iam::Client) {
     iam.update_assume_role_policy()
         .role_name("deploy")

@@ -20,7 +20,7 @@ use crate::collect::aws::policy::principal_account;
 use crate::diff::{Change, ChangeKind};
 use crate::model::{Identity, IdentityKind, TrustPrincipal, aws_attribute};
 
-/// Judges the changes this module knows, or returns `None` for the rest.
+/// Judges changes to the record kinds this module covers, or returns `None`.
 pub(super) fn assess(scope: &str, change: &Change) -> Option<Verdict> {
     match change.identity.kind {
         IdentityKind::AwsInstanceProfile => assess_instance_profile(change),
@@ -225,8 +225,8 @@ fn assess_provider(scope: &str, change: &Change) -> Option<Verdict> {
 /// Returns (severity reason, expected reason) for providers that AWS
 /// services create: Identity Center's `AWSSSO_<id>_DO_NOT_DELETE` SAML
 /// provider in this account, and EKS clusters' OIDC issuers.
-// NOTE: anyone who can create providers can pick these names; the rule
-// only tells the platform's own providers from other issuers.
+// NOTE: anyone who can create providers can pick these names, so the rule
+// only separates the platform's own providers from other issuers.
 fn platform_provider(scope: &str, identity: &Identity) -> Option<(String, String)> {
     match identity.kind {
         IdentityKind::AwsSamlProvider if is_identity_center_provider(scope, &identity.id) => {

@@ -69,7 +69,7 @@ pub(super) struct Page<T> {
     pub(super) items: T,
     /// True when more pages follow.
     pub(super) is_truncated: bool,
-    /// The token that asks for the next page.
+    /// The token that requests the next page.
     pub(super) marker: Option<String>,
 }
 

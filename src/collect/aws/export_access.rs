@@ -105,7 +105,7 @@ fn is_identity_store_listing(object: &serde_json::Map<String, Value>) -> bool {
 }
 
 impl AccessFile {
-    /// Recognizes a file by its keys; `Ok(None)` when it is none of these.
+    /// Recognizes a file by its keys; `Ok(None)` when it matches none of them.
     pub(super) fn recognize(value: Value) -> Result<Option<AccessFile>, String> {
         let Some(object) = value.as_object() else {
             return Ok(None);

@@ -3,13 +3,14 @@
 //! accounts. Listed only for accounts whose config enables it.
 //!
 //! Call plan, for U users, P permission sets and A accounts each set is
-//! provisioned to: `sso:ListInstances` once (skipped when the config names
-//! both the instance and its identity store), `identitystore:ListUsers` in
-//! `ceil(U/100)` pages, then per permission set `DescribePermissionSet`,
-//! `ListManagedPoliciesInPermissionSet`, `GetInlinePolicyForPermissionSet`
-//! and `ListAccountsForProvisionedPermissionSet`, and one
-//! `ListAccountAssignments` per (account, permission set): `4P + A·P` calls.
-//! Every listing is paged with `NextToken`.
+//! provisioned to. `sso:ListInstances` runs once, unless the config names
+//! both the instance and its identity store. `identitystore:ListUsers`
+//! takes `ceil(U/100)` pages. Each permission set then costs
+//! `DescribePermissionSet`, `ListManagedPoliciesInPermissionSet`,
+//! `GetInlinePolicyForPermissionSet` and
+//! `ListAccountsForProvisionedPermissionSet`, plus one
+//! `ListAccountAssignments` per account: `4P + A·P` calls in all. Every
+//! listing is paged with `NextToken`.
 
 use std::collections::HashMap;
 
@@ -32,11 +33,11 @@ pub struct IdentityCenterUser {
     pub email: Option<String>,
     /// `ENABLED` or `DISABLED`, where the store reports it.
     pub status: Option<String>,
-    /// The identity store that holds the user.
+    /// The identity store that contains the user.
     pub identity_store_id: String,
     /// Creation time, RFC 3339 in UTC.
     pub created: Option<String>,
-    /// Who created the user, where the store reports it.
+    /// The principal that created the user, where the store reports it.
     pub created_by: Option<String>,
 }
 
@@ -194,7 +195,7 @@ pub struct Clients {
     pub identity_store: aws_sdk_identitystore::Client,
 }
 
-/// What one Identity Center listing produced.
+/// The records of one Identity Center listing, or why each part failed.
 pub struct Listing {
     /// User records, or why they could not be listed.
     pub users: Result<Vec<Identity>, String>,
@@ -281,7 +282,7 @@ async fn find_instance(
     })
     .await?;
 
-    let wanted = |instance: &Instance| {
+    let is_selected = |instance: &Instance| {
         settings
             .instance_arn
             .as_ref()
@@ -291,7 +292,7 @@ async fn find_instance(
                 .as_ref()
                 .is_none_or(|store| *store == instance.identity_store_id)
     };
-    let mut matching: Vec<Instance> = pages.into_iter().flatten().filter(wanted).collect();
+    let mut matching: Vec<Instance> = pages.into_iter().flatten().filter(is_selected).collect();
     match matching.len() {
         1 => Ok(matching.remove(0)),
         0 => Err(format!(
