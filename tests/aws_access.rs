@@ -12,7 +12,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use common::aws_gate::{AwsGate, GateResponse};
-use common::{Moto, idrift, run, write_config};
+use common::{Moto, idrift, run, test_credentials as credentials, write_config};
 
 const ACCOUNT: &str = "123456789012";
 const ADMIN_POLICY: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
@@ -21,17 +21,27 @@ const OUTSIDE_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"A
 const SAML_METADATA: &str = r#"<?xml version="1.0"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example.com"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"/></md:EntityDescriptor>"#;
 const SSO_PROVIDER: &str = "AWSSSO_0123456789abcdef_DO_NOT_DELETE";
 
-fn scan(home: &Path, config: &Path, snapshots: &Path) -> (i32, Value) {
+/// Runs `idrift scan` on a source (`--config FILE` or `--from-export DIR`)
+/// and returns the exit code and the JSON report.
+fn scan_source(home: &Path, flag: &str, source: &Path, snapshots: &Path) -> (i32, Value) {
     let (code, stdout, stderr) = run(idrift(home)
         .arg("scan")
-        .arg("--config")
-        .arg(config)
+        .arg(flag)
+        .arg(source)
         .arg("--snapshots")
         .arg(snapshots)
         .args(["--format", "json"]));
     let report = serde_json::from_str(&stdout)
         .unwrap_or_else(|error| panic!("report is JSON: {error}\n{stdout}\n{stderr}"));
     (code, report)
+}
+
+fn scan(home: &Path, config: &Path, snapshots: &Path) -> (i32, Value) {
+    scan_source(home, "--config", config, snapshots)
+}
+
+fn scan_export(home: &Path, export: &Path, snapshots: &Path) -> (i32, Value) {
+    scan_source(home, "--from-export", export, snapshots)
 }
 
 fn findings(report: &Value) -> &Vec<Value> {
@@ -65,16 +75,6 @@ fn names_of(snapshot: &Value, kind: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn credentials() -> aws_credential_types::Credentials {
-    aws_credential_types::Credentials::new(
-        "AKIAIDRIFTTESTKEY000",
-        "idrift-test-secret-not-real",
-        None,
-        None,
-        "idrift-tests",
-    )
 }
 
 fn sso_admin_client(endpoint: &str) -> aws_sdk_ssoadmin::Client {
@@ -556,19 +556,6 @@ fn write_export(folder: &Path, files: &[(&str, Value)]) -> std::path::PathBuf {
         std::fs::write(account.join(name), text).expect("write export file");
     }
     folder.to_path_buf()
-}
-
-fn scan_export(home: &Path, export: &Path, snapshots: &Path) -> (i32, Value) {
-    let (code, stdout, stderr) = run(idrift(home)
-        .arg("scan")
-        .arg("--from-export")
-        .arg(export)
-        .arg("--snapshots")
-        .arg(snapshots)
-        .args(["--format", "json"]));
-    let report = serde_json::from_str(&stdout)
-        .unwrap_or_else(|error| panic!("report is JSON: {error}\n{stdout}\n{stderr}"));
-    (code, report)
 }
 
 /// `aws iam get-account-authorization-details` with one role in one instance profile.
