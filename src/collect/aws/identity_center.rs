@@ -237,6 +237,9 @@ pub async fn collect(
         }
     };
     let users = list_users(&clients.identity_store, &instance, account_id).await;
+    // NOTE: when the user listing fails, assignments lose their
+    // principal_name attribute, which the diff then reports as an info-level
+    // attribute change; the assignments themselves are still compared.
     let user_names: HashMap<String, String> = users
         .iter()
         .flatten()
