@@ -31,9 +31,9 @@ pub const GET_ACCOUNT_AUTHORIZATION_DETAILS: &str = "GetAccountAuthorizationDeta
 pub const LIST_ACCESS_KEYS: &str = "ListAccessKeys";
 /// The IAM operation that reads one user's console password (login profile).
 pub const GET_LOGIN_PROFILE: &str = "GetLoginProfile";
-/// The IAM operation that lists OpenID Connect providers; the fake has none.
+/// The IAM operation that lists OpenID Connect providers, of which the fake has none.
 pub const LIST_OPEN_ID_CONNECT_PROVIDERS: &str = "ListOpenIDConnectProviders";
-/// The IAM operation that lists SAML providers; the fake has none.
+/// The IAM operation that lists SAML providers, of which the fake has none.
 pub const LIST_SAML_PROVIDERS: &str = "ListSAMLProviders";
 /// The STS operation that names the caller's account.
 pub const GET_CALLER_IDENTITY: &str = "GetCallerIdentity";
