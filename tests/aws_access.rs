@@ -420,6 +420,16 @@ async fn identity_center_user_and_admin_assignment() {
         [format!("ReadOnly for USER {alice} in {ACCOUNT}")]
     );
 
+    // The call plan: STS, authorization details, the two provider listings,
+    // ListInstances, ListUsers and ListPermissionSets, then four calls for
+    // the one permission set and one ListAccountAssignments for the one
+    // account it is provisioned to.
+    let metadata =
+        std::fs::read_to_string(snapshots.join(format!(".idrift/last-scan/aws/{ACCOUNT}.json")))
+            .expect("scan metadata");
+    let metadata: Value = serde_json::from_str(&metadata).expect("JSON");
+    assert_eq!(metadata["api_calls"], 12, "{metadata:#}");
+
     let mallory = center.create_user("mallory").await;
     let admin = center.create_permission_set("Admin", ADMIN_POLICY).await;
     center.assign(&admin, &mallory).await;

@@ -5,12 +5,13 @@
 //! Call plan, for U users, P permission sets and A accounts each set is
 //! provisioned to. `sso:ListInstances` runs once, unless the config names
 //! both the instance and its identity store. `identitystore:ListUsers`
-//! takes `ceil(U/100)` pages. Each permission set then costs
-//! `DescribePermissionSet`, `ListManagedPoliciesInPermissionSet`,
-//! `GetInlinePolicyForPermissionSet` and
-//! `ListAccountsForProvisionedPermissionSet`, plus one
-//! `ListAccountAssignments` per account: `4P + A·P` calls in all. Every
-//! listing is paged with `NextToken`.
+//! takes `ceil(U/100)` pages and `sso:ListPermissionSets` `ceil(P/100)`.
+//! Each permission set then costs `DescribePermissionSet`,
+//! `ListManagedPoliciesInPermissionSet`, `GetInlinePolicyForPermissionSet`
+//! and `ListAccountsForProvisionedPermissionSet`, plus one
+//! `ListAccountAssignments` per account: `4P + A·P` calls beyond the
+//! listings. Every listing is paged with `NextToken`, so larger ones cost
+//! a call per page more.
 
 use std::collections::HashMap;
 
