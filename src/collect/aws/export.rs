@@ -352,9 +352,13 @@ fn read_export_file(path: &Path) -> Result<ExportFile, CollectError> {
             .collect();
         return Ok(ExportFile::KeyListing { keys, truncated });
     }
-    if let Some(access) =
-        AccessFile::recognize(value).map_err(|reason| export_error(path, reason))?
-    {
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let access =
+        AccessFile::recognize(value, &file_name).map_err(|reason| export_error(path, reason))?;
+    if let Some(access) = access {
         return Ok(ExportFile::Access(access));
     }
     Err(export_error(
@@ -363,7 +367,8 @@ fn read_export_file(path: &Path) -> Result<ExportFile, CollectError> {
          `aws iam get-credential-report`, `aws iam list-access-keys`, \
          `aws iam list-open-id-connect-providers`, `aws iam get-open-id-connect-provider`, \
          `aws iam list-saml-providers`, `aws identitystore list-users`, \
-         `aws sso-admin list-account-assignments` or `aws sso-admin describe-permission-set`"
+         `aws sso-admin list-account-assignments` or `aws sso-admin describe-permission-set` \
+         (an empty `aws identitystore list-users` output must be named identity-center-users*.json)"
             .to_string(),
     ))
 }

@@ -92,21 +92,29 @@ fn has_next_token(object: &serde_json::Map<String, Value>) -> bool {
         .is_some_and(|token| !token.is_empty())
 }
 
+/// File names that mark an empty `Users` list as the identity store's.
+const IDENTITY_STORE_FILE_PREFIX: &str = "identity-center-users";
+
 /// Returns true for `aws identitystore list-users` output: a `Users` list
 /// whose entries carry a `UserId` and no `Arn` (`aws iam list-users`
-/// entries have an ARN).
-fn is_identity_store_listing(object: &serde_json::Map<String, Value>) -> bool {
+/// entries have an ARN). An empty list could be either, so it counts only
+/// in a file whose name starts with `identity-center-users`.
+fn is_identity_store_listing(object: &serde_json::Map<String, Value>, file_name: &str) -> bool {
     let Some(Value::Array(users)) = object.get("Users") else {
         return false;
     };
+    if users.is_empty() {
+        return file_name.starts_with(IDENTITY_STORE_FILE_PREFIX);
+    }
     users
         .iter()
         .all(|user| user.get("UserId").is_some() && user.get("Arn").is_none())
 }
 
 impl AccessFile {
-    /// Recognizes a file by its keys; `Ok(None)` when it matches none of them.
-    pub(super) fn recognize(value: Value) -> Result<Option<AccessFile>, String> {
+    /// Recognizes a file by its keys, and an empty user listing by its file
+    /// name; `Ok(None)` when it matches none of them.
+    pub(super) fn recognize(value: Value, file_name: &str) -> Result<Option<AccessFile>, String> {
         let Some(object) = value.as_object() else {
             return Ok(None);
         };
@@ -129,7 +137,7 @@ impl AccessFile {
                 .map_err(|error| invalid("SAML provider listing", error))?;
             return Ok(Some(AccessFile::SamlList(providers)));
         }
-        if is_identity_store_listing(object) {
+        if is_identity_store_listing(object, file_name) {
             let truncated = has_next_token(object);
             let users: Vec<StoreUser> = serde_json::from_value(object["Users"].clone())
                 .map_err(|error| invalid("identity store user listing", error))?;
@@ -403,4 +411,43 @@ fn truncated_reason(files: &[String]) -> String {
         "{} cut short (NextToken); export again without --max-items",
         files.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> serde_json::Map<String, Value> {
+        value.as_object().expect("object").clone()
+    }
+
+    #[test]
+    fn identity_store_listing_is_told_from_iam() {
+        let store = object(json!({"Users": [{"UserId": "u-1", "IdentityStoreId": "d-1"}]}));
+        assert!(is_identity_store_listing(&store, "users.json"));
+        let iam = object(json!({"Users": [{"UserId": "AIDA1", "Arn": "arn:aws:iam::1:user/a"}]}));
+        assert!(!is_identity_store_listing(&iam, "users.json"));
+        let empty = object(json!({"Users": []}));
+        assert!(!is_identity_store_listing(&empty, "users.json"));
+        assert!(is_identity_store_listing(
+            &empty,
+            "identity-center-users.json"
+        ));
+    }
+
+    #[test]
+    fn permission_set_description_is_recognized() {
+        let file = AccessFile::recognize(
+            json!({"PermissionSet": {"Name": "Admin", "PermissionSetArn": "arn:aws:sso:::permissionSet/ssoins-1/ps-1"}}),
+            "set.json",
+        )
+        .expect("valid")
+        .expect("recognized");
+        assert!(
+            matches!(file, AccessFile::PermissionSet(arn, name) if name == "Admin" && arn.ends_with("ps-1"))
+        );
+        let unknown = AccessFile::recognize(json!({"Roles": []}), "roles.json").expect("valid");
+        assert!(unknown.is_none());
+    }
 }

@@ -234,10 +234,15 @@ impl AccountInventory {
 
     /// Adds the records of a collection listed on its own (identity
     /// providers, Identity Center), or marks it incomplete with the reason.
+    /// A record listed twice, as pages exported twice can be, is kept once.
     pub fn set_listed(&mut self, name: CollectionName, listing: Result<Vec<Identity>, String>) {
         match listing {
             Ok(identities) => {
-                self.identities.extend(identities);
+                let mut seen = std::collections::HashSet::new();
+                let unique = identities
+                    .into_iter()
+                    .filter(|identity| seen.insert((identity.id.clone(), identity.kind)));
+                self.identities.extend(unique);
                 self.collections.insert(name, Completeness::Complete);
             }
             Err(reason) => {
