@@ -221,6 +221,10 @@ async fn trust_providers_and_instance_profiles() {
         "999988887777 (outside this account)"
     );
     assert_eq!(trust["evidence"]["principal_conditional"], "false");
+    assert_eq!(
+        trust["summary"],
+        "IAM role deploy now trusts aws principal arn:aws:iam::999988887777:root"
+    );
 
     let github = finding(
         &report,

@@ -329,7 +329,23 @@ fn summarize(change: &Change) -> String {
             )
         }
         ChangeKind::EnabledChanged { .. } => format!("{who} enabled state changed"),
-        ChangeKind::TrustChanged { .. } => format!("trust policy of {who} changed"),
+        ChangeKind::TrustChanged { added, removed } => match (added.first(), removed.first()) {
+            (Some(principal), _) => format!(
+                "{who} now trusts {} principal {}{}",
+                principal.kind,
+                principal.value,
+                if principal.conditional {
+                    " (with a condition)"
+                } else {
+                    ""
+                }
+            ),
+            (None, Some(principal)) => format!(
+                "{who} no longer trusts {} principal {}",
+                principal.kind, principal.value
+            ),
+            (None, None) => format!("trust policy of {who} changed"),
+        },
         ChangeKind::AttributeChanged { key, from, to } => format!(
             "{key} of {who} changed from {} to {}",
             from.as_deref().unwrap_or("-"),
