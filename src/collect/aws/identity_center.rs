@@ -70,7 +70,7 @@ impl IdentityCenterUser {
     }
 }
 
-/// One permission set with what makes it admin-like.
+/// One permission set, with the grants that make it admin-like.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PermissionSet {
     /// `arn:aws:sso:::permissionSet/ssoins-.../ps-...`.
@@ -239,8 +239,8 @@ pub async fn collect(
     };
     let users = list_users(&clients.identity_store, &instance, account_id).await;
     // NOTE: when the user listing fails, assignments lose their
-    // principal_name attribute, which the diff then reports as an info-level
-    // attribute change; the assignments themselves are still compared.
+    // principal_name attribute, which the diff reports as an info-level
+    // attribute change. The assignments themselves are still compared.
     let user_names: HashMap<String, String> = users
         .iter()
         .flatten()
@@ -448,8 +448,8 @@ async fn describe_permission_set(
         .and_then(|set| set.name())
         .map(str::to_string);
 
-    let what = format!("{MANAGED} {arn}");
-    let pages = read_pages(&what, |token| async move {
+    let listing = format!("{MANAGED} {arn}");
+    let pages = read_pages(&listing, |token| async move {
         let output = sso_admin
             .list_managed_policies_in_permission_set()
             .instance_arn(&instance.arn)
@@ -491,8 +491,8 @@ async fn list_provisioned_accounts(
     account_id: &str,
 ) -> Result<Vec<String>, String> {
     const ACTION: &str = "sso:ListAccountsForProvisionedPermissionSet";
-    let what = format!("{ACTION} {arn}");
-    let pages = read_pages(&what, |token| async move {
+    let listing = format!("{ACTION} {arn}");
+    let pages = read_pages(&listing, |token| async move {
         let output = sso_admin
             .list_accounts_for_provisioned_permission_set()
             .instance_arn(&instance.arn)
@@ -527,8 +527,8 @@ async fn list_account_assignments(
     account_id: &str,
 ) -> Result<Vec<Assignment>, String> {
     const ACTION: &str = "sso:ListAccountAssignments";
-    let what = format!("{ACTION} {arn} in account {target}");
-    let pages = read_pages(&what, |token| async move {
+    let listing = format!("{ACTION} {arn} in account {target}");
+    let pages = read_pages(&listing, |token| async move {
         let output = sso_admin
             .list_account_assignments()
             .instance_arn(&instance.arn)
