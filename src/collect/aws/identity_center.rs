@@ -149,27 +149,37 @@ impl Assignment {
     }
 }
 
+/// AWS managed policies that grant admin by idrift's rule (`*` or `iam:*`
+/// on `*`), with the reason recorded. A permission set names managed
+/// policies by ARN only, so their documents are not read.
+const ADMIN_MANAGED_POLICIES: [(&str, &str); 2] = [
+    (ADMINISTRATOR_ACCESS_ARN, "AdministratorAccess"),
+    (
+        "arn:aws:iam::aws:policy/IAMFullAccess",
+        "IAMFullAccess (Allow iam:* on *)",
+    ),
+];
+
 /// Returns the admin grants of a permission set from its managed policy
 /// ARNs and its inline policy document, if it has one.
 // NOTE: customer managed policy references and permissions boundaries are
-// not read: their documents live in each target account.
+// not read, because their documents live in each target account.
 pub fn permission_set_grants(
     managed_arns: &[String],
     inline_policy: Option<&str>,
 ) -> Result<Vec<AdminGrant>, String> {
     let mut grants = Vec::new();
-    if managed_arns
-        .iter()
-        .any(|arn| arn == ADMINISTRATOR_ACCESS_ARN)
-    {
-        grants.push(AdminGrant {
-            via: "permission_set_managed".to_string(),
-            policy: ADMINISTRATOR_ACCESS_ARN.to_string(),
-            group: None,
-            group_id: None,
-            reason: "AdministratorAccess".to_string(),
-            assignment_id: None,
-        });
+    for (arn, reason) in ADMIN_MANAGED_POLICIES {
+        if managed_arns.iter().any(|attached| attached == arn) {
+            grants.push(AdminGrant {
+                via: "permission_set_managed".to_string(),
+                policy: arn.to_string(),
+                group: None,
+                group_id: None,
+                reason: reason.to_string(),
+                assignment_id: None,
+            });
+        }
     }
     let inline = inline_policy.filter(|text| !text.trim().is_empty());
     if let Some(text) = inline {
@@ -577,6 +587,8 @@ mod tests {
     fn admin_permission_sets_are_recognized() {
         let managed = vec![ADMINISTRATOR_ACCESS_ARN.to_string()];
         assert_eq!(permission_set_grants(&managed, None).unwrap().len(), 1);
+        let iam = vec!["arn:aws:iam::aws:policy/IAMFullAccess".to_string()];
+        assert_eq!(permission_set_grants(&iam, None).unwrap().len(), 1);
         let star = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
         let grants = permission_set_grants(&[], Some(star)).unwrap();
         assert_eq!(grants[0].via, "permission_set_inline");
