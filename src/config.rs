@@ -11,7 +11,8 @@ use serde::Deserialize;
 use crate::rules::ExpectedRule;
 use crate::settings::{
     AwsAccountSettings, AwsOrganizationSettings, AzureCloud, AzureCredentialSource,
-    AzureTenantSettings, GcpSettings, GworkspaceSettings, RetrySettings, ScopeLimits, is_guid,
+    AzureTenantSettings, GcpSettings, GworkspaceSettings, IdentityCenterSettings, RetrySettings,
+    ScopeLimits, is_guid,
 };
 
 /// A config file that cannot be used.
@@ -166,6 +167,10 @@ struct AwsAccountFile {
     external_id: Option<String>,
     endpoint_url: Option<String>,
     region: Option<String>,
+    identity_center: Option<bool>,
+    identity_center_region: Option<String>,
+    identity_center_instance_arn: Option<String>,
+    identity_store_id: Option<String>,
 }
 
 /// A validated config.
@@ -759,7 +764,59 @@ fn resolve_account(
         endpoint_url: account.endpoint_url.clone(),
         region: account.region.clone(),
         concurrency,
+        identity_center: resolve_identity_center(account)?,
     })
+}
+
+/// Reads the Identity Center keys of an account. Naming the region, the
+/// instance or the identity store turns it on, so `identity_center =
+/// false` with any of them is rejected.
+fn resolve_identity_center(
+    account: &AwsAccountFile,
+) -> Result<Option<IdentityCenterSettings>, KeyError> {
+    let named = account.identity_center_instance_arn.is_some()
+        || account.identity_store_id.is_some()
+        || account.identity_center_region.is_some();
+    match (account.identity_center, named) {
+        (Some(false), true) => {
+            return Err((
+                "identity_center".into(),
+                "is false but identity_center_region, identity_center_instance_arn or \
+                 identity_store_id is set; remove them or set identity_center = true"
+                    .into(),
+            ));
+        }
+        (Some(false), false) | (None, false) => return Ok(None),
+        _ => {}
+    }
+    if let Some(arn) = &account.identity_center_instance_arn {
+        let valid = arn.starts_with("arn:aws") && arn.contains(":sso:::instance/");
+        if !valid {
+            return Err((
+                "identity_center_instance_arn".into(),
+                format!(
+                    "{arn:?} is not an instance ARN such as arn:aws:sso:::instance/ssoins-1234567890abcdef"
+                ),
+            ));
+        }
+    }
+    if let Some(store) = &account.identity_store_id {
+        let valid = !store.is_empty()
+            && store
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !valid {
+            return Err((
+                "identity_store_id".into(),
+                format!("{store:?} is not an identity store id such as d-1234567890"),
+            ));
+        }
+    }
+    Ok(Some(IdentityCenterSettings {
+        region: account.identity_center_region.clone(),
+        instance_arn: account.identity_center_instance_arn.clone(),
+        identity_store_id: account.identity_store_id.clone(),
+    }))
 }
 
 fn check_role_arn(role_arn: &str) -> Result<(), KeyError> {
@@ -995,6 +1052,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("gworkspace.customers[0]:"), "{error}");
+    }
+
+    #[test]
+    fn identity_center_keys_are_read() {
+        let off = parse_text("[[aws.accounts]]\naccount_id = \"123456789012\"\n").unwrap();
+        assert_eq!(off.aws_accounts[0].identity_center, None);
+
+        let on = parse_text("[[aws.accounts]]\nidentity_store_id = \"d-1234567890\"\n").unwrap();
+        let settings = on.aws_accounts[0].identity_center.clone().expect("on");
+        assert_eq!(settings.identity_store_id.as_deref(), Some("d-1234567890"));
+        assert_eq!(settings.instance_arn, None);
+
+        let bad = [
+            (
+                "identity_center = false\nidentity_store_id = \"d-1\"\n",
+                "identity_center",
+            ),
+            (
+                "identity_center_instance_arn = \"ssoins-1\"\n",
+                "identity_center_instance_arn",
+            ),
+            ("identity_store_id = \"d 1\"\n", "identity_store_id"),
+        ];
+        for (keys, key) in bad {
+            let error = parse_text(&format!("[[aws.accounts]]\n{keys}"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{keys}: {error}");
+        }
     }
 
     const ORGANIZATION: &str = "[[aws.organizations]]\nmember_role_name = \"idrift-reader\"\n";

@@ -50,7 +50,10 @@ pub enum ChangeKind {
         /// New value; absent when the attribute is gone.
         to: Option<String>,
     },
-    /// A role's trust policy now allows other principals.
+    /// A principal was added to or removed from a role's trust policy. The
+    /// diff emits one change per principal, so that each new way to assume
+    /// the role is judged on its own: one of the lists holds that principal
+    /// and the other is empty.
     TrustChanged {
         /// Principals now trusted that were not before.
         added: Vec<TrustPrincipal>,
@@ -341,21 +344,7 @@ fn compare_attributes(old: &Identity, new: &Identity) -> Vec<ChangeKind> {
     if old.enabled != new.enabled {
         kinds.push(ChangeKind::EnabledChanged { from: old.enabled });
     }
-    if old.trust != new.trust {
-        let added = new
-            .trust
-            .iter()
-            .filter(|p| !old.trust.contains(p))
-            .cloned()
-            .collect();
-        let removed = old
-            .trust
-            .iter()
-            .filter(|p| !new.trust.contains(p))
-            .cloned()
-            .collect();
-        kinds.push(ChangeKind::TrustChanged { added, removed });
-    }
+    kinds.extend(compare_trust(old, new));
     let keys: BTreeSet<&String> = old.attributes.keys().chain(new.attributes.keys()).collect();
     for key in keys {
         let (from, to) = (old.attributes.get(key), new.attributes.get(key));
@@ -368,6 +357,29 @@ fn compare_attributes(old: &Identity, new: &Identity) -> Vec<ChangeKind> {
         }
     }
     kinds
+}
+
+/// Returns one change per principal added to or removed from the trust
+/// policy. A principal whose statement gained or lost a condition counts as
+/// removed in one form and added in the other.
+fn compare_trust(old: &Identity, new: &Identity) -> Vec<ChangeKind> {
+    let added = new
+        .trust
+        .iter()
+        .filter(|principal| !old.trust.contains(principal))
+        .map(|principal| ChangeKind::TrustChanged {
+            added: vec![principal.clone()],
+            removed: Vec::new(),
+        });
+    let removed = old
+        .trust
+        .iter()
+        .filter(|principal| !new.trust.contains(principal))
+        .map(|principal| ChangeKind::TrustChanged {
+            added: Vec::new(),
+            removed: vec![principal.clone()],
+        });
+    added.chain(removed).collect()
 }
 
 fn compare_credentials(
@@ -548,6 +560,46 @@ mod tests {
         ];
         let names: Vec<&str> = kinds.iter().map(ChangeKind::name).collect();
         assert_eq!(names, ChangeKind::NAMES);
+    }
+
+    #[test]
+    fn trust_change_is_one_change_per_principal() {
+        let principal = |kind: &str, value: &str| TrustPrincipal {
+            kind: kind.to_string(),
+            value: value.to_string(),
+            conditional: false,
+        };
+        let mut before = Identity::new("AROA1", IdentityKind::AwsRole, "deploy");
+        before.trust = vec![principal("service", "ec2.amazonaws.com")];
+        let mut after = before.clone();
+        after.trust = vec![
+            principal("aws", "arn:aws:iam::999988887777:root"),
+            principal("federated", "accounts.google.com"),
+        ];
+        let diff = diff_snapshots(
+            &complete_snapshot(vec![before]),
+            &complete_snapshot(vec![after]),
+        );
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for change in &diff.changes {
+            let ChangeKind::TrustChanged {
+                added: these_added,
+                removed: these_removed,
+            } = &change.kind
+            else {
+                panic!("unexpected change {change:?}");
+            };
+            assert_eq!(these_added.len() + these_removed.len(), 1, "{change:?}");
+            added.extend(these_added.iter().map(|p| p.value.clone()));
+            removed.extend(these_removed.iter().map(|p| p.value.clone()));
+        }
+        added.sort();
+        assert_eq!(
+            added,
+            vec!["accounts.google.com", "arn:aws:iam::999988887777:root"]
+        );
+        assert_eq!(removed, vec!["ec2.amazonaws.com"]);
     }
 
     #[test]

@@ -65,6 +65,19 @@ pub enum IdentityKind {
     AwsUser,
     /// An IAM role, keyed by its `RoleId` (`AROA...`).
     AwsRole,
+    /// An IAM instance profile, keyed by its `InstanceProfileId` (`AIPA...`),
+    /// with the roles it hands to EC2 instances.
+    AwsInstanceProfile,
+    /// An IAM OpenID Connect identity provider, keyed by its ARN.
+    AwsOidcProvider,
+    /// An IAM SAML identity provider, keyed by its ARN.
+    AwsSamlProvider,
+    /// An IAM Identity Center user, keyed by its identity store `UserId`.
+    AwsIdentityCenterUser,
+    /// An IAM Identity Center permission-set assignment: one principal, one
+    /// permission set, one account, keyed by
+    /// `<account>/<permission set id>/<principal type>/<principal id>`.
+    AwsPermissionSetAssignment,
     /// An Entra user, member or guest, keyed by its object id.
     AzureUser,
     /// An Entra service principal that is not a managed identity.
@@ -86,9 +99,14 @@ pub enum IdentityKind {
 impl IdentityKind {
     /// Every identity kind, AWS first, then Entra ID, then Google Cloud,
     /// then Google Workspace.
-    pub const ALL: [IdentityKind; 9] = [
+    pub const ALL: [IdentityKind; 14] = [
         IdentityKind::AwsUser,
         IdentityKind::AwsRole,
+        IdentityKind::AwsInstanceProfile,
+        IdentityKind::AwsOidcProvider,
+        IdentityKind::AwsSamlProvider,
+        IdentityKind::AwsIdentityCenterUser,
+        IdentityKind::AwsPermissionSetAssignment,
         IdentityKind::AzureUser,
         IdentityKind::AzureServicePrincipal,
         IdentityKind::AzureManagedIdentity,
@@ -103,6 +121,11 @@ impl IdentityKind {
         match self {
             IdentityKind::AwsUser => "aws_user",
             IdentityKind::AwsRole => "aws_role",
+            IdentityKind::AwsInstanceProfile => "aws_instance_profile",
+            IdentityKind::AwsOidcProvider => "aws_oidc_provider",
+            IdentityKind::AwsSamlProvider => "aws_saml_provider",
+            IdentityKind::AwsIdentityCenterUser => "aws_identity_center_user",
+            IdentityKind::AwsPermissionSetAssignment => "aws_permission_set_assignment",
             IdentityKind::AzureUser => "azure_user",
             IdentityKind::AzureServicePrincipal => "azure_service_principal",
             IdentityKind::AzureManagedIdentity => "azure_managed_identity",
@@ -123,7 +146,13 @@ impl IdentityKind {
     /// Returns the provider whose identities are of this kind.
     pub fn provider(self) -> Provider {
         match self {
-            IdentityKind::AwsUser | IdentityKind::AwsRole => Provider::Aws,
+            IdentityKind::AwsUser
+            | IdentityKind::AwsRole
+            | IdentityKind::AwsInstanceProfile
+            | IdentityKind::AwsOidcProvider
+            | IdentityKind::AwsSamlProvider
+            | IdentityKind::AwsIdentityCenterUser
+            | IdentityKind::AwsPermissionSetAssignment => Provider::Aws,
             IdentityKind::AzureUser
             | IdentityKind::AzureServicePrincipal
             | IdentityKind::AzureManagedIdentity
@@ -138,6 +167,11 @@ impl IdentityKind {
         match self {
             IdentityKind::AwsUser => "IAM user",
             IdentityKind::AwsRole => "IAM role",
+            IdentityKind::AwsInstanceProfile => "instance profile",
+            IdentityKind::AwsOidcProvider => "OIDC identity provider",
+            IdentityKind::AwsSamlProvider => "SAML identity provider",
+            IdentityKind::AwsIdentityCenterUser => "Identity Center user",
+            IdentityKind::AwsPermissionSetAssignment => "permission-set assignment",
             IdentityKind::AzureUser => "Entra user",
             IdentityKind::AzureServicePrincipal => "service principal",
             IdentityKind::AzureManagedIdentity => "managed identity",
@@ -153,6 +187,11 @@ impl IdentityKind {
         match self {
             IdentityKind::AwsUser => CollectionName::Users,
             IdentityKind::AwsRole => CollectionName::Roles,
+            IdentityKind::AwsInstanceProfile => CollectionName::InstanceProfiles,
+            IdentityKind::AwsOidcProvider => CollectionName::OidcProviders,
+            IdentityKind::AwsSamlProvider => CollectionName::SamlProviders,
+            IdentityKind::AwsIdentityCenterUser => CollectionName::IdentityCenterUsers,
+            IdentityKind::AwsPermissionSetAssignment => CollectionName::PermissionSetAssignments,
             IdentityKind::AzureUser => CollectionName::Users,
             IdentityKind::AzureServicePrincipal | IdentityKind::AzureManagedIdentity => {
                 CollectionName::ServicePrincipals
@@ -172,6 +211,8 @@ impl IdentityKind {
             }
             // `isAdmin` and `isDelegatedAdmin` come with each user record.
             IdentityKind::GworkspaceUser => CollectionName::Users,
+            // A permission set's admin rights come with the assignment listing.
+            IdentityKind::AwsPermissionSetAssignment => CollectionName::PermissionSetAssignments,
             _ => CollectionName::Privileges,
         }
     }
@@ -192,6 +233,11 @@ impl IdentityKind {
             CollectionName::Applications => &[IdentityKind::AzureApplication],
             CollectionName::ServiceAccounts => &[IdentityKind::GcpServiceAccount],
             CollectionName::IamPolicy => &[IdentityKind::GcpPrincipal],
+            CollectionName::InstanceProfiles => &[IdentityKind::AwsInstanceProfile],
+            CollectionName::OidcProviders => &[IdentityKind::AwsOidcProvider],
+            CollectionName::SamlProviders => &[IdentityKind::AwsSamlProvider],
+            CollectionName::IdentityCenterUsers => &[IdentityKind::AwsIdentityCenterUser],
+            CollectionName::PermissionSetAssignments => &[IdentityKind::AwsPermissionSetAssignment],
             _ => &[],
         }
     }
@@ -224,16 +270,36 @@ pub enum CollectionName {
     /// A Google Cloud project's IAM policy: the principals it names and
     /// their owner, editor and admin grants.
     IamPolicy,
+    /// IAM instance profiles and the roles in them.
+    InstanceProfiles,
+    /// IAM OpenID Connect identity providers.
+    OidcProviders,
+    /// IAM SAML identity providers.
+    SamlProviders,
+    /// IAM Identity Center users (identity store); only when configured.
+    IdentityCenterUsers,
+    /// IAM Identity Center permission-set assignments; only when configured.
+    PermissionSetAssignments,
 }
 
 impl CollectionName {
-    /// Every AWS collection, in report order.
-    pub const AWS: [CollectionName; 5] = [
+    /// Every AWS collection that every account scan lists, in report order.
+    pub const AWS: [CollectionName; 8] = [
         CollectionName::Users,
         CollectionName::Roles,
         CollectionName::Privileges,
         CollectionName::AccessKeys,
         CollectionName::ConsolePasswords,
+        CollectionName::InstanceProfiles,
+        CollectionName::OidcProviders,
+        CollectionName::SamlProviders,
+    ];
+
+    /// The AWS collections listed only for accounts with IAM Identity Center
+    /// configured; other snapshots leave them out.
+    pub const AWS_IDENTITY_CENTER: [CollectionName; 2] = [
+        CollectionName::IdentityCenterUsers,
+        CollectionName::PermissionSetAssignments,
     ];
 
     /// Every Entra ID collection, in report order.
@@ -269,6 +335,11 @@ impl CollectionName {
             CollectionName::ServiceAccounts => "service_accounts",
             CollectionName::ServiceAccountKeys => "service_account_keys",
             CollectionName::IamPolicy => "iam_policy",
+            CollectionName::InstanceProfiles => "instance_profiles",
+            CollectionName::OidcProviders => "oidc_providers",
+            CollectionName::SamlProviders => "saml_providers",
+            CollectionName::IdentityCenterUsers => "identity_center_users",
+            CollectionName::PermissionSetAssignments => "permission_set_assignments",
         }
     }
 }
@@ -634,6 +705,37 @@ impl Snapshot {
     pub fn is_complete(&self) -> bool {
         self.collections.values().all(Completeness::is_complete)
     }
+}
+
+/// Attribute names the AWS collector records and the judge reads.
+pub mod aws_attribute {
+    /// Names of the roles in an instance profile, sorted, comma-separated.
+    pub const ROLES: &str = "roles";
+    /// An OIDC provider's client ids (audiences), sorted, comma-separated.
+    pub const CLIENT_IDS: &str = "client_ids";
+    /// An OIDC provider's server certificate thumbprints, sorted, comma-separated.
+    pub const THUMBPRINTS: &str = "thumbprints";
+    /// When a SAML provider's metadata document expires; it changes when
+    /// the metadata (and so the trusted signing certificate) is replaced.
+    pub const VALID_UNTIL: &str = "valid_until";
+    /// The identity store that contains an Identity Center user.
+    pub const IDENTITY_STORE_ID: &str = "identity_store_id";
+    /// An Identity Center user's display name.
+    pub const DISPLAY_NAME: &str = "display_name";
+    /// An Identity Center user's primary email address.
+    pub const EMAIL: &str = "email";
+    /// The Identity Center instance of a permission-set assignment.
+    pub const INSTANCE_ARN: &str = "instance_arn";
+    /// The permission set's name.
+    pub const PERMISSION_SET_NAME: &str = "permission_set_name";
+    /// The account the permission set is assigned in.
+    pub const TARGET_ACCOUNT: &str = "target_account";
+    /// `USER` or `GROUP`.
+    pub const PRINCIPAL_TYPE: &str = "principal_type";
+    /// The identity store id of the assigned user or group.
+    pub const PRINCIPAL_ID: &str = "principal_id";
+    /// The assigned user's name, when the user listing names it.
+    pub const PRINCIPAL_NAME: &str = "principal_name";
 }
 
 /// Attribute names the Entra collector records and the judge reads.

@@ -60,6 +60,19 @@ pub struct AwsAccountSettings {
     pub region: Option<String>,
     /// Users whose credentials are listed at once.
     pub concurrency: usize,
+    /// IAM Identity Center to read in this account; `None` leaves it out.
+    pub identity_center: Option<IdentityCenterSettings>,
+}
+
+/// Where an account's IAM Identity Center instance is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityCenterSettings {
+    /// The instance's region; the account's region when absent.
+    pub region: Option<String>,
+    /// The instance ARN; found with `sso:ListInstances` when absent.
+    pub instance_arn: Option<String>,
+    /// The identity store id (`d-...`); found with `sso:ListInstances` when absent.
+    pub identity_store_id: Option<String>,
 }
 
 impl AwsAccountSettings {
@@ -115,6 +128,7 @@ impl AwsOrganizationSettings {
             endpoint_url: self.endpoint_url.clone(),
             region: self.region.clone(),
             concurrency: self.concurrency,
+            identity_center: None,
         }
     }
 

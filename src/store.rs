@@ -498,7 +498,13 @@ fn copy_attribute(
             | CollectionName::Roles
             | CollectionName::ServicePrincipals
             | CollectionName::Applications
-            | CollectionName::ServiceAccounts => {}
+            | CollectionName::ServiceAccounts
+            | CollectionName::InstanceProfiles
+            | CollectionName::OidcProviders
+            | CollectionName::SamlProviders
+            | CollectionName::IdentityCenterUsers => {}
+            // An assignment's admin grants come with its own listing.
+            CollectionName::PermissionSetAssignments => {}
         }
     }
 }

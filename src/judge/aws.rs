@@ -8,6 +8,9 @@ use crate::diff::{Change, ChangeKind};
 use crate::model::{CredentialKind, Identity, IdentityKind};
 
 pub(super) fn assess(scope: &str, change: &Change) -> Verdict {
+    if let Some(verdict) = super::aws_access::assess(scope, change) {
+        return verdict;
+    }
     let identity = &change.identity;
     match &change.kind {
         ChangeKind::IdentityAdded => assess_creation(scope, identity),
@@ -25,7 +28,22 @@ pub(super) fn assess(scope: &str, change: &Change) -> Verdict {
             Verdict::new(Severity::Medium, "a credential was re-activated")
         }
         ChangeKind::PrivilegeAdded { .. } => Verdict::new(Severity::Critical, "new admin grant"),
-        ChangeKind::TrustChanged { added, .. } => assess_trust_change(scope, identity, added),
+        ChangeKind::TrustChanged { added, removed } => match added.first() {
+            Some(principal) => {
+                super::aws_access::assess_trust_principal(scope, identity, principal)
+            }
+            None => Verdict::new(
+                Severity::Info,
+                format!(
+                    "the role no longer trusts {}",
+                    removed
+                        .iter()
+                        .map(|principal| principal.value.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        },
         ChangeKind::EnabledChanged { .. } => {
             Verdict::new(Severity::Low, "the identity was enabled or disabled")
         }
@@ -83,42 +101,6 @@ pub(super) fn assess_creation(scope: &str, identity: &Identity) -> Verdict {
         (false, true, false) => Verdict::new(
             Severity::Medium,
             "new identity without credentials or admin rights",
-        ),
-    }
-}
-
-fn assess_trust_change(
-    scope: &str,
-    identity: &Identity,
-    added: &[crate::model::TrustPrincipal],
-) -> Verdict {
-    let outside: Vec<String> = added
-        .iter()
-        .filter(|principal| is_outside(scope, principal))
-        .map(|principal| principal.value.clone())
-        .collect();
-    match (outside.is_empty(), identity.is_admin(), added.is_empty()) {
-        (false, true, _) => Verdict::new(
-            Severity::Critical,
-            format!(
-                "an admin role now trusts principals outside the account ({})",
-                outside.join(", ")
-            ),
-        ),
-        (false, false, _) => Verdict::new(
-            Severity::High,
-            format!(
-                "the role now trusts principals outside the account ({})",
-                outside.join(", ")
-            ),
-        ),
-        (true, _, false) => Verdict::new(
-            Severity::Medium,
-            "the role trusts new principals of this account",
-        ),
-        (true, _, true) => Verdict::new(
-            Severity::Info,
-            "principals were removed from the trust policy",
         ),
     }
 }
@@ -196,7 +178,7 @@ fn is_region_folder(rest: &str) -> bool {
 }
 
 /// Returns true for `arn:<partition>:iam::<scope>:saml-provider/AWSSSO_<id>_DO_NOT_DELETE`.
-fn is_identity_center_provider(scope: &str, arn: &str) -> bool {
+pub(super) fn is_identity_center_provider(scope: &str, arn: &str) -> bool {
     let parts: Vec<&str> = arn.split(':').collect();
     let [arn_prefix, partition, service, region, account, resource] = parts.as_slice() else {
         return false;
@@ -214,7 +196,7 @@ fn is_identity_center_provider(scope: &str, arn: &str) -> bool {
 
 /// Returns true for a trust principal outside the scope's account: another
 /// account, `*`, or a `NotPrincipal` (everyone but the named principals).
-fn is_outside(scope: &str, principal: &crate::model::TrustPrincipal) -> bool {
+pub(super) fn is_outside(scope: &str, principal: &crate::model::TrustPrincipal) -> bool {
     match principal.kind.as_str() {
         "not_principal" => true,
         "aws" => {
@@ -242,6 +224,9 @@ fn outside_principals(scope: &str, identity: &Identity) -> Vec<String> {
 
 /// Returns the `aws` CLI commands that contain a change, with real names and ids.
 pub(super) fn response_commands(change: &Change) -> Vec<String> {
+    if let Some(commands) = super::aws_access::response_commands(change) {
+        return commands;
+    }
     let identity = &change.identity;
     let name = shell_quote(&identity.name);
     let is_user = identity.kind == IdentityKind::AwsUser;

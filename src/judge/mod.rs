@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 mod aws;
+mod aws_access;
 mod azure;
 mod expected;
 pub mod gcp;
@@ -87,6 +88,11 @@ const ADDITIONAL_CLOUD_ROLES: Technique = Technique {
     id: "T1098.003",
     name: "Account Manipulation: Additional Cloud Roles",
     url: "https://attack.mitre.org/techniques/T1098/003/",
+};
+const TRUST_MODIFICATION: Technique = Technique {
+    id: "T1484.002",
+    name: "Domain or Tenant Policy Modification: Trust Modification",
+    url: "https://attack.mitre.org/techniques/T1484/002/",
 };
 
 /// A judged change.
@@ -171,6 +177,11 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
     let verdict_expected = verdict.expected_reason.is_some();
     let mut evidence = identity_evidence(identity);
     evidence.extend(change_evidence(&change.kind));
+    if let ChangeKind::TrustChanged { added, removed } = &change.kind {
+        for principal in added.iter().chain(removed) {
+            evidence.extend(aws_access::trust_evidence(&diff.scope, principal));
+        }
+    }
 
     let mut finding = Finding {
         provider: diff.provider,
@@ -275,6 +286,9 @@ impl Verdict {
 /// removals and disabling to Account Access Removal, and other edits to
 /// Account Manipulation.
 fn technique_for(change: &Change) -> Technique {
+    if let Some(technique) = aws_access::technique(change) {
+        return technique;
+    }
     match &change.kind {
         ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. } => CREATE_CLOUD_ACCOUNT,
         ChangeKind::CredentialAdded { .. } | ChangeKind::CredentialStatusChanged { .. } => {
@@ -321,7 +335,23 @@ fn summarize(change: &Change) -> String {
             )
         }
         ChangeKind::EnabledChanged { .. } => format!("{who} enabled state changed"),
-        ChangeKind::TrustChanged { .. } => format!("trust policy of {who} changed"),
+        ChangeKind::TrustChanged { added, removed } => match (added.first(), removed.first()) {
+            (Some(principal), _) => format!(
+                "{who} now trusts {} principal {}{}",
+                principal.kind,
+                principal.value,
+                if principal.conditional {
+                    " (with a condition)"
+                } else {
+                    ""
+                }
+            ),
+            (None, Some(principal)) => format!(
+                "{who} no longer trusts {} principal {}",
+                principal.kind, principal.value
+            ),
+            (None, None) => format!("trust policy of {who} changed"),
+        },
         ChangeKind::AttributeChanged { key, from, to } => format!(
             "{key} of {who} changed from {} to {}",
             from.as_deref().unwrap_or("-"),
@@ -420,6 +450,13 @@ fn identity_evidence(identity: &Identity) -> BTreeMap<String, String> {
     }
     if let Some(roles) = identity.attributes.get(crate::model::gcp_attribute::ROLES) {
         evidence.insert("roles".to_string(), roles.clone());
+    }
+    // Instance profiles, identity providers and Identity Center records
+    // carry their facts (roles, client ids, target account) as attributes.
+    let aws_access_kind = identity.kind.provider() == Provider::Aws
+        && !matches!(identity.kind, IdentityKind::AwsUser | IdentityKind::AwsRole);
+    if aws_access_kind {
+        evidence.extend(identity.attributes.clone());
     }
     evidence
 }

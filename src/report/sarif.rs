@@ -320,7 +320,7 @@ fn describe_change(change: &str) -> &'static str {
         "path_changed" => "An IAM identity moved to another path",
         "enabled_changed" => "An identity was enabled or disabled",
         "attribute_changed" => "An identity attribute changed, such as an Entra user's type",
-        "trust_changed" => "A role's trust policy now trusts other principals",
+        "trust_changed" => "A principal was added to or removed from a role's trust policy",
         "credential_added" => "A new credential on an existing identity",
         "credential_removed" => "A credential was removed",
         "credential_status_changed" => "A credential was activated or deactivated",

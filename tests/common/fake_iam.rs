@@ -31,6 +31,10 @@ pub const GET_ACCOUNT_AUTHORIZATION_DETAILS: &str = "GetAccountAuthorizationDeta
 pub const LIST_ACCESS_KEYS: &str = "ListAccessKeys";
 /// The IAM operation that reads one user's console password (login profile).
 pub const GET_LOGIN_PROFILE: &str = "GetLoginProfile";
+/// The IAM operation that lists OpenID Connect providers, of which the fake has none.
+pub const LIST_OPEN_ID_CONNECT_PROVIDERS: &str = "ListOpenIDConnectProviders";
+/// The IAM operation that lists SAML providers, of which the fake has none.
+pub const LIST_SAML_PROVIDERS: &str = "ListSAMLProviders";
 /// The STS operation that names the caller's account.
 pub const GET_CALLER_IDENTITY: &str = "GetCallerIdentity";
 
@@ -693,6 +697,18 @@ impl State {
             GET_ACCOUNT_AUTHORIZATION_DETAILS => self.authorization_details(params, request_id),
             LIST_ACCESS_KEYS => self.access_keys(user_name, request_id),
             GET_LOGIN_PROFILE => self.login_profile(user_name, request_id),
+            LIST_OPEN_ID_CONNECT_PROVIDERS => Reply::success(
+                action,
+                IAM_NAMESPACE,
+                &member_list("OpenIDConnectProviderList", Vec::new()),
+                request_id,
+            ),
+            LIST_SAML_PROVIDERS => Reply::success(
+                action,
+                IAM_NAMESPACE,
+                &member_list("SAMLProviderList", Vec::new()),
+                request_id,
+            ),
             "" => Reply::error(
                 &ServiceError::invalid_input("the request has no Action"),
                 request_id,

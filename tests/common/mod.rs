@@ -95,6 +95,18 @@ pub fn write_config(folder: &Path, endpoint: &str, extra: &str) -> PathBuf {
     path
 }
 
+/// Returns the static credentials that [`seal_environment`] gives idrift,
+/// for SDK clients that seed moto.
+pub fn test_credentials() -> aws_credential_types::Credentials {
+    aws_credential_types::Credentials::new(
+        "AKIAIDRIFTTESTKEY000",
+        "idrift-test-secret-not-real",
+        None,
+        None,
+        "idrift-tests",
+    )
+}
+
 /// A moto server on 127.0.0.1, stopped when dropped.
 pub struct Moto {
     child: Child,

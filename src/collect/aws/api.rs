@@ -32,10 +32,10 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::details::{self, AuthorizationDetails, format_timestamp};
-use super::{AccessKeyRecord, AccountInventory};
+use super::{AccessKeyRecord, AccountInventory, identity_center, providers};
 use crate::collect::{CollectError, Collected, error_chain};
 use crate::model::{CollectionName, Completeness};
-use crate::settings::{AwsAccountSettings, RetrySettings};
+use crate::settings::{AwsAccountSettings, IdentityCenterSettings, RetrySettings};
 
 /// Most pages read from one listing before it is declared cut short.
 const MAX_PAGES: usize = 10_000;
@@ -63,11 +63,14 @@ impl Intercept for CallCounter {
     }
 }
 
-/// One page of an IAM listing.
-struct Page<T> {
-    items: T,
-    is_truncated: bool,
-    marker: Option<String>,
+/// One page of a listing: IAM's `Marker` or the JSON services' `NextToken`.
+pub(super) struct Page<T> {
+    /// The page's records.
+    pub(super) items: T,
+    /// True when more pages follow.
+    pub(super) is_truncated: bool,
+    /// The token that requests the next page.
+    pub(super) marker: Option<String>,
 }
 
 /// Reads every page of a Marker-paged IAM listing.
@@ -75,7 +78,7 @@ struct Page<T> {
 /// Returns the reason the listing is incomplete when a call fails, when IAM
 /// reports more pages but sends no Marker, when a Marker repeats (the
 /// listing did not advance), or after [`MAX_PAGES`] pages.
-async fn read_pages<T, F, Fut>(what: &str, mut fetch: F) -> Result<Vec<T>, String>
+pub(super) async fn read_pages<T, F, Fut>(what: &str, mut fetch: F) -> Result<Vec<T>, String>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<Page<T>, String>>,
@@ -100,7 +103,8 @@ where
         };
         if !seen_markers.insert(next.clone()) {
             return Err(format!(
-                "{what}: the listing did not advance: Marker repeated after page {}",
+                "{what}: the listing did not advance: the page token (Marker or NextToken) \
+                 repeated after page {}",
                 pages.len()
             ));
         }
@@ -145,6 +149,19 @@ where
     }
 }
 
+/// Prefixes a failed call's description with the account, and names the
+/// IAM action to grant when the call was denied.
+pub(super) fn denied_hint(account_id: &str, action: &str, description: &str) -> String {
+    if description.contains("AccessDenied") || description.contains("UnauthorizedOperation") {
+        format!(
+            "account {account_id}: {description}; grant {action} to the scanning principal \
+             (see the least-privilege policy in the README)"
+        )
+    } else {
+        format!("account {account_id}: {description}")
+    }
+}
+
 /// Finds a credential-loading failure among an error's causes.
 fn find_credentials_error<'a>(
     error: &'a (dyn std::error::Error + 'static),
@@ -184,6 +201,8 @@ struct Clients {
     iam: aws_sdk_iam::Client,
     sts: aws_sdk_sts::Client,
     calls: CallCounter,
+    /// The loaded configuration, for the Identity Center clients.
+    config: aws_config::SdkConfig,
 }
 
 /// Loads credentials and region from the standard chain, then the config's
@@ -261,6 +280,28 @@ async fn build_clients(account: &AwsAccountSettings, retry: &RetrySettings) -> C
         iam: aws_sdk_iam::Client::from_conf(iam_config),
         sts: aws_sdk_sts::Client::from_conf(sts_config),
         calls,
+        config,
+    }
+}
+
+/// Builds the sso-admin and identitystore clients in Identity Center's
+/// region (the account's region unless the config names another).
+fn identity_center_clients(
+    clients: &Clients,
+    settings: &IdentityCenterSettings,
+) -> identity_center::Clients {
+    let region = settings.region.clone().map(aws_config::Region::new);
+    let sso_admin_config = aws_sdk_ssoadmin::config::Builder::from(&clients.config)
+        .region(region.clone().or_else(|| clients.config.region().cloned()))
+        .interceptor(clients.calls.clone())
+        .build();
+    let identity_store_config = aws_sdk_identitystore::config::Builder::from(&clients.config)
+        .region(region.or_else(|| clients.config.region().cloned()))
+        .interceptor(clients.calls.clone())
+        .build();
+    identity_center::Clients {
+        sso_admin: aws_sdk_ssoadmin::Client::from_conf(sso_admin_config),
+        identity_store: aws_sdk_identitystore::Client::from_conf(identity_store_config),
     }
 }
 
@@ -288,6 +329,30 @@ pub async fn collect_account(
     if inventory.has_users() {
         let results = read_user_credentials(&clients.iam, user_names, account.concurrency).await;
         apply_user_credentials(&mut inventory, results);
+    }
+
+    if !inventory.details_failed() {
+        let oidc = providers::list_oidc_providers(&clients.iam, &account_id).await;
+        inventory.set_listed(CollectionName::OidcProviders, oidc);
+        let saml = providers::list_saml_providers(&clients.iam, &account_id).await;
+        inventory.set_listed(CollectionName::SamlProviders, saml);
+    }
+    if let Some(settings) = &account.identity_center {
+        if inventory.details_failed() {
+            // Marked, not left out, so that the previous records are kept.
+            for name in CollectionName::AWS_IDENTITY_CENTER {
+                let reason = "not listed because the authorization details failed".to_string();
+                inventory.set_listed(name, Err(reason));
+            }
+        } else {
+            let ic_clients = identity_center_clients(&clients, settings);
+            let listing = identity_center::collect(&ic_clients, settings, &account_id).await;
+            inventory.set_listed(CollectionName::IdentityCenterUsers, listing.users);
+            inventory.set_listed(
+                CollectionName::PermissionSetAssignments,
+                listing.assignments,
+            );
+        }
     }
 
     let calls = clients.calls.0.load(Ordering::Relaxed);
@@ -519,7 +584,8 @@ async fn get_login_profile(
     }
 }
 
-fn is_no_such_entity<E: ProvideErrorMetadata>(
+/// Returns true for IAM's `NoSuchEntity`: the entity was deleted meanwhile.
+pub(super) fn is_no_such_entity<E: ProvideErrorMetadata>(
     error: &SdkError<E, aws_smithy_runtime_api::http::Response>,
 ) -> bool {
     match error {
@@ -594,8 +660,9 @@ mod convert {
 
     use super::super::AccessKeyRecord;
     use super::details::{
-        AttachedPolicy, AuthorizationDetails, GroupDetail, InlinePolicy, ManagedPolicy,
-        PolicyVersion, RoleDetail, Tag, UserDetail, format_timestamp,
+        AttachedPolicy, AuthorizationDetails, GroupDetail, InlinePolicy, InstanceProfileDetail,
+        InstanceProfileRole, ManagedPolicy, PolicyVersion, RoleDetail, Tag, UserDetail,
+        format_timestamp,
     };
     use aws_sdk_iam::operation::get_account_authorization_details::GetAccountAuthorizationDetailsOutput;
     use aws_sdk_iam::types;
@@ -671,6 +738,28 @@ mod convert {
             attached_managed_policies: attached(detail.attached_managed_policies()),
             role_policy_list: inline(detail.role_policy_list()),
             tags: tags(detail.tags()),
+            instance_profile_list: detail
+                .instance_profile_list()
+                .iter()
+                .map(instance_profile)
+                .collect(),
+        }
+    }
+
+    fn instance_profile(profile: &types::InstanceProfile) -> InstanceProfileDetail {
+        InstanceProfileDetail {
+            instance_profile_id: profile.instance_profile_id().to_string(),
+            instance_profile_name: profile.instance_profile_name().to_string(),
+            path: Some(profile.path().to_string()),
+            arn: Some(profile.arn().to_string()),
+            create_date: Some(format_timestamp(profile.create_date())),
+            roles: profile
+                .roles()
+                .iter()
+                .map(|role| InstanceProfileRole {
+                    role_name: role.role_name().to_string(),
+                })
+                .collect(),
         }
     }
 

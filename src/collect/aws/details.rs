@@ -12,7 +12,7 @@ use serde_json::Value;
 use tracing::warn;
 
 use super::policy::{self, ADMINISTRATOR_ACCESS_ARN};
-use crate::model::{AdminGrant, Identity, IdentityKind};
+use crate::model::{AdminGrant, Identity, IdentityKind, aws_attribute};
 
 /// A managed policy attached to a user, role or group.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -109,6 +109,40 @@ pub struct RoleDetail {
     /// Tags.
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// The instance profiles that hold the role.
+    #[serde(default)]
+    pub instance_profile_list: Vec<InstanceProfileDetail>,
+}
+
+/// One entry of a role's `InstanceProfileList`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceProfileDetail {
+    /// Immutable id (`AIPA...`).
+    pub instance_profile_id: String,
+    /// Instance profile name.
+    pub instance_profile_name: String,
+    /// IAM path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// ARN.
+    #[serde(default)]
+    pub arn: Option<String>,
+    /// Creation time as the source wrote it.
+    #[serde(default)]
+    pub create_date: Option<String>,
+    /// The roles in the profile (at most one in current AWS accounts).
+    #[serde(default)]
+    pub roles: Vec<InstanceProfileRole>,
+}
+
+/// A role inside an instance profile; only its name is read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceProfileRole {
+    /// Role name.
+    #[serde(default)]
+    pub role_name: String,
 }
 
 /// One entry of `GroupDetailList`.
@@ -249,6 +283,8 @@ impl AuthorizationDetails {
             let identity = build_role(role, &policies, &mut built.privilege_problems);
             built.identities.push(identity);
         }
+        let profiles = build_instance_profiles(&self.role_detail_list, &built.identities);
+        built.identities.extend(profiles);
         built
     }
 
@@ -420,6 +456,78 @@ fn build_role(
     ));
     identity.admin_grants = grants;
     identity
+}
+
+/// Builds one record per instance profile named in the roles'
+/// `InstanceProfileList`, with the names of its roles and one admin grant
+/// per admin role in it.
+///
+/// NOTE: `GetAccountAuthorizationDetails` reports instance profiles only
+/// inside the roles they hold, so a profile without a role is not listed.
+/// An empty profile gives no access, and it shows up once a role is added.
+fn build_instance_profiles(roles: &[RoleDetail], identities: &[Identity]) -> Vec<Identity> {
+    let admin_roles: HashMap<&str, &Identity> = identities
+        .iter()
+        .filter(|identity| identity.kind == IdentityKind::AwsRole && identity.is_admin())
+        .map(|identity| (identity.name.as_str(), identity))
+        .collect();
+    let mut profiles: BTreeMap<&str, (&InstanceProfileDetail, BTreeSet<&str>)> = BTreeMap::new();
+    for role in roles {
+        for profile in &role.instance_profile_list {
+            if profile.instance_profile_id.is_empty() {
+                continue;
+            }
+            let entry = profiles
+                .entry(profile.instance_profile_id.as_str())
+                .or_insert_with(|| (profile, BTreeSet::new()));
+            entry.1.insert(role.role_name.as_str());
+            entry.1.extend(
+                profile
+                    .roles
+                    .iter()
+                    .map(|inner| inner.role_name.as_str())
+                    .filter(|name| !name.is_empty()),
+            );
+        }
+    }
+
+    profiles
+        .into_values()
+        .map(|(profile, role_names)| {
+            let mut identity = Identity::new(
+                &profile.instance_profile_id,
+                IdentityKind::AwsInstanceProfile,
+                &profile.instance_profile_name,
+            );
+            identity.path = profile.path.clone();
+            identity.arn = profile.arn.clone();
+            identity.created = profile.create_date.as_deref().map(normalize_timestamp);
+            let names: Vec<&str> = role_names.iter().copied().collect();
+            identity
+                .attributes
+                .insert(aws_attribute::ROLES.to_string(), names.join(", "));
+            identity.admin_grants = role_names
+                .iter()
+                .filter_map(|name| admin_roles.get(name))
+                .map(|role| role_grant(role))
+                .collect();
+            identity
+        })
+        .collect()
+}
+
+/// The admin grant an instance profile gets from an admin role in it. The
+/// role's own grants stay out of the key, so that a role gaining a second
+/// admin policy does not read as a new grant on the profile.
+fn role_grant(role: &Identity) -> AdminGrant {
+    AdminGrant {
+        via: "instance_profile_role".to_string(),
+        policy: role.arn.clone().unwrap_or_else(|| role.name.clone()),
+        group: None,
+        group_id: None,
+        reason: format!("role {} has admin rights", role.name),
+        assignment_id: None,
+    }
 }
 
 /// Returns the admin grants among attached managed policies.

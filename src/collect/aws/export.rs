@@ -5,6 +5,14 @@
 //! `aws iam get-credential-report` and `aws iam list-access-keys`. The path
 //! is one authorization-details file, or a folder laid out
 //! `aws/<account-id>/` holding such files under any names.
+//!
+//! An account folder can also hold the identity providers
+//! (`aws iam list-open-id-connect-providers`, `aws iam
+//! get-open-id-connect-provider` per provider, `aws iam
+//! list-saml-providers`) and IAM Identity Center (`aws identitystore
+//! list-users`, `aws sso-admin list-account-assignments` per account and
+//! permission set, `aws sso-admin describe-permission-set` for the names).
+//! A listing that is missing leaves its collection not collected.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -14,6 +22,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::details::{AuthorizationDetails, normalize_timestamp};
+use super::export_access::{AccessExport, AccessFile};
 use super::policy::account_of_arn;
 use super::{AccessKeyRecord, AccountInventory};
 use crate::collect::{CollectError, Collected};
@@ -33,6 +42,8 @@ struct AccountExport {
     has_key_listing: bool,
     /// Key listing files that report more keys to follow.
     truncated_key_listings: Vec<String>,
+    /// Identity providers and Identity Center listings.
+    access: AccessExport,
 }
 
 /// The four lists of `GetAccountAuthorizationDetails`.
@@ -97,6 +108,7 @@ enum ExportFile {
         keys: Vec<AccessKeyRecord>,
         truncated: bool,
     },
+    Access(AccessFile),
 }
 
 /// Returns true when an AWS CLI page reports that more results follow.
@@ -250,6 +262,7 @@ fn add_export_file(export: &mut AccountExport, file: &Path) -> Result<(), Collec
         ExportFile::Details { .. } => "authorization details",
         ExportFile::CredentialReport(_) => "credential report",
         ExportFile::KeyListing { .. } => "access key listing",
+        ExportFile::Access(access) => access.label(),
     };
     tracing::info!(file = %file.display(), kind, "read export file");
     match parsed {
@@ -285,6 +298,7 @@ fn add_export_file(export: &mut AccountExport, file: &Path) -> Result<(), Collec
             }
             export.key_listings.extend(keys);
         }
+        ExportFile::Access(access) => export.access.add(access, file),
     }
     Ok(())
 }
@@ -338,10 +352,23 @@ fn read_export_file(path: &Path) -> Result<ExportFile, CollectError> {
             .collect();
         return Ok(ExportFile::KeyListing { keys, truncated });
     }
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let access =
+        AccessFile::recognize(value, &file_name).map_err(|reason| export_error(path, reason))?;
+    if let Some(access) = access {
+        return Ok(ExportFile::Access(access));
+    }
     Err(export_error(
         path,
         "not an AWS export idrift reads: expected the JSON of `aws iam get-account-authorization-details`, \
-         `aws iam get-credential-report` or `aws iam list-access-keys`"
+         `aws iam get-credential-report`, `aws iam list-access-keys`, \
+         `aws iam list-open-id-connect-providers`, `aws iam get-open-id-connect-provider`, \
+         `aws iam list-saml-providers`, `aws identitystore list-users`, \
+         `aws sso-admin list-account-assignments` or `aws sso-admin describe-permission-set` \
+         (an empty `aws identitystore list-users` output must be named identity-center-users*.json)"
             .to_string(),
     ))
 }
@@ -436,6 +463,7 @@ fn build_inventory(account_id: String, mut export: AccountExport) -> Collected {
     set_access_keys(&mut inventory, &user_names, &export);
     set_console_passwords(&mut inventory, &user_names, &export);
     mark_detail_gaps(&mut inventory, &export);
+    export.access.apply(&mut inventory);
     inventory.into_collected(0)
 }
 
@@ -457,6 +485,7 @@ fn mark_detail_gaps(inventory: &mut AccountInventory, export: &AccountExport) {
             CollectionName::Users,
             CollectionName::Roles,
             CollectionName::Privileges,
+            CollectionName::InstanceProfiles,
         ] {
             inventory.set_completeness(
                 name,
@@ -483,10 +512,12 @@ fn mark_detail_gaps(inventory: &mut AccountInventory, export: &AccountExport) {
         }
     }
     if missing("RoleDetailList") {
-        inventory.set_completeness(
-            CollectionName::Roles,
-            not_collected(format!("the export has no RoleDetailList ({hint})")),
-        );
+        for name in [CollectionName::Roles, CollectionName::InstanceProfiles] {
+            inventory.set_completeness(
+                name,
+                not_collected(format!("the export has no RoleDetailList ({hint})")),
+            );
+        }
     }
     if missing("GroupDetailList") || missing("Policies") {
         let reason = format!(

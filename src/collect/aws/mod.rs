@@ -4,8 +4,11 @@
 pub mod api;
 pub mod details;
 pub mod export;
+mod export_access;
+pub mod identity_center;
 pub mod organizations;
 pub mod policy;
+pub mod providers;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -84,6 +87,8 @@ impl AccountInventory {
         };
         self.collections
             .insert(CollectionName::Users, listing.clone());
+        self.collections
+            .insert(CollectionName::InstanceProfiles, listing.clone());
         self.collections.insert(CollectionName::Roles, listing);
 
         let privileges = if built.privilege_problems.is_empty() {
@@ -108,13 +113,14 @@ impl AccountInventory {
         self.details_failed = true;
         for name in CollectionName::AWS {
             let completeness = match name {
-                CollectionName::Users | CollectionName::Roles | CollectionName::Privileges => {
-                    Completeness::Incomplete {
-                        reason: reason.to_string(),
-                        kept_previous: false,
-                        unlisted: Vec::new(),
-                    }
-                }
+                CollectionName::Users
+                | CollectionName::Roles
+                | CollectionName::Privileges
+                | CollectionName::InstanceProfiles => Completeness::Incomplete {
+                    reason: reason.to_string(),
+                    kept_previous: false,
+                    unlisted: Vec::new(),
+                },
                 _ => Completeness::NotCollected {
                     reason: "not listed because the user listing failed".to_string(),
                     kept_previous: false,
@@ -122,6 +128,12 @@ impl AccountInventory {
             };
             self.collections.insert(name, completeness);
         }
+    }
+
+    /// Returns true when the authorization details could not be read. The
+    /// account then counts as not scanned, so the other listings are skipped.
+    pub fn details_failed(&self) -> bool {
+        self.details_failed
     }
 
     /// Returns true when the user listing was read, even if some of its
@@ -217,6 +229,27 @@ impl AccountInventory {
             .collect();
         if let Some(Completeness::Incomplete { unlisted, .. }) = self.collections.get_mut(&name) {
             *unlisted = ids;
+        }
+    }
+
+    /// Adds the records of a collection listed on its own (identity
+    /// providers, Identity Center), or marks it incomplete with the reason.
+    /// A record listed twice, as pages exported twice can be, is kept once.
+    pub fn set_listed(&mut self, name: CollectionName, listing: Result<Vec<Identity>, String>) {
+        match listing {
+            Ok(identities) => {
+                let mut seen = std::collections::HashSet::new();
+                let unique = identities
+                    .into_iter()
+                    .filter(|identity| seen.insert((identity.id.clone(), identity.kind)));
+                self.identities.extend(unique);
+                self.collections.insert(name, Completeness::Complete);
+            }
+            Err(reason) => {
+                tracing::warn!(account = %self.account_id, collection = %name, reason = %crate::report::sanitize(&reason), "listing incomplete");
+                self.collections
+                    .insert(name, api::completeness_from(Some(reason)));
+            }
         }
     }
 

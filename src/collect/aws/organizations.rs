@@ -208,6 +208,9 @@ fn member_settings(
         endpoint_url: organization.endpoint_url.clone(),
         region: organization.region.clone(),
         concurrency: organization.concurrency,
+        // NOTE: Identity Center is read only for accounts listed under
+        // [[aws.accounts]]; its instance lives in one account, not in each member.
+        identity_center: None,
     }
 }
 
