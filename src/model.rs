@@ -74,11 +74,15 @@ pub enum IdentityKind {
     /// group, domain, outside service account, service agent or workload
     /// identity), keyed by its member string such as `user:ana@example.com`.
     GcpPrincipal,
+    /// A workload identity pool provider: an outside token issuer (OIDC,
+    /// AWS, SAML or X.509) whose identities can get Google credentials,
+    /// keyed by its resource name.
+    GcpWorkloadIdentityProvider,
 }
 
 impl IdentityKind {
     /// Every identity kind, AWS first, then Entra ID, then Google Cloud.
-    pub const ALL: [IdentityKind; 8] = [
+    pub const ALL: [IdentityKind; 9] = [
         IdentityKind::AwsUser,
         IdentityKind::AwsRole,
         IdentityKind::AzureUser,
@@ -87,6 +91,7 @@ impl IdentityKind {
         IdentityKind::AzureApplication,
         IdentityKind::GcpServiceAccount,
         IdentityKind::GcpPrincipal,
+        IdentityKind::GcpWorkloadIdentityProvider,
     ];
 
     /// Returns the snake_case name used in snapshots, reports and config.
@@ -100,6 +105,7 @@ impl IdentityKind {
             IdentityKind::AzureApplication => "azure_application",
             IdentityKind::GcpServiceAccount => "gcp_service_account",
             IdentityKind::GcpPrincipal => "gcp_principal",
+            IdentityKind::GcpWorkloadIdentityProvider => "gcp_workload_identity_provider",
         }
     }
 
@@ -118,7 +124,9 @@ impl IdentityKind {
             | IdentityKind::AzureServicePrincipal
             | IdentityKind::AzureManagedIdentity
             | IdentityKind::AzureApplication => Provider::Azure,
-            IdentityKind::GcpServiceAccount | IdentityKind::GcpPrincipal => Provider::Gcp,
+            IdentityKind::GcpServiceAccount
+            | IdentityKind::GcpPrincipal
+            | IdentityKind::GcpWorkloadIdentityProvider => Provider::Gcp,
         }
     }
 
@@ -133,6 +141,7 @@ impl IdentityKind {
             IdentityKind::AzureApplication => "app registration",
             IdentityKind::GcpServiceAccount => "service account",
             IdentityKind::GcpPrincipal => "IAM policy member",
+            IdentityKind::GcpWorkloadIdentityProvider => "workload identity provider",
         }
     }
 
@@ -148,6 +157,7 @@ impl IdentityKind {
             IdentityKind::AzureApplication => CollectionName::Applications,
             IdentityKind::GcpServiceAccount => CollectionName::ServiceAccounts,
             IdentityKind::GcpPrincipal => CollectionName::IamPolicy,
+            IdentityKind::GcpWorkloadIdentityProvider => CollectionName::WorkloadIdentityProviders,
         }
     }
 
@@ -157,6 +167,7 @@ impl IdentityKind {
             IdentityKind::GcpServiceAccount | IdentityKind::GcpPrincipal => {
                 CollectionName::IamPolicy
             }
+            IdentityKind::GcpWorkloadIdentityProvider => CollectionName::WorkloadIdentityProviders,
             _ => CollectionName::Privileges,
         }
     }
@@ -173,6 +184,9 @@ impl IdentityKind {
             CollectionName::Applications => &[IdentityKind::AzureApplication],
             CollectionName::ServiceAccounts => &[IdentityKind::GcpServiceAccount],
             CollectionName::IamPolicy => &[IdentityKind::GcpPrincipal],
+            CollectionName::WorkloadIdentityProviders => {
+                &[IdentityKind::GcpWorkloadIdentityProvider]
+            }
             _ => &[],
         }
     }
@@ -205,6 +219,10 @@ pub enum CollectionName {
     /// A Google Cloud project's IAM policy: the principals it names and
     /// their owner, editor and admin grants.
     IamPolicy,
+    /// The IAM policy of each service account: who may impersonate it.
+    ServiceAccountPolicies,
+    /// A Google Cloud project's workload identity pool providers.
+    WorkloadIdentityProviders,
 }
 
 impl CollectionName {
@@ -227,10 +245,12 @@ impl CollectionName {
     ];
 
     /// Every Google Cloud collection, in report order.
-    pub const GCP: [CollectionName; 3] = [
+    pub const GCP: [CollectionName; 5] = [
         CollectionName::ServiceAccounts,
         CollectionName::ServiceAccountKeys,
         CollectionName::IamPolicy,
+        CollectionName::ServiceAccountPolicies,
+        CollectionName::WorkloadIdentityProviders,
     ];
 
     /// Returns the snake_case name used in snapshots and reports.
@@ -247,6 +267,8 @@ impl CollectionName {
             CollectionName::ServiceAccounts => "service_accounts",
             CollectionName::ServiceAccountKeys => "service_account_keys",
             CollectionName::IamPolicy => "iam_policy",
+            CollectionName::ServiceAccountPolicies => "service_account_policies",
+            CollectionName::WorkloadIdentityProviders => "workload_identity_providers",
         }
     }
 }
@@ -396,6 +418,10 @@ pub enum CredentialKind {
     FederatedCredential,
     /// A user-managed key of a Google Cloud service account.
     ServiceAccountKey,
+    /// A binding in a Google Cloud service account's own IAM policy that
+    /// lets a member act as the account (token creator, service account
+    /// user, key admin, workload identity user).
+    ImpersonationGrant,
 }
 
 impl CredentialKind {
@@ -407,6 +433,7 @@ impl CredentialKind {
             CredentialKind::ConsolePassword => Some(CollectionName::ConsolePasswords),
             CredentialKind::FederatedCredential => Some(CollectionName::FederatedCredentials),
             CredentialKind::ServiceAccountKey => Some(CollectionName::ServiceAccountKeys),
+            CredentialKind::ImpersonationGrant => Some(CollectionName::ServiceAccountPolicies),
             CredentialKind::ClientSecret | CredentialKind::Certificate => None,
         }
     }
@@ -425,6 +452,7 @@ impl CredentialKind {
             CredentialKind::Certificate => "certificate",
             CredentialKind::FederatedCredential => "federated credential",
             CredentialKind::ServiceAccountKey => "service account key",
+            CredentialKind::ImpersonationGrant => "impersonation grant",
         }
     }
 }
@@ -643,6 +671,25 @@ pub mod gcp_attribute {
     pub const PROJECT_ID: &str = "project_id";
     /// The numeric uid of a deleted principal that a policy still names.
     pub const DELETED_UID: &str = "deleted_uid";
+    /// The kind of token a workload identity provider accepts: `oidc`,
+    /// `aws`, `saml` or `x509`.
+    pub const PROVIDER_TYPE: &str = "provider_type";
+    /// Who issues the tokens a provider accepts: an OIDC issuer URI, an AWS
+    /// account id, a SAML identity provider's entity id, or `x509`.
+    pub const ISSUER: &str = "issuer";
+    /// The SHA-256 of the keys a provider trusts in place of fetching them
+    /// from the issuer: OIDC `jwksJson`, SAML metadata or an X.509 trust store.
+    pub const TRUSTED_KEYS: &str = "trusted_keys_sha256";
+    /// The CEL condition outside identities must meet to use a provider.
+    pub const ATTRIBUTE_CONDITION: &str = "attribute_condition";
+    /// A provider's attribute mapping, `google.subject=assertion.sub, ...`, sorted.
+    pub const ATTRIBUTE_MAPPING: &str = "attribute_mapping";
+    /// A provider's allowed audiences, comma-separated.
+    pub const ALLOWED_AUDIENCES: &str = "allowed_audiences";
+    /// `ACTIVE` or `DELETED` (deleted providers and pools can be restored for 30 days).
+    pub const STATE: &str = "state";
+    /// The state of the pool that holds a provider.
+    pub const POOL_STATE: &str = "pool_state";
 }
 
 #[cfg(test)]

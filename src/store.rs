@@ -478,7 +478,8 @@ fn copy_attribute(
             CollectionName::AccessKeys
             | CollectionName::ConsolePasswords
             | CollectionName::FederatedCredentials
-            | CollectionName::ServiceAccountKeys => {
+            | CollectionName::ServiceAccountKeys
+            | CollectionName::ServiceAccountPolicies => {
                 identity
                     .credentials
                     .retain(|credential| credential.kind.collection() != Some(name));
@@ -493,7 +494,8 @@ fn copy_attribute(
             | CollectionName::Roles
             | CollectionName::ServicePrincipals
             | CollectionName::Applications
-            | CollectionName::ServiceAccounts => {}
+            | CollectionName::ServiceAccounts
+            | CollectionName::WorkloadIdentityProviders => {}
         }
     }
 }

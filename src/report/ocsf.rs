@@ -119,14 +119,21 @@ fn finding_uid(finding: &Finding) -> String {
 
 /// Splits a sub-technique such as `T1136.003` "Create Account: Cloud
 /// Account" into OCSF's technique and sub-technique objects. Account Access
-/// Removal (T1531) is a means of Impact (TA0040) in ATT&CK; every other
-/// technique idrift reports is a means of Persistence (TA0003).
+/// Removal (T1531) is a means of Impact (TA0040) in ATT&CK, and Temporary
+/// Elevated Cloud Access (T1548.005) one of Privilege Escalation (TA0004);
+/// every other technique idrift reports is a means of Persistence (TA0003).
 fn attack(technique: &Technique) -> Value {
     let tactic = if technique.id == "T1531" {
         json!({
             "uid": "TA0040",
             "name": "Impact",
             "src_url": "https://attack.mitre.org/tactics/TA0040/",
+        })
+    } else if technique.id.starts_with("T1548") {
+        json!({
+            "uid": "TA0004",
+            "name": "Privilege Escalation",
+            "src_url": "https://attack.mitre.org/tactics/TA0004/",
         })
     } else {
         json!({
