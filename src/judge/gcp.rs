@@ -735,4 +735,175 @@ mod tests {
         ));
         assert!(gained_roles(None, Some("roles/viewer")));
     }
+
+    fn grant(member: &str, role: &str) -> Credential {
+        Credential {
+            kind: CredentialKind::ImpersonationGrant,
+            id: format!("{role} {member}"),
+            status: None,
+            created: None,
+            expires: None,
+            display_name: Some(member.to_string()),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn impersonation_severity_follows_member() {
+        let token_creator = "roles/iam.serviceAccountTokenCreator";
+        let account = account(
+            "app@demo-project.iam.gserviceaccount.com",
+            IdentityKind::GcpServiceAccount,
+        );
+        let cases = [
+            ("allUsers", Severity::Critical),
+            ("user:eve@example.com", Severity::High),
+            ("group:ops@example.com", Severity::High),
+            ("domain:example.com", Severity::High),
+            (
+                "serviceAccount:ci@other-project.iam.gserviceaccount.com",
+                Severity::High,
+            ),
+            (
+                "principalSet://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/ci/*",
+                Severity::High,
+            ),
+            (
+                "serviceAccount:ci@demo-project.iam.gserviceaccount.com",
+                Severity::Medium,
+            ),
+            ("deleted:user:old@example.com?uid=123", Severity::Low),
+            // A lookalike of a service agent in a customer's project.
+            (
+                "serviceAccount:service-123@demo-project.iam.gserviceaccount.com",
+                Severity::Medium,
+            ),
+        ];
+        for (member, severity) in cases {
+            let verdict =
+                assess_impersonation("demo-project", &account, &grant(member, token_creator));
+            assert_eq!(verdict.severity, severity, "{member}");
+            assert!(verdict.expected_reason.is_none(), "{member}");
+        }
+
+        let agent = "serviceAccount:service-123@gcp-sa-cloudscheduler.iam.gserviceaccount.com";
+        let verdict = assess_impersonation("demo-project", &account, &grant(agent, token_creator));
+        assert_eq!(verdict.severity, Severity::Low);
+        assert!(verdict.expected_reason.is_some());
+        let key_admin = grant(agent, "roles/iam.serviceAccountKeyAdmin");
+        let verdict = assess_impersonation("demo-project", &account, &key_admin);
+        assert!(verdict.expected_reason.is_none(), "agents get no key admin");
+        assert_eq!(verdict.severity, Severity::High);
+    }
+
+    #[test]
+    fn impersonating_an_admin_is_worse() {
+        let mut account = account(
+            "app@demo-project.iam.gserviceaccount.com",
+            IdentityKind::GcpServiceAccount,
+        );
+        account.admin_grants.push(AdminGrant {
+            via: "iam_policy".to_string(),
+            policy: "roles/editor".to_string(),
+            group: None,
+            group_id: None,
+            reason: "roles/editor".to_string(),
+            assignment_id: None,
+        });
+        let role = "roles/iam.serviceAccountUser";
+        let outside = assess_impersonation(
+            "demo-project",
+            &account,
+            &grant("user:eve@example.com", role),
+        );
+        assert_eq!(outside.severity, Severity::Critical);
+        let own = grant(
+            "serviceAccount:ci@demo-project.iam.gserviceaccount.com",
+            role,
+        );
+        assert_eq!(
+            assess_impersonation("demo-project", &account, &own).severity,
+            Severity::High
+        );
+    }
+
+    #[test]
+    fn new_account_with_outside_grant_is_high() {
+        let mut identity = account(
+            "123456789012-compute@developer.gserviceaccount.com",
+            IdentityKind::GcpServiceAccount,
+        );
+        identity.credentials.push(grant(
+            "user:eve@example.com",
+            "roles/iam.serviceAccountTokenCreator",
+        ));
+        let verdict = assess_creation("demo-project", &identity);
+        assert!(verdict.expected_reason.is_none());
+        assert_eq!(verdict.severity, Severity::High);
+    }
+
+    fn provider_change(kind: ChangeKind) -> Change {
+        let mut identity = Identity::new(
+            "projects/1/locations/global/workloadIdentityPools/ci/providers/gh",
+            IdentityKind::GcpWorkloadIdentityProvider,
+            "ci/gh",
+        );
+        identity.enabled = Some(true);
+        Change { kind, identity }
+    }
+
+    #[test]
+    fn provider_changes_are_judged() {
+        let changed = |key: &str, from: Option<&str>, to: Option<&str>| {
+            provider_change(ChangeKind::AttributeChanged {
+                key: key.to_string(),
+                from: from.map(str::to_string),
+                to: to.map(str::to_string),
+            })
+        };
+        let cases = [
+            (provider_change(ChangeKind::IdentityAdded), Severity::High),
+            (
+                changed(attribute::ISSUER, Some("https://a"), Some("https://b")),
+                Severity::High,
+            ),
+            (
+                changed(attribute::TRUSTED_KEYS, None, Some("00")),
+                Severity::High,
+            ),
+            (
+                changed(attribute::ATTRIBUTE_CONDITION, Some("x"), None),
+                Severity::High,
+            ),
+            (
+                changed(attribute::ATTRIBUTE_CONDITION, Some("x"), Some("y")),
+                Severity::Medium,
+            ),
+            (
+                changed(attribute::STATE, Some("DELETED"), Some("ACTIVE")),
+                Severity::Medium,
+            ),
+            (
+                changed(attribute::STATE, Some("ACTIVE"), Some("DELETED")),
+                Severity::Info,
+            ),
+            (provider_change(ChangeKind::IdentityRemoved), Severity::Info),
+        ];
+        for (change, severity) in cases {
+            assert_eq!(
+                assess("demo-project", &change).severity,
+                severity,
+                "{:?}",
+                change.kind
+            );
+        }
+        let added = provider_change(ChangeKind::IdentityAdded);
+        assert_eq!(technique(&added).map(|t| t.id), Some("T1098.001"));
+        assert_eq!(
+            response_commands("demo-project", &added),
+            vec![
+                "gcloud iam workload-identity-pools providers disable gh --workload-identity-pool=ci --location=global --project=demo-project"
+            ]
+        );
+    }
 }

@@ -620,4 +620,77 @@ mod tests {
             "333"
         );
     }
+
+    #[test]
+    fn impersonation_grants_are_read() {
+        let policy = json!({"version": 3, "etag": "BwX=", "bindings": [
+            {"role": "roles/iam.serviceAccountTokenCreator", "members": ["user:ana@example.com", "allUsers"]},
+            {"role": "roles/iam.serviceAccountUser", "members": ["group:ops@example.com"],
+             "condition": {"title": "weekdays", "expression": "request.time.getDayOfWeek() < 5"}},
+            {"role": "roles/viewer", "members": ["user:bob@example.com"]},
+        ]});
+        let grants = impersonation_grants(&policy);
+        let ids: Vec<&str> = grants.iter().map(|grant| grant.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            vec![
+                "roles/iam.serviceAccountTokenCreator user:ana@example.com",
+                "roles/iam.serviceAccountTokenCreator allUsers",
+                "roles/iam.serviceAccountUser group:ops@example.com [weekdays]",
+            ]
+        );
+        assert_eq!(
+            impersonation_parts(&grants[2]),
+            Some(("roles/iam.serviceAccountUser", "group:ops@example.com"))
+        );
+        assert_eq!(
+            grants[2].detail.as_deref(),
+            Some("condition weekdays: request.time.getDayOfWeek() < 5")
+        );
+        assert!(impersonation_grants(&json!({"etag": "ACAB"})).is_empty());
+    }
+
+    #[test]
+    fn providers_record_their_issuer() {
+        let pools = [
+            json!({"name": "projects/1/locations/global/workloadIdentityPools/ci", "state": "ACTIVE", "disabled": true}),
+        ];
+        let saml = r#"<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID='https://idp.example.com/saml'>"#;
+        let providers = [
+            json!({"name": "projects/1/locations/global/workloadIdentityPools/ci/providers/gh", "state": "ACTIVE",
+                   "attributeCondition": "assertion.repository_owner == 'example'",
+                   "attributeMapping": {"google.subject": "assertion.sub", "attribute.actor": "assertion.actor"},
+                   "oidc": {"issuerUri": "https://token.actions.githubusercontent.com",
+                            "allowedAudiences": ["a", "b"], "jwksJson": "{\"keys\": []}"}}),
+            json!({"name": "projects/1/locations/global/workloadIdentityPools/ci/providers/idp", "state": "DELETED",
+                   "saml": {"idpMetadataXml": saml}}),
+            json!({"name": "projects/1/locations/global/workloadIdentityPools/ci/providers/aws", "aws": {"accountId": "999988887777"}}),
+            json!({"name": "projects/1/locations/global/workloadIdentityPools/ci"}),
+        ];
+        let found = workload_identity_providers(&pools, &providers);
+        assert_eq!(found.dropped, 1);
+        let github = &found.identities[0];
+        assert_eq!(github.name, "ci/gh");
+        assert_eq!(github.enabled, Some(false), "the pool is disabled");
+        assert_eq!(
+            github.attributes[attribute::ISSUER],
+            "https://token.actions.githubusercontent.com"
+        );
+        assert_eq!(github.attributes[attribute::ALLOWED_AUDIENCES], "a, b");
+        assert_eq!(
+            github.attributes[attribute::ATTRIBUTE_MAPPING],
+            "attribute.actor=assertion.actor; google.subject=assertion.sub"
+        );
+        assert_eq!(github.attributes[attribute::TRUSTED_KEYS].len(), 64);
+        assert_eq!(github.attributes[attribute::POOL_STATE], "ACTIVE");
+        let idp = &found.identities[1];
+        assert_eq!(
+            idp.attributes[attribute::ISSUER],
+            "https://idp.example.com/saml"
+        );
+        assert_eq!(idp.attributes[attribute::STATE], "DELETED");
+        let aws = &found.identities[2];
+        assert_eq!(aws.attributes[attribute::PROVIDER_TYPE], "aws");
+        assert_eq!(aws.attributes[attribute::ISSUER], "999988887777");
+    }
 }
