@@ -123,7 +123,12 @@ pub(super) fn assess(project: &str, change: &Change) -> Verdict {
             "a disabled service account was enabled again",
         ),
         ChangeKind::AttributeChanged { key, from, to } if key == attribute::ROLES => {
-            if gained_roles(from.as_deref(), to.as_deref()) {
+            if let Some(role) = gained_project_impersonation(from.as_deref(), to.as_deref()) {
+                Verdict::new(
+                    Severity::High,
+                    format!("can now impersonate every service account of the project ({role})"),
+                )
+            } else if gained_roles(from.as_deref(), to.as_deref()) {
                 Verdict::new(
                     Severity::Low,
                     "a policy member gained a role that is not admin",
@@ -137,6 +142,20 @@ pub(super) fn assess(project: &str, change: &Change) -> Verdict {
             "removes access, renames or disables; no new way in",
         ),
     }
+}
+
+/// Returns a project-level role in the `to` role list, and not in the
+/// `from` list, that lets a member impersonate every service account of
+/// the project. Owner and editor are left out, because they count as admin
+/// grants and are judged as such.
+fn gained_project_impersonation<'a>(from: Option<&str>, to: Option<&'a str>) -> Option<&'a str> {
+    let before: Vec<&str> = from.unwrap_or_default().split(", ").collect();
+    to.unwrap_or_default()
+        .split(", ")
+        .filter(|label| !before.contains(label))
+        // A conditional role is written `role [condition title]`.
+        .map(|label| label.split(" [").next().unwrap_or(label))
+        .find(|role| is_impersonation_role(role) && !is_admin_role(role))
 }
 
 /// Returns true when the `to` role list names a role the `from` list lacks.
@@ -209,10 +228,25 @@ pub(super) fn assess_creation(project: &str, identity: &Identity) -> Verdict {
             Severity::High,
             "a role granted to everyone (allUsers or allAuthenticatedUsers)",
         ),
-        IdentityKind::GcpPrincipal => Verdict::new(
-            Severity::Medium,
-            "new member of the project's IAM policy, without an admin role",
-        ),
+        IdentityKind::GcpPrincipal => match gained_project_impersonation(
+            None,
+            identity
+                .attributes
+                .get(attribute::ROLES)
+                .map(String::as_str),
+        ) {
+            Some(role) => Verdict::new(
+                Severity::High,
+                format!(
+                    "new member of the project's IAM policy that can impersonate every service \
+                     account of the project ({role})"
+                ),
+            ),
+            None => Verdict::new(
+                Severity::Medium,
+                "new member of the project's IAM policy, without an admin role",
+            ),
+        },
         _ => Verdict::new(
             Severity::Medium,
             "new service account without keys or admin roles",
@@ -417,6 +451,12 @@ pub(super) fn technique(change: &Change) -> Option<Technique> {
             if provider && TRUST_ATTRIBUTES.contains(&key.as_str()) =>
         {
             Some(ADDITIONAL_CLOUD_CREDENTIALS)
+        }
+        ChangeKind::AttributeChanged { key, from, to }
+            if key == attribute::ROLES
+                && gained_project_impersonation(from.as_deref(), to.as_deref()).is_some() =>
+        {
+            Some(TEMPORARY_ELEVATED_CLOUD_ACCESS)
         }
         _ => None,
     }
@@ -734,6 +774,36 @@ mod tests {
             Some("roles/viewer")
         ));
         assert!(gained_roles(None, Some("roles/viewer")));
+    }
+
+    #[test]
+    fn project_token_creator_is_high() {
+        let mut identity = Identity::new(
+            "user:eve@example.com",
+            IdentityKind::GcpPrincipal,
+            "eve@example.com",
+        );
+        identity.attributes.insert(
+            attribute::ROLES.to_string(),
+            "roles/iam.serviceAccountTokenCreator [weekdays], roles/viewer".to_string(),
+        );
+        let verdict = assess_creation("demo-project", &identity);
+        assert_eq!(verdict.severity, Severity::High);
+        let change = Change {
+            kind: ChangeKind::AttributeChanged {
+                key: attribute::ROLES.to_string(),
+                from: Some("roles/viewer".to_string()),
+                to: Some("roles/iam.serviceAccountUser, roles/viewer".to_string()),
+            },
+            identity,
+        };
+        assert_eq!(assess("demo-project", &change).severity, Severity::High);
+        assert_eq!(technique(&change).map(|t| t.id), Some("T1548.005"));
+        assert_eq!(
+            gained_project_impersonation(Some("roles/viewer"), Some("roles/editor, roles/viewer")),
+            None,
+            "editor is judged as an admin grant"
+        );
     }
 
     fn grant(member: &str, role: &str) -> Credential {
