@@ -674,8 +674,8 @@ pub mod gcp_attribute {
     /// The kind of token a workload identity provider accepts: `oidc`,
     /// `aws`, `saml` or `x509`.
     pub const PROVIDER_TYPE: &str = "provider_type";
-    /// Who issues the tokens a provider accepts: an OIDC issuer URI, an AWS
-    /// account id, a SAML identity provider's entity id, or `x509`.
+    /// The issuer of the tokens a provider accepts: an OIDC issuer URI, an
+    /// AWS account id, a SAML identity provider's entity id, or `x509`.
     pub const ISSUER: &str = "issuer";
     /// The SHA-256 of the keys a provider trusts in place of fetching them
     /// from the issuer: OIDC `jwksJson`, SAML metadata or an X.509 trust store.
@@ -688,7 +688,7 @@ pub mod gcp_attribute {
     pub const ALLOWED_AUDIENCES: &str = "allowed_audiences";
     /// `ACTIVE` or `DELETED` (deleted providers and pools can be restored for 30 days).
     pub const STATE: &str = "state";
-    /// The state of the pool that holds a provider.
+    /// The state of the pool that contains a provider.
     pub const POOL_STATE: &str = "pool_state";
 }
 

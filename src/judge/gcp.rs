@@ -23,10 +23,10 @@ pub(super) const TEMPORARY_ELEVATED_CLOUD_ACCESS: Technique = Technique {
 };
 
 /// Roles that, granted on a service account itself, let the member act as
-/// it: mint its access and ID tokens and sign as it (token creators,
-/// workload identity user), attach it to resources (service account user,
-/// editor, owner), create keys for it (key admin), or grant itself any of
-/// these (service account admin, owner).
+/// it. Token creators and workload identity users mint its tokens and sign
+/// as it. Service account users, editors and owners attach it to
+/// resources. Key admins create keys for it, and service account admins
+/// and owners can grant themselves any of these.
 // NOTE: custom roles are not evaluated; a custom role with
 // `iam.serviceAccounts.getAccessToken` or `actAs` is not recorded.
 const IMPERSONATION_ROLES: [&str; 8] = [
@@ -195,7 +195,7 @@ pub(super) fn assess_creation(project: &str, identity: &Identity) -> Verdict {
         .credentials
         .iter()
         .any(|credential| credential.kind == CredentialKind::ServiceAccountKey);
-    // The most severe unexpected grant to impersonate the new account.
+    // The unexpected grant of maximum severity to impersonate the new account.
     let impersonation = identity
         .credentials
         .iter()
@@ -431,11 +431,11 @@ fn remove_binding(project: &str, identity: &Identity, grant: &AdminGrant) -> Str
     )
 }
 
-/// Returns the technique of a change that the generic mapping gets wrong
-/// for Google Cloud: a new impersonation grant is elevation through another
-/// identity (T1548.005), and a new or re-pointed workload identity provider
-/// is a new way to get credentials without a key (T1098.001, as for an
-/// Entra federated credential).
+/// Returns the technique of a Google Cloud change that the generic mapping
+/// gets wrong. A new impersonation grant is elevation through another
+/// identity (T1548.005). A new or re-pointed workload identity provider is
+/// a new way to get credentials without a key (T1098.001, as for an Entra
+/// federated credential).
 pub(super) fn technique(change: &Change) -> Option<Technique> {
     let provider = change.identity.kind == IdentityKind::GcpWorkloadIdentityProvider;
     match &change.kind {

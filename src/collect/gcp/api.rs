@@ -286,19 +286,12 @@ async fn list_keys(
             (email, listed)
         });
     }
-    let mut results = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(result) => results.push(result),
-            Err(error) => warn!(error = %error, "a key listing task failed"),
-        }
-    }
-    results
+    join_tasks(tasks, "key listing").await
 }
 
-/// Reads the IAM policy of each service account at once (policy version 3,
-/// so conditional bindings keep their conditions); the client bounds the
-/// requests in flight.
+/// Reads the IAM policy of each service account at once, and the client
+/// bounds the requests in flight. It asks for policy version 3, so that
+/// conditional bindings keep their conditions.
 async fn read_account_policies(
     client: &Arc<GcpClient>,
     calls: &Arc<AtomicU64>,
@@ -326,14 +319,7 @@ async fn read_account_policies(
             (email, read)
         });
     }
-    let mut results = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(result) => results.push(result),
-            Err(error) => warn!(error = %error, "a service account policy task failed"),
-        }
-    }
-    results
+    join_tasks(tasks, "service account policy").await
 }
 
 /// Lists a project's workload identity pools, then each pool's providers.
@@ -383,14 +369,21 @@ async fn list_workload_identity(
             (pool, listed)
         });
     }
-    let mut providers = Vec::new();
+    let providers = join_tasks(tasks, "provider listing").await;
+    Ok(PoolListings { pools, providers })
+}
+
+/// Waits for every task and returns their results. A task that panicked
+/// is logged and left out, so its account or pool reads as not listed.
+async fn join_tasks<T: 'static>(mut tasks: JoinSet<T>, kind: &str) -> Vec<T> {
+    let mut results = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(result) => providers.push(result),
-            Err(error) => warn!(error = %error, "a provider listing task failed"),
+            Ok(result) => results.push(result),
+            Err(error) => warn!(error = %error, kind, "a listing task failed"),
         }
     }
-    Ok(PoolListings { pools, providers })
+    results
 }
 
 /// Returns the `keys` of a key listing; Google leaves an empty list out.

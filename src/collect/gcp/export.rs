@@ -39,17 +39,21 @@ enum Kind {
     Providers,
 }
 
+/// Records per owner (a service account's email or a pool's id), each
+/// listed or failed on its own.
+type ListingsByOwner = Vec<(String, Result<Vec<Value>, String>)>;
+
 /// The listings found in one project's folder.
 #[derive(Debug, Default)]
 struct ProjectExport {
     accounts: Option<Vec<Value>>,
-    keys: Vec<(String, Result<Vec<Value>, String>)>,
+    keys: ListingsByOwner,
     policy: Option<Value>,
     /// Each service account's own IAM policy, by email.
     account_policies: Vec<(String, Result<Value, String>)>,
     pools: Option<Vec<Value>>,
     /// Provider records by pool id.
-    providers: Vec<(String, Result<Vec<Value>, String>)>,
+    providers: ListingsByOwner,
     /// Whether `gcloud projects list` marks the project as being deleted.
     pending_deletion: bool,
 }
@@ -265,29 +269,10 @@ fn add_keys(
         export.keys.push((email.to_string(), Ok(Vec::new())));
         return Ok(());
     }
-    let mut by_account: Vec<(String, Vec<Value>)> = Vec::new();
-    for record in records {
-        let owner = record
-            .get("name")
-            .and_then(Value::as_str)
-            .and_then(key_owner)
-            .map(|(email, _)| email.to_string())
-            .ok_or_else(|| {
-                export_error(
-                    file,
-                    "a key without a name of the form projects/P/serviceAccounts/EMAIL/keys/ID",
-                )
-            })?;
-        match by_account.iter_mut().find(|(email, _)| *email == owner) {
-            Some((_, keys)) => keys.push(record),
-            None => by_account.push((owner, vec![record])),
-        }
-    }
-    export.keys.extend(
-        by_account
-            .into_iter()
-            .map(|(email, keys)| (email, Ok(keys))),
-    );
+    let owner_of = |name: &str| key_owner(name).map(|(email, _)| email.to_string());
+    let malformed = "a key without a name of the form projects/P/serviceAccounts/EMAIL/keys/ID";
+    let by_account = group_by_owner(file, records, owner_of, malformed)?;
+    export.keys.extend(by_account);
     Ok(())
 }
 
@@ -303,31 +288,39 @@ fn add_providers(
         export.providers.push((pool.to_string(), Ok(Vec::new())));
         return Ok(());
     }
-    let mut by_pool: Vec<(String, Vec<Value>)> = Vec::new();
+    let owner_of = |name: &str| provider_parts(name).map(|(pool, _)| pool.to_string());
+    let malformed = "a provider without a name of the form \
+                     projects/N/locations/global/workloadIdentityPools/POOL/providers/ID";
+    let by_pool = group_by_owner(file, records, owner_of, malformed)?;
+    export.providers.extend(by_pool);
+    Ok(())
+}
+
+/// Groups records by the owner that `owner_of` reads from each `name`, in
+/// the order owners first appear. A record without such a name fails the
+/// file with the `malformed` message.
+fn group_by_owner(
+    file: &Path,
+    records: Vec<Value>,
+    owner_of: impl Fn(&str) -> Option<String>,
+    malformed: &str,
+) -> Result<ListingsByOwner, CollectError> {
+    let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
     for record in records {
-        let pool = record
+        let owner = record
             .get("name")
             .and_then(Value::as_str)
-            .and_then(provider_parts)
-            .map(|(pool, _)| pool.to_string())
-            .ok_or_else(|| {
-                export_error(
-                    file,
-                    "a provider without a name of the form \
-                     projects/N/locations/global/workloadIdentityPools/POOL/providers/ID",
-                )
-            })?;
-        match by_pool.iter_mut().find(|(known, _)| *known == pool) {
-            Some((_, providers)) => providers.push(record),
-            None => by_pool.push((pool, vec![record])),
+            .and_then(&owner_of)
+            .ok_or_else(|| export_error(file, malformed))?;
+        match groups.iter_mut().find(|(known, _)| *known == owner) {
+            Some((_, group)) => group.push(record),
+            None => groups.push((owner, vec![record])),
         }
     }
-    export.providers.extend(
-        by_pool
-            .into_iter()
-            .map(|(pool, records)| (pool, Ok(records))),
-    );
-    Ok(())
+    Ok(groups
+        .into_iter()
+        .map(|(owner, group)| (owner, Ok(group)))
+        .collect())
 }
 
 /// Returns the pool a `providers-<pool id>.json` file name names.

@@ -225,6 +225,15 @@ pub struct PolicyMembers {
     pub account_grants: BTreeMap<String, Vec<AdminGrant>>,
 }
 
+/// Returns a policy's bindings; Google leaves an empty list out.
+fn bindings(policy: &Value) -> &[Value] {
+    policy
+        .get("bindings")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
 /// Reads a policy's bindings (`getIamPolicy`, or `gcloud projects
 /// get-iam-policy --format=json`), tying `serviceAccount:` and `deleted:`
 /// members to the listed accounts they name.
@@ -236,12 +245,7 @@ pub fn policy_members(policy: &Value, accounts: &[Identity]) -> PolicyMembers {
     let by_uid: BTreeSet<&str> = accounts.iter().map(|account| account.id.as_str()).collect();
 
     let mut grants: BTreeMap<String, BTreeSet<Grant>> = BTreeMap::new();
-    let bindings = policy
-        .get("bindings")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for binding in bindings {
+    for binding in bindings(policy) {
         let Some(role) = text(binding, "role") else {
             continue;
         };
@@ -329,12 +333,7 @@ pub fn apply_to_accounts(found: &PolicyMembers, accounts: &mut [Identity]) {
 /// account. Bindings of other roles are not recorded.
 pub fn impersonation_grants(policy: &Value) -> Vec<Credential> {
     let mut grants = Vec::new();
-    let bindings = policy
-        .get("bindings")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for binding in bindings {
+    for binding in bindings(policy) {
         let Some(role) = text(binding, "role").filter(|role| is_impersonation_role(role)) else {
             continue;
         };
@@ -669,6 +668,7 @@ mod tests {
         ];
         let found = workload_identity_providers(&pools, &providers);
         assert_eq!(found.dropped, 1);
+
         let github = &found.identities[0];
         assert_eq!(github.name, "ci/gh");
         assert_eq!(github.enabled, Some(false), "the pool is disabled");
@@ -683,12 +683,14 @@ mod tests {
         );
         assert_eq!(github.attributes[attribute::TRUSTED_KEYS].len(), 64);
         assert_eq!(github.attributes[attribute::POOL_STATE], "ACTIVE");
+
         let idp = &found.identities[1];
         assert_eq!(
             idp.attributes[attribute::ISSUER],
             "https://idp.example.com/saml"
         );
         assert_eq!(idp.attributes[attribute::STATE], "DELETED");
+
         let aws = &found.identities[2];
         assert_eq!(aws.attributes[attribute::PROVIDER_TYPE], "aws");
         assert_eq!(aws.attributes[attribute::ISSUER], "999988887777");
