@@ -262,3 +262,26 @@ fn now_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tactics_follow_technique() {
+        let technique = |id: &'static str| Technique {
+            id,
+            name: "Parent: Child",
+            url: "https://attack.mitre.org/",
+        };
+        let cases = [
+            ("T1136.003", "TA0003"),
+            ("T1531", "TA0040"),
+            ("T1548.005", "TA0004"),
+        ];
+        for (id, tactic) in cases {
+            assert_eq!(attack(&technique(id))["tactic"]["uid"], tactic, "{id}");
+        }
+        assert_eq!(attack(&technique("T1548.005"))["technique"]["uid"], "T1548");
+    }
+}
