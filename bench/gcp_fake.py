@@ -13,6 +13,11 @@ The server plays every Google endpoint that `idrift scan` calls with an
   that the last page leaves out;
 - IAM v1 `serviceAccounts.keys.list`
   (`GET /v1/projects/P/serviceAccounts/EMAIL/keys`), not paged;
+- IAM v1 `serviceAccounts.getIamPolicy`
+  (`POST /v1/projects/P/serviceAccounts/EMAIL:getIamPolicy`), an empty
+  policy (`{"etag": "ACAB"}`) for every account;
+- IAM v1 `workloadIdentityPools.list`
+  (`GET /v1/projects/P/locations/global/workloadIdentityPools`), no pools;
 - Resource Manager v3 `projects.getIamPolicy`
   (`POST /v3/projects/P:getIamPolicy`).
 
@@ -208,6 +213,10 @@ def route(method, path):
         return "serviceAccounts", (segments[3],)
     if method == "GET" and len(segments) == 7 and segments[1:3] == ["v1", "projects"] and segments[4] == "serviceAccounts" and segments[6] == "keys":
         return "keys", (segments[3], segments[5])
+    if method == "POST" and len(segments) == 6 and segments[1:3] == ["v1", "projects"] and segments[4] == "serviceAccounts" and segments[5].endswith(":getIamPolicy"):
+        return "accountPolicy", (segments[3], segments[5][: -len(":getIamPolicy")])
+    if method == "GET" and segments[1:3] == ["v1", "projects"] and segments[4:] == ["locations", "global", "workloadIdentityPools"]:
+        return "pools", (segments[3],)
     if method == "POST" and len(segments) == 4 and segments[1:3] == ["v3", "projects"] and segments[3].endswith(":getIamPolicy"):
         return "getIamPolicy", (segments[3][: -len(":getIamPolicy")],)
     return "other", ()
@@ -300,6 +309,12 @@ class Handler(BaseHTTPRequestHandler):
             if keys is None:
                 raise GoogleError(404, "NOT_FOUND", f"Service account {arguments[1]} does not exist.")
             return keys
+        if kind == "accountPolicy":
+            if arguments[1] not in project.keys:
+                raise GoogleError(404, "NOT_FOUND", f"Service account {arguments[1]} does not exist.")
+            return encode({"etag": "ACAB"})
+        if kind == "pools":
+            return b"{}"
         try:
             options = json.loads(body or b"{}").get("options", {})
         except (ValueError, AttributeError):

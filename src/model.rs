@@ -92,6 +92,10 @@ pub enum IdentityKind {
     /// group, domain, outside service account, service agent or workload
     /// identity), keyed by its member string such as `user:ana@example.com`.
     GcpPrincipal,
+    /// A workload identity pool provider: an outside token issuer (OIDC,
+    /// AWS, SAML or X.509) whose identities can get Google credentials,
+    /// keyed by its resource name.
+    GcpWorkloadIdentityProvider,
     /// A Google Workspace or Cloud Identity user, keyed by its numeric `id`.
     GworkspaceUser,
 }
@@ -99,7 +103,7 @@ pub enum IdentityKind {
 impl IdentityKind {
     /// Every identity kind, AWS first, then Entra ID, then Google Cloud,
     /// then Google Workspace.
-    pub const ALL: [IdentityKind; 14] = [
+    pub const ALL: [IdentityKind; 15] = [
         IdentityKind::AwsUser,
         IdentityKind::AwsRole,
         IdentityKind::AwsInstanceProfile,
@@ -113,6 +117,7 @@ impl IdentityKind {
         IdentityKind::AzureApplication,
         IdentityKind::GcpServiceAccount,
         IdentityKind::GcpPrincipal,
+        IdentityKind::GcpWorkloadIdentityProvider,
         IdentityKind::GworkspaceUser,
     ];
 
@@ -132,6 +137,7 @@ impl IdentityKind {
             IdentityKind::AzureApplication => "azure_application",
             IdentityKind::GcpServiceAccount => "gcp_service_account",
             IdentityKind::GcpPrincipal => "gcp_principal",
+            IdentityKind::GcpWorkloadIdentityProvider => "gcp_workload_identity_provider",
             IdentityKind::GworkspaceUser => "gworkspace_user",
         }
     }
@@ -157,7 +163,9 @@ impl IdentityKind {
             | IdentityKind::AzureServicePrincipal
             | IdentityKind::AzureManagedIdentity
             | IdentityKind::AzureApplication => Provider::Azure,
-            IdentityKind::GcpServiceAccount | IdentityKind::GcpPrincipal => Provider::Gcp,
+            IdentityKind::GcpServiceAccount
+            | IdentityKind::GcpPrincipal
+            | IdentityKind::GcpWorkloadIdentityProvider => Provider::Gcp,
             IdentityKind::GworkspaceUser => Provider::Gworkspace,
         }
     }
@@ -178,6 +186,7 @@ impl IdentityKind {
             IdentityKind::AzureApplication => "app registration",
             IdentityKind::GcpServiceAccount => "service account",
             IdentityKind::GcpPrincipal => "IAM policy member",
+            IdentityKind::GcpWorkloadIdentityProvider => "workload identity provider",
             IdentityKind::GworkspaceUser => "Workspace user",
         }
     }
@@ -199,6 +208,7 @@ impl IdentityKind {
             IdentityKind::AzureApplication => CollectionName::Applications,
             IdentityKind::GcpServiceAccount => CollectionName::ServiceAccounts,
             IdentityKind::GcpPrincipal => CollectionName::IamPolicy,
+            IdentityKind::GcpWorkloadIdentityProvider => CollectionName::WorkloadIdentityProviders,
             IdentityKind::GworkspaceUser => CollectionName::Users,
         }
     }
@@ -209,6 +219,7 @@ impl IdentityKind {
             IdentityKind::GcpServiceAccount | IdentityKind::GcpPrincipal => {
                 CollectionName::IamPolicy
             }
+            IdentityKind::GcpWorkloadIdentityProvider => CollectionName::WorkloadIdentityProviders,
             // `isAdmin` and `isDelegatedAdmin` come with each user record.
             IdentityKind::GworkspaceUser => CollectionName::Users,
             // A permission set's admin rights come with the assignment listing.
@@ -238,6 +249,9 @@ impl IdentityKind {
             CollectionName::SamlProviders => &[IdentityKind::AwsSamlProvider],
             CollectionName::IdentityCenterUsers => &[IdentityKind::AwsIdentityCenterUser],
             CollectionName::PermissionSetAssignments => &[IdentityKind::AwsPermissionSetAssignment],
+            CollectionName::WorkloadIdentityProviders => {
+                &[IdentityKind::GcpWorkloadIdentityProvider]
+            }
             _ => &[],
         }
     }
@@ -280,6 +294,10 @@ pub enum CollectionName {
     IdentityCenterUsers,
     /// IAM Identity Center permission-set assignments; only when configured.
     PermissionSetAssignments,
+    /// The IAM policy of each service account: who may impersonate it.
+    ServiceAccountPolicies,
+    /// A Google Cloud project's workload identity pool providers.
+    WorkloadIdentityProviders,
 }
 
 impl CollectionName {
@@ -312,10 +330,12 @@ impl CollectionName {
     ];
 
     /// Every Google Cloud collection, in report order.
-    pub const GCP: [CollectionName; 3] = [
+    pub const GCP: [CollectionName; 5] = [
         CollectionName::ServiceAccounts,
         CollectionName::ServiceAccountKeys,
         CollectionName::IamPolicy,
+        CollectionName::ServiceAccountPolicies,
+        CollectionName::WorkloadIdentityProviders,
     ];
 
     /// Every Google Workspace collection: users, with their admin status.
@@ -340,6 +360,8 @@ impl CollectionName {
             CollectionName::SamlProviders => "saml_providers",
             CollectionName::IdentityCenterUsers => "identity_center_users",
             CollectionName::PermissionSetAssignments => "permission_set_assignments",
+            CollectionName::ServiceAccountPolicies => "service_account_policies",
+            CollectionName::WorkloadIdentityProviders => "workload_identity_providers",
         }
     }
 }
@@ -489,6 +511,10 @@ pub enum CredentialKind {
     FederatedCredential,
     /// A user-managed key of a Google Cloud service account.
     ServiceAccountKey,
+    /// A binding in a Google Cloud service account's own IAM policy that
+    /// lets a member act as the account (token creator, service account
+    /// user, key admin, workload identity user).
+    ImpersonationGrant,
 }
 
 impl CredentialKind {
@@ -500,6 +526,7 @@ impl CredentialKind {
             CredentialKind::ConsolePassword => Some(CollectionName::ConsolePasswords),
             CredentialKind::FederatedCredential => Some(CollectionName::FederatedCredentials),
             CredentialKind::ServiceAccountKey => Some(CollectionName::ServiceAccountKeys),
+            CredentialKind::ImpersonationGrant => Some(CollectionName::ServiceAccountPolicies),
             CredentialKind::ClientSecret | CredentialKind::Certificate => None,
         }
     }
@@ -518,6 +545,7 @@ impl CredentialKind {
             CredentialKind::Certificate => "certificate",
             CredentialKind::FederatedCredential => "federated credential",
             CredentialKind::ServiceAccountKey => "service account key",
+            CredentialKind::ImpersonationGrant => "impersonation grant",
         }
     }
 }
@@ -767,6 +795,25 @@ pub mod gcp_attribute {
     pub const PROJECT_ID: &str = "project_id";
     /// The numeric uid of a deleted principal that a policy still names.
     pub const DELETED_UID: &str = "deleted_uid";
+    /// The kind of token a workload identity provider accepts: `oidc`,
+    /// `aws`, `saml` or `x509`.
+    pub const PROVIDER_TYPE: &str = "provider_type";
+    /// The issuer of the tokens a provider accepts: an OIDC issuer URI, an
+    /// AWS account id, a SAML identity provider's entity id, or `x509`.
+    pub const ISSUER: &str = "issuer";
+    /// The SHA-256 of the keys a provider trusts in place of fetching them
+    /// from the issuer: OIDC `jwksJson`, SAML metadata or an X.509 trust store.
+    pub const TRUSTED_KEYS: &str = "trusted_keys_sha256";
+    /// The CEL condition outside identities must meet to use a provider.
+    pub const ATTRIBUTE_CONDITION: &str = "attribute_condition";
+    /// A provider's attribute mapping, `google.subject=assertion.sub, ...`, sorted.
+    pub const ATTRIBUTE_MAPPING: &str = "attribute_mapping";
+    /// A provider's allowed audiences, comma-separated.
+    pub const ALLOWED_AUDIENCES: &str = "allowed_audiences";
+    /// `ACTIVE` or `DELETED` (deleted providers and pools can be restored for 30 days).
+    pub const STATE: &str = "state";
+    /// The state of the pool that contains a provider.
+    pub const POOL_STATE: &str = "pool_state";
 }
 
 /// Attribute names and admin grant values the Google Workspace collector

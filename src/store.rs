@@ -483,7 +483,8 @@ fn copy_attribute(
             CollectionName::AccessKeys
             | CollectionName::ConsolePasswords
             | CollectionName::FederatedCredentials
-            | CollectionName::ServiceAccountKeys => {
+            | CollectionName::ServiceAccountKeys
+            | CollectionName::ServiceAccountPolicies => {
                 identity
                     .credentials
                     .retain(|credential| credential.kind.collection() != Some(name));
@@ -502,7 +503,8 @@ fn copy_attribute(
             | CollectionName::InstanceProfiles
             | CollectionName::OidcProviders
             | CollectionName::SamlProviders
-            | CollectionName::IdentityCenterUsers => {}
+            | CollectionName::IdentityCenterUsers
+            | CollectionName::WorkloadIdentityProviders => {}
             // An assignment's admin grants come with its own listing.
             CollectionName::PermissionSetAssignments => {}
         }

@@ -12,8 +12,9 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use common::fake_gcp::{
-    FakeBinding, FakeGcp, FakeKey, FakeProject, Fault, LastPageToken, Organization,
-    default_compute_email, iam_policy_path, service_accounts_path,
+    FakeBinding, FakeGcp, FakeIssuer, FakeKey, FakePool, FakeProject, FakeProvider, Fault,
+    LastPageToken, Organization, account_policy_path, default_compute_email, iam_policy_path,
+    pools_path, providers_path, service_accounts_path,
 };
 use common::run;
 
@@ -253,8 +254,9 @@ fn three_pages_are_read() {
         let metadata: Value =
             serde_json::from_str(&std::fs::read_to_string(metadata_path).expect("metadata"))
                 .expect("JSON");
-        // 3 pages, one key listing per account, one policy.
-        assert_eq!(metadata["api_calls"], json!(3 + 300 + 1));
+        // 3 pages, one key listing and one policy per account, the
+        // project's policy, and one page of (no) workload identity pools.
+        assert_eq!(metadata["api_calls"], json!(3 + 300 + 300 + 1 + 1));
     }
 }
 
@@ -311,14 +313,17 @@ fn throttling_is_retried() {
 #[test]
 fn throttled_out_is_incomplete() {
     let (fake, project_id) = start_one(FakeProject::sample(1));
-    fake.add_fault(Fault::Throttle {
-        path: service_accounts_path(&project_id),
-        times: MAX_ATTEMPTS,
-    });
+    for path in [service_accounts_path(&project_id), pools_path(&project_id)] {
+        fake.add_fault(Fault::Throttle {
+            path,
+            times: MAX_ATTEMPTS,
+        });
+    }
     let setup = Setup::new(&fake, &format!("projects = [\"{project_id}\"]"));
 
     // With no earlier snapshot, no collection is complete: policy members
-    // cannot be matched to the unlisted accounts, so nothing is written.
+    // cannot be matched to the unlisted accounts, and the pools were
+    // throttled out too, so nothing is written.
     let first = setup.scan(&fake);
     assert_eq!(first.code, 2, "{:#}", first.report);
     let error = first.report["scopes"][0]["error"].to_string();
@@ -514,4 +519,303 @@ fn bad_project_id_is_a_config_error() {
     assert!(error.contains("gcp.projects[0]"), "{error}");
     assert!(error.contains("not a project id"), "{error}");
     assert!(fake.requests().is_empty());
+}
+
+/// Returns the findings of a scan about one identity name and change.
+fn findings_of<'a>(report: &'a Value, change: &str, name: &str) -> Vec<&'a Value> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|finding| finding["change"] == change && finding["identity_name"] == name)
+        .collect()
+}
+
+/// Returns the one finding whose evidence names `member` as the credential.
+fn grant_finding<'a>(report: &'a Value, member: &str) -> &'a Value {
+    let found: Vec<&Value> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|finding| finding["evidence"]["credential_name"] == member)
+        .collect();
+    assert_eq!(found.len(), 1, "{member}: {report:#}");
+    found[0]
+}
+
+/// Builds sample project 1 with a pool `ci` that trusts GitHub Actions of
+/// one organization.
+fn project_with_pool() -> FakeProject {
+    let mut project = FakeProject::sample(1);
+    let mut pool = FakePool::new("ci");
+    let mut actions = FakeProvider::new("actions", FakeIssuer::github());
+    actions.attribute_condition = Some("assertion.repository_owner == 'example'".to_string());
+    pool.providers.push(actions);
+    project.pools.push(pool);
+    project
+}
+
+#[test]
+fn impersonation_and_providers_are_judged() {
+    let (fake, project_id) = start_one(project_with_pool());
+    let number = FakeProject::sample(1).project_number;
+    let setup = Setup::new(&fake, &format!("projects = [\"{project_id}\"]"));
+    let baseline = setup.scan(&fake);
+    assert_eq!(
+        baseline.code, 0,
+        "{:#}\n{}",
+        baseline.report, baseline.stderr
+    );
+    let snapshot = setup.snapshot(&project_id);
+    for collection in ["service_account_policies", "workload_identity_providers"] {
+        assert_eq!(
+            collection_status(&snapshot, collection),
+            "complete",
+            "{collection}"
+        );
+    }
+    assert_eq!(count_kind(&snapshot, "gcp_workload_identity_provider"), 1);
+    let policy_requests = fake.requests_for(&account_policy_path(
+        &project_id,
+        &format!("sa-001@{project_id}.iam.gserviceaccount.com"),
+    ));
+    assert_eq!(policy_requests.len(), 1);
+    assert_eq!(policy_requests[0].method, "POST");
+    assert_eq!(
+        policy_requests[0].body_json()["options"]["requestedPolicyVersion"],
+        3
+    );
+
+    let compute = default_compute_email(number);
+    let first = format!("sa-001@{project_id}.iam.gserviceaccount.com");
+    let scheduler =
+        format!("serviceAccount:service-{number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com");
+    let federated = "principalSet://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/ci/attribute.repository/evil/repo";
+    fake.edit_organization(|organization| {
+        let project = organization.project_mut(&project_id);
+        let account = project.account_mut(&first);
+        account.grant(
+            "roles/iam.serviceAccountTokenCreator",
+            "user:mallory@gmail.com",
+        );
+        account.grant("roles/iam.serviceAccountTokenCreator", &scheduler);
+        // The default compute account holds roles/editor on the project.
+        let compute_account = project.account_mut(&compute);
+        compute_account.grant(
+            "roles/iam.serviceAccountUser",
+            &format!("serviceAccount:{first}"),
+        );
+        compute_account.grant("roles/iam.workloadIdentityUser", federated);
+        let pool = project.pool_mut("ci");
+        pool.providers[0].issuer = FakeIssuer::Oidc {
+            issuer_uri: "https://tokens.evil.example".to_string(),
+            allowed_audiences: Vec::new(),
+            jwks_json: None,
+        };
+        pool.providers.push(FakeProvider::new(
+            "aws",
+            FakeIssuer::Aws {
+                account_id: "999988887777".to_string(),
+            },
+        ));
+    });
+
+    let day_two = setup.scan(&fake);
+    assert_eq!(day_two.code, 1, "{:#}\n{}", day_two.report, day_two.stderr);
+    let mut expected = vec![
+        "attribute_changed ci/actions high unexpected".to_string(),
+        format!("credential_added {compute} critical unexpected"),
+        format!("credential_added {compute} high unexpected"),
+        format!("credential_added {first} high unexpected"),
+        format!("credential_added {first} low expected"),
+        "identity_added ci/aws high unexpected".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(
+        finding_lines(&day_two.report),
+        expected,
+        "{:#}",
+        day_two.report
+    );
+
+    let outsider = grant_finding(&day_two.report, "user:mallory@gmail.com");
+    assert_eq!(outsider["severity"], "high");
+    assert_eq!(outsider["technique"]["id"], "T1548.005");
+    assert_eq!(
+        outsider["summary"],
+        format!(
+            "user:mallory@gmail.com can now impersonate service account {first} through roles/iam.serviceAccountTokenCreator"
+        )
+    );
+    assert_eq!(
+        outsider["response"][0],
+        format!(
+            "gcloud iam service-accounts remove-iam-policy-binding {first} --member=user:mallory@gmail.com --role=roles/iam.serviceAccountTokenCreator --project={project_id} --all"
+        )
+    );
+    let agent = grant_finding(&day_two.report, &scheduler);
+    assert_eq!(agent["expected"], true);
+    assert!(
+        agent["expected_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("service agent"),
+        "{agent:#}"
+    );
+    let own = grant_finding(&day_two.report, &format!("serviceAccount:{first}"));
+    assert_eq!(
+        own["severity"], "high",
+        "own account, but the target is an editor"
+    );
+    let pool_member = grant_finding(&day_two.report, federated);
+    assert_eq!(pool_member["severity"], "critical");
+
+    let new_provider = &findings_of(&day_two.report, "identity_added", "ci/aws")[0];
+    assert_eq!(new_provider["technique"]["id"], "T1098.001");
+    assert_eq!(new_provider["evidence"]["issuer"], "999988887777");
+    assert_eq!(
+        new_provider["response"][0],
+        format!(
+            "gcloud iam workload-identity-pools providers disable aws --workload-identity-pool=ci --location=global --project={project_id}"
+        )
+    );
+    let changed = &findings_of(&day_two.report, "attribute_changed", "ci/actions")[0];
+    assert_eq!(changed["technique"]["id"], "T1098.001");
+    assert!(
+        changed["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("https://tokens.evil.example"),
+        "{changed:#}"
+    );
+}
+
+#[test]
+fn forbidden_account_policy_is_unlisted() {
+    let mut project = FakeProject::sample(1);
+    let number = project.project_number;
+    let project_id = project.project_id.clone();
+    let first = format!("sa-001@{project_id}.iam.gserviceaccount.com");
+    let first_id = project.account_mut(&first).unique_id.clone();
+    project.account_mut(&first).grant(
+        "roles/iam.serviceAccountTokenCreator",
+        "user:ci@example.com",
+    );
+    let (fake, project_id) = start_one(project);
+    let setup = Setup::new(&fake, &format!("projects = [\"{project_id}\"]"));
+    let baseline = setup.scan(&fake);
+    assert_eq!(
+        baseline.code, 0,
+        "{:#}\n{}",
+        baseline.report, baseline.stderr
+    );
+
+    // The grant goes away, but the policy cannot be read: nothing may read
+    // as removed. A grant on the other account is still reported.
+    let compute = default_compute_email(number);
+    fake.edit_organization(|organization| {
+        let project = organization.project_mut(&project_id);
+        project.account_mut(&first).policy.bindings.clear();
+        project
+            .account_mut(&compute)
+            .grant("roles/iam.serviceAccountKeyAdmin", "user:eve@example.com");
+    });
+    fake.add_fault(Fault::Forbidden {
+        path: account_policy_path(&project_id, &first),
+    });
+    let scan = setup.scan(&fake);
+    assert_eq!(scan.code, 2, "{:#}\n{}", scan.report, scan.stderr);
+    assert_eq!(
+        finding_lines(&scan.report),
+        vec![format!("credential_added {compute} critical unexpected")],
+        "{:#}",
+        scan.report
+    );
+    let incomplete = scan.report["scopes"][0]["incomplete"].to_string();
+    assert!(incomplete.contains("403 PERMISSION_DENIED"), "{incomplete}");
+    assert!(incomplete.contains(&first), "{incomplete}");
+    let snapshot = setup.snapshot(&project_id);
+    let policies = &snapshot["collections"]["service_account_policies"];
+    assert_eq!(policies["status"], "incomplete");
+    assert_eq!(policies["unlisted"], json!([first_id]));
+    assert_eq!(policies["kept_previous"], true);
+    assert!(
+        snapshot.to_string().contains("user:ci@example.com"),
+        "the unread grant is kept"
+    );
+    assert_eq!(
+        collection_status(&snapshot, "service_account_keys"),
+        "complete"
+    );
+
+    // Once the policy can be read again, the removal shows.
+    fake.clear_faults();
+    let later = setup.scan(&fake);
+    assert_eq!(later.code, 0, "{:#}", later.report);
+    assert_eq!(
+        finding_lines(&later.report),
+        vec![format!("credential_removed {first} info unexpected")]
+    );
+}
+
+#[test]
+fn pools_and_providers_page() {
+    let mut project = FakeProject::numbered(1);
+    for pool in 1..=5 {
+        project.pools.push(FakePool::new(&format!("pool-{pool}")));
+    }
+    let mut big = FakePool::new("big");
+    for provider in 1..=7 {
+        big.providers.push(FakeProvider::new(
+            &format!("provider-{provider}"),
+            FakeIssuer::github(),
+        ));
+    }
+    let mut deleted = FakeProvider::new("deleted", FakeIssuer::github());
+    deleted.state = "DELETED".to_string();
+    big.providers.push(deleted);
+    project.pools.push(big);
+    let (fake, project_id) = start_one(project);
+    fake.set_page_size(2);
+    fake.add_fault(Fault::Throttle {
+        path: providers_path(&project_id, "big"),
+        times: 1,
+    });
+    let setup = Setup::new(&fake, &format!("projects = [\"{project_id}\"]"));
+
+    let scan = setup.scan(&fake);
+    assert_eq!(scan.code, 0, "{:#}\n{}", scan.report, scan.stderr);
+    let pool_pages = fake.requests_for(&pools_path(&project_id));
+    assert_eq!(pool_pages.len(), 3, "6 pools, 2 a page");
+    assert_eq!(pool_pages[0].param("showDeleted"), None);
+    assert_eq!(
+        statuses(&fake, &providers_path(&project_id, "big")),
+        vec![429, 200, 200, 200, 200],
+        "7 providers, 2 a page, after one 429"
+    );
+    let snapshot = setup.snapshot(&project_id);
+    assert_eq!(count_kind(&snapshot, "gcp_workload_identity_provider"), 7);
+    assert!(
+        !snapshot.to_string().contains("big/deleted"),
+        "a deleted provider accepts no tokens and is left out"
+    );
+
+    // One pool's providers cannot be listed: the collection is incomplete
+    // and keeps every provider, so none reads as removed.
+    fake.add_fault(Fault::Forbidden {
+        path: providers_path(&project_id, "big"),
+    });
+    let scan = setup.scan(&fake);
+    assert_eq!(scan.code, 2, "{:#}", scan.report);
+    assert_eq!(scan.report["findings"], json!([]), "no removals");
+    let snapshot = setup.snapshot(&project_id);
+    let providers = &snapshot["collections"]["workload_identity_providers"];
+    assert_eq!(providers["status"], "incomplete");
+    assert_eq!(providers["kept_previous"], true);
+    assert_eq!(count_kind(&snapshot, "gcp_workload_identity_provider"), 7);
+    let incomplete = scan.report["scopes"][0]["incomplete"].to_string();
+    assert!(
+        incomplete.contains("iam.workloadIdentityPoolProviders.list"),
+        "{incomplete}"
+    );
 }

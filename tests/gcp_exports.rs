@@ -467,3 +467,174 @@ fn domain_scoped_project_is_saved() {
         std::fs::read_to_string(snapshots.join(".idrift/.gitignore")).expect("ignore file");
     assert!(ignore.lines().any(|line| line == "*"), "{ignore}");
 }
+
+const POOLS: &str = "projects/123456789012/locations/global/workloadIdentityPools";
+
+fn provider(pool: &str, id: &str, issuer_uri: &str) -> Value {
+    json!({"name": format!("{POOLS}/{pool}/providers/{id}"), "displayName": id, "state": "ACTIVE",
+           "attributeMapping": {"google.subject": "assertion.sub"},
+           "attributeCondition": "assertion.repository_owner == 'example'",
+           "oidc": {"issuerUri": issuer_uri}})
+}
+
+/// Writes a day's service account policies and workload identity files
+/// beside the other exports: `policies` by account email, and the
+/// providers of pool `ci`. Pool `empty` has no providers.
+fn write_trust(folder: &Path, policies: &[(&str, Value)], providers: &[Value]) {
+    for (email, policy) in policies {
+        write(&folder.join(format!("sa-policy-{email}.json")), policy);
+    }
+    let pools: Vec<Value> = ["ci", "empty"]
+        .iter()
+        .map(|pool| json!({"name": format!("{POOLS}/{pool}"), "displayName": pool, "state": "ACTIVE"}))
+        .collect();
+    write(
+        &folder.join("workload-identity-pools.json"),
+        &Value::from(pools),
+    );
+    write(
+        &folder.join("providers-ci.json"),
+        &Value::from(providers.to_vec()),
+    );
+    write(&folder.join("providers-empty.json"), &json!([]));
+}
+
+#[test]
+fn gcp_impersonation_exports_are_judged() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let app = format!("app@{PROJECT}.iam.gserviceaccount.com");
+    let old = format!("old@{PROJECT}.iam.gserviceaccount.com");
+    let empty = json!({"etag": "ACAB"});
+    let compute_policy = json!({"version": 1, "etag": "BwYGazsSkKc=", "bindings": [
+        {"role": "roles/iam.serviceAccountUser", "members": [format!("serviceAccount:{app}")]}]});
+    let github = "https://token.actions.githubusercontent.com";
+
+    let day_1 = Day::first().write_to(&work.path().join("day-1"));
+    let folder_1 = day_1.join("gcp").join(PROJECT);
+    let policies_1 = [
+        (app.as_str(), empty.clone()),
+        (COMPUTE, compute_policy.clone()),
+        (old.as_str(), empty.clone()),
+    ];
+    write_trust(&folder_1, &policies_1, &[provider("ci", "actions", github)]);
+    let (code, report, stderr) = scan(work.path(), &day_1, &snapshots);
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let snapshot = read_json(&snapshots.join(format!("gcp/{PROJECT}.json")));
+    for collection in ["service_account_policies", "workload_identity_providers"] {
+        assert_eq!(
+            snapshot["collections"][collection]["status"], "complete",
+            "{collection}"
+        );
+    }
+    let text = snapshot.to_string();
+    assert!(
+        text.contains("roles/iam.serviceAccountUser serviceAccount:app@"),
+        "{text}"
+    );
+    assert!(text.contains("ci/actions"), "{text}");
+
+    // Day 2: an outside user and a service agent may act as `app`, and the
+    // pool trusts a second issuer.
+    let agent = "serviceAccount:service-123456789012@gcp-sa-cloudbuild.iam.gserviceaccount.com";
+    let app_policy = json!({"version": 1, "etag": "BwYGazsSkKd=", "bindings": [
+        {"role": "roles/iam.serviceAccountTokenCreator", "members": ["user:mallory@gmail.com", agent]}]});
+    let day_2 = Day::first().write_to(&work.path().join("day-2"));
+    let folder_2 = day_2.join("gcp").join(PROJECT);
+    let policies_2 = [
+        (app.as_str(), app_policy),
+        (COMPUTE, compute_policy.clone()),
+        (old.as_str(), empty.clone()),
+    ];
+    let providers_2 = [
+        provider("ci", "actions", github),
+        provider("ci", "gitlab", "https://gitlab.example.com"),
+    ];
+    write_trust(&folder_2, &policies_2, &providers_2);
+    let (code, report, stderr) = scan(work.path(), &day_2, &snapshots);
+    assert_eq!(code, 1, "{report:#}\n{stderr}");
+    let expected = vec![
+        format!("credential_added {app} high unexpected"),
+        format!("credential_added {app} low expected"),
+        "identity_added ci/gitlab high unexpected".to_string(),
+    ];
+    assert_eq!(finding_lines(&report), expected, "{report:#}");
+    let findings = report["findings"].as_array().expect("findings");
+    let outsider = findings
+        .iter()
+        .find(|finding| finding["evidence"]["credential_name"] == "user:mallory@gmail.com")
+        .expect("outsider finding");
+    assert_eq!(outsider["technique"]["id"], "T1548.005");
+    assert_eq!(
+        outsider["response"][0],
+        format!(
+            "gcloud iam service-accounts remove-iam-policy-binding {app} --member=user:mallory@gmail.com --role=roles/iam.serviceAccountTokenCreator --project={PROJECT} --all"
+        )
+    );
+    let gitlab = findings
+        .iter()
+        .find(|finding| finding["identity_name"] == "ci/gitlab")
+        .expect("provider finding");
+    assert_eq!(gitlab["evidence"]["issuer"], "https://gitlab.example.com");
+    assert_eq!(gitlab["technique"]["id"], "T1098.001");
+
+    // Day 3: the files of `old`'s policy and of pool `empty` are missing.
+    // Only `old` is left uncompared, and the providers are kept whole.
+    let day_3 = Day::first().write_to(&work.path().join("day-3"));
+    let folder_3 = day_3.join("gcp").join(PROJECT);
+    let policies_3 = [
+        (app.as_str(), json!({"etag": "ACAB"})),
+        (COMPUTE, compute_policy),
+    ];
+    write_trust(&folder_3, &policies_3, &providers_2);
+    std::fs::remove_file(folder_3.join("providers-empty.json")).expect("remove");
+    let (code, report, stderr) = scan(work.path(), &day_3, &snapshots);
+    assert_eq!(code, 2, "{report:#}\n{stderr}");
+    assert_eq!(
+        finding_lines(&report),
+        vec![
+            format!("credential_removed {app} info unexpected"),
+            format!("credential_removed {app} info unexpected"),
+        ],
+        "the grants on app were read and are gone; nothing else reads as removed"
+    );
+    let snapshot = read_json(&snapshots.join(format!("gcp/{PROJECT}.json")));
+    let policies = &snapshot["collections"]["service_account_policies"];
+    assert_eq!(policies["unlisted"], json!(["100000000000000001003"]));
+    let providers = &snapshot["collections"]["workload_identity_providers"];
+    assert_eq!(providers["status"], "incomplete");
+    assert!(
+        providers["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("empty"),
+        "{providers}"
+    );
+    assert!(snapshot.to_string().contains("ci/gitlab"), "providers kept");
+}
+
+#[test]
+fn account_policy_needs_its_file_name() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = Day::first().write_to(&work.path().join("export"));
+    let folder = export.join("gcp").join(PROJECT);
+    // Without the sa-policy- name, a second policy reads as the project's.
+    write(
+        &folder.join("app-policy.json"),
+        &json!({"version": 1, "etag": "BwX=", "bindings": []}),
+    );
+    let (code, report, _) = scan(work.path(), &export, &work.path().join("snapshots"));
+    assert_eq!(code, 2, "{report:#}");
+    let error = report["errors"][0].as_str().expect("error");
+    assert!(error.contains("second IAM policy"), "{error}");
+
+    std::fs::remove_file(folder.join("app-policy.json")).expect("remove");
+    write(
+        &folder.join("sa-policy-app@demo-project.iam.gserviceaccount.com.json"),
+        &json!([]),
+    );
+    let (code, report, _) = scan(work.path(), &export, &work.path().join("snapshots"));
+    assert_eq!(code, 2, "{report:#}");
+    let error = report["errors"][0].as_str().expect("error");
+    assert!(error.contains("get-iam-policy"), "{error}");
+}

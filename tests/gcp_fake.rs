@@ -31,6 +31,10 @@ use common::fake_gcp::{
     USER_EMAIL, default_compute_email, generate_access_token_path, iam_policy_path, key_id,
     keys_path, service_accounts_path, unique_id,
 };
+use common::fake_gcp::{
+    EMPTY_POLICY_ETAG, FakeIssuer, FakePool, FakeProvider, account_policy_path, pools_path,
+    providers_path,
+};
 use common::fake_graph::Editable;
 
 /// The read-only scope that the google-cloud-auth tests request.
@@ -158,13 +162,14 @@ fn encode(value: &str) -> String {
     utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
 }
 
-/// Lists every page of a listing path from `pageSize` and the
+/// Lists every page of a listing path (which may carry a query) from `pageSize` and the
 /// `nextPageToken` of each page, and returns the bodies.
 fn all_pages(fake: &FakeGcp, path: &str, page_size: Option<usize>, token: &str) -> Vec<Value> {
     let mut pages = Vec::new();
     let mut page_token = String::new();
     loop {
-        let mut target = format!("{path}?pageToken={}", encode(&page_token));
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut target = format!("{path}{separator}pageToken={}", encode(&page_token));
         if let Some(size) = page_size {
             target.push_str(&format!("&pageSize={size}"));
         }
@@ -1501,4 +1506,169 @@ async fn child_revoked_token() {
         "rebuilt_token_differs": rebuilt != first,
         "rebuilt_status": rebuilt_status,
     }));
+}
+
+/// Builds sample project 1 with pools `pool-1` to `pool-3` and a deleted
+/// `gone`, and in `pool-1` providers `p-1` to `p-5` and a deleted `p-old`.
+fn federated_organization() -> Organization {
+    let mut organization = Organization::sample();
+    let project = &mut organization.projects[0];
+    for number in 1..=3 {
+        project.pools.push(FakePool::new(&format!("pool-{number}")));
+    }
+    let mut gone = FakePool::new("gone");
+    gone.state = "DELETED".to_string();
+    project.pools.push(gone);
+    let providers = &mut project.pools[0].providers;
+    for number in 1..=5 {
+        providers.push(FakeProvider::new(
+            &format!("p-{number}"),
+            FakeIssuer::github(),
+        ));
+    }
+    let mut old = FakeProvider::new(
+        "p-old",
+        FakeIssuer::Aws {
+            account_id: "999988887777".to_string(),
+        },
+    );
+    old.state = "DELETED".to_string();
+    providers.push(old);
+    organization
+}
+
+#[test]
+fn pools_and_providers_page_and_hide_deleted() {
+    let fake = FakeGcp::start(federated_organization());
+    let token = fetch_token(&fake);
+    let project = "idrift-fake-01";
+
+    let pages = all_pages(&fake, &pools_path(project), Some(2), &token);
+    assert_eq!(page_sizes(&pages, "workloadIdentityPools"), vec![2, 1]);
+    let names = field_of(&pages, "workloadIdentityPools", "name");
+    assert_eq!(
+        names[0], "projects/415104041201/locations/global/workloadIdentityPools/pool-1",
+        "names carry the project number"
+    );
+    let with_deleted = all_pages(
+        &fake,
+        &format!("{}?showDeleted=true", pools_path(project)),
+        Some(2),
+        &token,
+    );
+    assert_eq!(
+        page_sizes(&with_deleted, "workloadIdentityPools"),
+        vec![2, 2]
+    );
+    let states = field_of(&with_deleted, "workloadIdentityPools", "state");
+    assert_eq!(states[3], "DELETED");
+
+    let target = format!("{}?showDeleted=true", providers_path(project, "pool-1"));
+    let providers = all_pages(&fake, &target, Some(4), &token);
+    assert_eq!(
+        page_sizes(&providers, "workloadIdentityPoolProviders"),
+        vec![4, 2]
+    );
+    let first = &providers[0]["workloadIdentityPoolProviders"][0];
+    assert_eq!(
+        first["oidc"]["issuerUri"],
+        "https://token.actions.githubusercontent.com"
+    );
+    assert_eq!(first["attributeMapping"]["google.subject"], "assertion.sub");
+    assert!(first.get("disabled").is_none(), "false is left out");
+    let old = &providers[1]["workloadIdentityPoolProviders"][1];
+    assert_eq!(old["aws"]["accountId"], "999988887777");
+    assert_eq!(old["state"], "DELETED");
+
+    let empty = api_get(&fake, &providers_path(project, "pool-2"), &token);
+    assert_eq!(empty.status, 200);
+    assert_eq!(empty.json(), json!({}), "an empty list is left out");
+    let missing = api_get(&fake, &providers_path(project, "no-such-pool"), &token);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"]["status"], "NOT_FOUND");
+}
+
+#[test]
+fn account_policies_and_their_faults() {
+    let mut organization = Organization::sample();
+    let project = &mut organization.projects[0];
+    let email = format!("sa-001@{}.iam.gserviceaccount.com", project.project_id);
+    let unique = project.account_mut(&email).unique_id.clone();
+    project.account_mut(&email).grant(
+        "roles/iam.serviceAccountTokenCreator",
+        "user:eve@example.com",
+    );
+    let compute = default_compute_email(project.project_number);
+    let fake = FakeGcp::start(organization);
+    let token = fetch_token(&fake);
+    let body = json!({"options": {"requestedPolicyVersion": 3}});
+
+    for account in [email.as_str(), unique.as_str()] {
+        let policy = api_post(
+            &fake,
+            &account_policy_path("idrift-fake-01", account),
+            &token,
+            &body,
+        );
+        assert_eq!(policy.status, 200, "{account}");
+        let bindings = &policy.json()["bindings"];
+        assert_eq!(bindings[0]["role"], "roles/iam.serviceAccountTokenCreator");
+        assert_eq!(bindings[0]["members"], json!(["user:eve@example.com"]));
+    }
+    let empty = api_post(
+        &fake,
+        &account_policy_path("idrift-fake-01", &compute),
+        &token,
+        &body,
+    );
+    assert_eq!(empty.json(), json!({"etag": EMPTY_POLICY_ETAG}));
+    let get = api_get(
+        &fake,
+        &account_policy_path("idrift-fake-01", &compute),
+        &token,
+    );
+    assert_eq!(get.status, 404, "getIamPolicy is a POST");
+
+    fake.add_fault(Fault::Forbidden {
+        path: account_policy_path("idrift-fake-01", &email),
+    });
+    fake.add_fault(Fault::Throttle {
+        path: pools_path("idrift-fake-01"),
+        times: 1,
+    });
+    let denied = api_post(
+        &fake,
+        &account_policy_path("idrift-fake-01", &email),
+        &token,
+        &body,
+    );
+    assert_eq!(denied.status, 403);
+    let error = &denied.json()["error"];
+    assert_eq!(error["status"], "PERMISSION_DENIED");
+    assert_eq!(error["details"][0]["reason"], "IAM_PERMISSION_DENIED");
+    assert_eq!(
+        error["details"][0]["metadata"]["permission"],
+        "iam.serviceAccounts.getIamPolicy"
+    );
+    assert_eq!(
+        error["details"][0]["metadata"]["resource"],
+        format!("projects/idrift-fake-01/serviceAccounts/{email}")
+    );
+    let other = api_post(
+        &fake,
+        &account_policy_path("idrift-fake-01", &compute),
+        &token,
+        &body,
+    );
+    assert_eq!(other.status, 200, "only the one path is denied");
+
+    let throttled = api_get(&fake, &pools_path("idrift-fake-01"), &token);
+    assert_eq!(throttled.status, 429);
+    let info = &throttled.json()["error"]["details"][0];
+    assert_eq!(info["reason"], "RATE_LIMIT_EXCEEDED");
+    assert_eq!(info["metadata"]["service"], "iam.googleapis.com");
+    assert_eq!(
+        api_get(&fake, &pools_path("idrift-fake-01"), &token).status,
+        200
+    );
 }

@@ -281,7 +281,8 @@ fn disable_credential(name: &str, kind: CredentialKind, id: &str) -> Vec<String>
         CredentialKind::ClientSecret
         | CredentialKind::Certificate
         | CredentialKind::FederatedCredential
-        | CredentialKind::ServiceAccountKey => Vec::new(),
+        | CredentialKind::ServiceAccountKey
+        | CredentialKind::ImpersonationGrant => Vec::new(),
     }
 }
 

@@ -177,7 +177,8 @@ fn remove_credential(identity: &Identity, credential: &Credential) -> Vec<String
         // IAM and Google Cloud credentials never sit on an Entra identity.
         CredentialKind::AccessKey
         | CredentialKind::ConsolePassword
-        | CredentialKind::ServiceAccountKey => Vec::new(),
+        | CredentialKind::ServiceAccountKey
+        | CredentialKind::ImpersonationGrant => Vec::new(),
     }
 }
 

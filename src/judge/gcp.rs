@@ -1,15 +1,58 @@
-//! Google Cloud knowledge for the judge: which roles count as admin, which
-//! creations are the platform's own (default service accounts, service
-//! agents), severities, and `gcloud` response commands.
+//! Google Cloud knowledge for the judge: which roles count as admin or let
+//! a member impersonate a service account, which creations are the
+//! platform's own (default service accounts, service agents), severities,
+//! and `gcloud` response commands.
 //!
-//! Built-in knowledge lowers the severity of a creation only. A
+//! Built-in knowledge lowers the severity of a creation, and of a service
+//! agent's token creator or service account user grant, only. A
 //! user-managed key on any service account, or an owner, editor or admin
 //! grant, is never expected.
 
-use super::{Severity, Verdict, shell_quote};
+use super::{ADDITIONAL_CLOUD_CREDENTIALS, Severity, Technique, Verdict, shell_quote};
+use crate::collect::gcp::records::{impersonation_parts, parse_member, provider_parts};
 use crate::diff::{Change, ChangeKind};
 use crate::model::gcp_attribute as attribute;
-use crate::model::{AdminGrant, Credential, Identity, IdentityKind};
+use crate::model::{AdminGrant, Credential, CredentialKind, Identity, IdentityKind};
+
+/// ATT&CK's technique for a principal given the right to act as a more
+/// privileged cloud identity, such as a service account's token creator.
+pub(super) const TEMPORARY_ELEVATED_CLOUD_ACCESS: Technique = Technique {
+    id: "T1548.005",
+    name: "Abuse Elevation Control Mechanism: Temporary Elevated Cloud Access",
+    url: "https://attack.mitre.org/techniques/T1548/005/",
+};
+
+/// Roles that, granted on a service account itself, let the member act as
+/// it. Token creators and workload identity users mint its tokens and sign
+/// as it. Service account users, editors and owners attach it to
+/// resources. Key admins create keys for it, and service account admins
+/// and owners can grant themselves any of these.
+// NOTE: custom roles are not evaluated; a custom role with
+// `iam.serviceAccounts.getAccessToken` or `actAs` is not recorded.
+const IMPERSONATION_ROLES: [&str; 8] = [
+    "roles/iam.serviceAccountTokenCreator",
+    "roles/iam.serviceAccountOpenIdTokenCreator",
+    "roles/iam.serviceAccountUser",
+    "roles/iam.serviceAccountKeyAdmin",
+    "roles/iam.workloadIdentityUser",
+    "roles/iam.serviceAccountAdmin",
+    "roles/owner",
+    "roles/editor",
+];
+
+/// Roles that Google's setup guides give a service agent on a customer's
+/// service account, so that the service can run jobs as that account.
+const AGENT_IMPERSONATION_ROLES: [&str; 3] = [
+    "roles/iam.serviceAccountTokenCreator",
+    "roles/iam.serviceAccountOpenIdTokenCreator",
+    "roles/iam.serviceAccountUser",
+];
+
+/// Returns true when a role granted on a service account lets the member
+/// act as that account.
+pub fn is_impersonation_role(role: &str) -> bool {
+    IMPERSONATION_ROLES.contains(&role)
+}
 
 /// Returns true when a role gives control of the project or of a service:
 /// `roles/owner`, `roles/editor`, or a predefined role whose name ends in
@@ -43,7 +86,15 @@ pub fn is_admin_role(role: &str) -> bool {
 /// Judges one change of a Google Cloud project.
 pub(super) fn assess(project: &str, change: &Change) -> Verdict {
     let identity = &change.identity;
+    if identity.kind == IdentityKind::GcpWorkloadIdentityProvider {
+        return assess_provider(change);
+    }
     match &change.kind {
+        ChangeKind::CredentialAdded { credential }
+            if credential.kind == CredentialKind::ImpersonationGrant =>
+        {
+            assess_impersonation(project, identity, credential)
+        }
         ChangeKind::IdentityAdded => assess_creation(project, identity),
         ChangeKind::IdentityRecreated { .. } => assess_creation(project, identity).for_recreation(),
         ChangeKind::CredentialAdded { .. } if identity.is_admin() => Verdict::new(
@@ -72,7 +123,12 @@ pub(super) fn assess(project: &str, change: &Change) -> Verdict {
             "a disabled service account was enabled again",
         ),
         ChangeKind::AttributeChanged { key, from, to } if key == attribute::ROLES => {
-            if gained_roles(from.as_deref(), to.as_deref()) {
+            if let Some(role) = gained_project_impersonation(from.as_deref(), to.as_deref()) {
+                Verdict::new(
+                    Severity::High,
+                    format!("can now impersonate every service account of the project ({role})"),
+                )
+            } else if gained_roles(from.as_deref(), to.as_deref()) {
                 Verdict::new(
                     Severity::Low,
                     "a policy member gained a role that is not admin",
@@ -86,6 +142,20 @@ pub(super) fn assess(project: &str, change: &Change) -> Verdict {
             "removes access, renames or disables; no new way in",
         ),
     }
+}
+
+/// Returns a project-level role in the `to` role list, and not in the
+/// `from` list, that lets a member impersonate every service account of
+/// the project. Owner and editor are left out, because they count as admin
+/// grants and are judged as such.
+fn gained_project_impersonation<'a>(from: Option<&str>, to: Option<&'a str>) -> Option<&'a str> {
+    let before: Vec<&str> = from.unwrap_or_default().split(", ").collect();
+    to.unwrap_or_default()
+        .split(", ")
+        .filter(|label| !before.contains(label))
+        // A conditional role is written `role [condition title]`.
+        .map(|label| label.split(" [").next().unwrap_or(label))
+        .find(|role| is_impersonation_role(role) && !is_admin_role(role))
 }
 
 /// Returns true when the `to` role list names a role the `from` list lacks.
@@ -121,11 +191,33 @@ pub(super) fn assess_creation(project: &str, identity: &Identity) -> Verdict {
         };
         return Verdict::new(Severity::Critical, reason);
     }
-    let has_key = !identity.credentials.is_empty();
-    if let Some(reason) = platform_identity(project, identity).filter(|_| !has_key) {
+    let has_key = identity
+        .credentials
+        .iter()
+        .any(|credential| credential.kind == CredentialKind::ServiceAccountKey);
+    // The unexpected grant of maximum severity to impersonate the new account.
+    let impersonation = identity
+        .credentials
+        .iter()
+        .filter(|credential| credential.kind == CredentialKind::ImpersonationGrant)
+        .map(|credential| assess_impersonation(project, identity, credential))
+        .filter(|verdict| verdict.expected_reason.is_none())
+        .max_by_key(|verdict| verdict.severity);
+    if let Some(reason) =
+        platform_identity(project, identity).filter(|_| !has_key && impersonation.is_none())
+    {
         let mut verdict = Verdict::new(Severity::Low, "created by the platform, not by a person");
         verdict.expected_reason = Some(reason);
         return verdict;
+    }
+    if let Some(verdict) = impersonation.filter(|verdict| verdict.severity > Severity::Medium) {
+        return Verdict::new(
+            verdict.severity,
+            format!(
+                "new service account that others can impersonate: {}",
+                verdict.reason
+            ),
+        );
     }
     match identity.kind {
         _ if has_key => Verdict::new(
@@ -136,10 +228,25 @@ pub(super) fn assess_creation(project: &str, identity: &Identity) -> Verdict {
             Severity::High,
             "a role granted to everyone (allUsers or allAuthenticatedUsers)",
         ),
-        IdentityKind::GcpPrincipal => Verdict::new(
-            Severity::Medium,
-            "new member of the project's IAM policy, without an admin role",
-        ),
+        IdentityKind::GcpPrincipal => match gained_project_impersonation(
+            None,
+            identity
+                .attributes
+                .get(attribute::ROLES)
+                .map(String::as_str),
+        ) {
+            Some(role) => Verdict::new(
+                Severity::High,
+                format!(
+                    "new member of the project's IAM policy that can impersonate every service \
+                     account of the project ({role})"
+                ),
+            ),
+            None => Verdict::new(
+                Severity::Medium,
+                "new member of the project's IAM policy, without an admin role",
+            ),
+        },
         _ => Verdict::new(
             Severity::Medium,
             "new service account without keys or admin roles",
@@ -219,6 +326,9 @@ pub(super) fn response_commands(project: &str, change: &Change) -> Vec<String> {
     let project = shell_quote(project);
     match &change.kind {
         ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. } => {
+            if identity.kind == IdentityKind::GcpWorkloadIdentityProvider {
+                return disable_provider(&project, identity).into_iter().collect();
+            }
             let mut commands: Vec<String> = identity
                 .credentials
                 .iter()
@@ -241,17 +351,33 @@ pub(super) fn response_commands(project: &str, change: &Change) -> Vec<String> {
             commands
         }
         ChangeKind::CredentialAdded { credential }
+            if credential.kind == CredentialKind::ImpersonationGrant =>
+        {
+            remove_impersonation(&project, identity, credential)
+                .into_iter()
+                .collect()
+        }
+        ChangeKind::CredentialAdded { credential }
         | ChangeKind::CredentialStatusChanged { credential, .. } => {
             disable_key(&project, identity, credential)
                 .into_iter()
                 .collect()
         }
         ChangeKind::PrivilegeAdded { grant } => vec![remove_binding(&project, identity, grant)],
+        ChangeKind::AttributeChanged { .. } | ChangeKind::EnabledChanged { .. }
+            if identity.kind == IdentityKind::GcpWorkloadIdentityProvider
+                && assess_provider(change).severity > Severity::Info =>
+        {
+            disable_provider(&project, identity).into_iter().collect()
+        }
         _ => Vec::new(),
     }
 }
 
 fn disable_key(project: &str, identity: &Identity, credential: &Credential) -> Option<String> {
+    if credential.kind != CredentialKind::ServiceAccountKey {
+        return None;
+    }
     let email = service_account_email(identity)?;
     Some(format!(
         "gcloud iam service-accounts keys disable {} --iam-account={} --project={project}",
@@ -303,6 +429,218 @@ fn remove_binding(project: &str, identity: &Identity, grant: &AdminGrant) -> Str
         shell_quote(&member),
         shell_quote(&grant.policy)
     )
+}
+
+/// Returns the technique of a Google Cloud change that the generic mapping
+/// gets wrong. A new impersonation grant is elevation through another
+/// identity (T1548.005). A new or re-pointed workload identity provider is
+/// a new way to get credentials without a key (T1098.001, as for an Entra
+/// federated credential).
+pub(super) fn technique(change: &Change) -> Option<Technique> {
+    let provider = change.identity.kind == IdentityKind::GcpWorkloadIdentityProvider;
+    match &change.kind {
+        ChangeKind::CredentialAdded { credential }
+            if credential.kind == CredentialKind::ImpersonationGrant =>
+        {
+            Some(TEMPORARY_ELEVATED_CLOUD_ACCESS)
+        }
+        ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. } if provider => {
+            Some(ADDITIONAL_CLOUD_CREDENTIALS)
+        }
+        ChangeKind::AttributeChanged { key, .. }
+            if provider && TRUST_ATTRIBUTES.contains(&key.as_str()) =>
+        {
+            Some(ADDITIONAL_CLOUD_CREDENTIALS)
+        }
+        ChangeKind::AttributeChanged { key, from, to }
+            if key == attribute::ROLES
+                && gained_project_impersonation(from.as_deref(), to.as_deref()).is_some() =>
+        {
+            Some(TEMPORARY_ELEVATED_CLOUD_ACCESS)
+        }
+        _ => None,
+    }
+}
+
+/// Provider attributes that decide which outside tokens are accepted.
+const TRUST_ATTRIBUTES: [&str; 6] = [
+    attribute::PROVIDER_TYPE,
+    attribute::ISSUER,
+    attribute::TRUSTED_KEYS,
+    attribute::ATTRIBUTE_CONDITION,
+    attribute::ATTRIBUTE_MAPPING,
+    attribute::ALLOWED_AUDIENCES,
+];
+
+/// Judges a new grant that lets a member act as a service account, by who
+/// the member is and what the account can do.
+fn assess_impersonation(project: &str, account: &Identity, credential: &Credential) -> Verdict {
+    let Some((role, member)) = impersonation_parts(credential) else {
+        return Verdict::new(Severity::High, "new grant to impersonate a service account");
+    };
+    let parsed = parse_member(member);
+    let admin = account.is_admin();
+    let own_domain = format!("{project}.iam.gserviceaccount.com");
+    let own_app_engine = format!("{project}@appspot.gserviceaccount.com");
+    let email_domain = parsed.value.split_once('@').map(|(_, domain)| domain);
+
+    let (severity, who) = match (parsed.member_type, parsed.deleted_uid.is_some()) {
+        (_, true) => (
+            Severity::Low,
+            "a deleted principal, which can act only if restored",
+        ),
+        ("allUsers" | "allAuthenticatedUsers", _) => (Severity::Critical, "everyone"),
+        ("serviceAccount", _) if is_service_agent(parsed.value) => {
+            if AGENT_IMPERSONATION_ROLES.contains(&role) {
+                let mut verdict = Verdict::new(
+                    Severity::Low,
+                    "a Google service agent may run jobs as this service account",
+                );
+                verdict.expected_reason = Some(format!(
+                    "Google-managed service agent {} given {role}, as Google's setup guides do",
+                    parsed.value
+                ));
+                return verdict;
+            }
+            (
+                Severity::High,
+                "a Google service agent, with a role agents are not given",
+            )
+        }
+        ("serviceAccount", _)
+            if email_domain == Some(own_domain.as_str()) || parsed.value == own_app_engine =>
+        {
+            (Severity::Medium, "another service account of this project")
+        }
+        ("serviceAccount", _) => (Severity::High, "a service account of another project"),
+        ("principal" | "principalSet", _) => (
+            Severity::High,
+            "identities from a workload or workforce identity pool",
+        ),
+        ("user", _) => (Severity::High, "a user account"),
+        ("group", _) => (Severity::High, "every member of a group"),
+        ("domain", _) => (Severity::High, "every account of a domain"),
+        _ => (Severity::High, "a principal of an unknown type"),
+    };
+    // Acting as an account with an admin role is having that role.
+    let severity = match severity {
+        Severity::High if admin => Severity::Critical,
+        Severity::Medium if admin => Severity::High,
+        other => other,
+    };
+    let target = if admin {
+        "a service account with an owner, editor or admin role"
+    } else {
+        "a service account"
+    };
+    Verdict::new(
+        severity,
+        format!("{who} can now impersonate {target} ({role})"),
+    )
+}
+
+/// Returns true for the email of a Google-managed service agent.
+fn is_service_agent(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let all_digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    (is_agent_domain(domain) && local.strip_prefix("service-").is_some_and(all_digits))
+        || (domain == "cloudservices.gserviceaccount.com" && all_digits(local))
+}
+
+/// Judges a change to a workload identity provider.
+fn assess_provider(change: &Change) -> Verdict {
+    let identity = &change.identity;
+    let active = identity.enabled != Some(false)
+        && identity
+            .attributes
+            .get(attribute::STATE)
+            .map(String::as_str)
+            != Some("DELETED");
+    match &change.kind {
+        ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. } if active => Verdict::new(
+            Severity::High,
+            "new workload identity provider: tokens of an outside issuer can now be exchanged \
+             for Google credentials",
+        ),
+        ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. } => Verdict::new(
+            Severity::Medium,
+            "new workload identity provider, disabled or deleted for now",
+        ),
+        ChangeKind::AttributeChanged { key, .. }
+            if [
+                attribute::PROVIDER_TYPE,
+                attribute::ISSUER,
+                attribute::TRUSTED_KEYS,
+            ]
+            .contains(&key.as_str()) =>
+        {
+            Verdict::new(
+                Severity::High,
+                "the provider now trusts another token issuer or signing key",
+            )
+        }
+        ChangeKind::AttributeChanged { key, to: None, .. }
+            if key == attribute::ATTRIBUTE_CONDITION =>
+        {
+            Verdict::new(
+                Severity::High,
+                "the provider's attribute condition was removed: every identity of the issuer \
+                 may now sign in",
+            )
+        }
+        ChangeKind::AttributeChanged { key, .. } if TRUST_ATTRIBUTES.contains(&key.as_str()) => {
+            Verdict::new(
+                Severity::Medium,
+                "the provider's attribute condition, mapping or audiences changed, which can \
+                 widen who may sign in",
+            )
+        }
+        ChangeKind::AttributeChanged { key, from, to }
+            if (key == attribute::STATE || key == attribute::POOL_STATE)
+                && from.as_deref() == Some("DELETED")
+                && to.as_deref() == Some("ACTIVE") =>
+        {
+            Verdict::new(Severity::Medium, "a deleted provider or pool was restored")
+        }
+        ChangeKind::EnabledChanged { from } if *from == Some(false) => Verdict::new(
+            Severity::Medium,
+            "a disabled provider or pool was enabled again",
+        ),
+        _ => Verdict::new(
+            Severity::Info,
+            "removes access, renames or disables; no new way in",
+        ),
+    }
+}
+
+/// Removes a member's role binding from a service account's own policy,
+/// conditional bindings included (`--all`).
+fn remove_impersonation(
+    project: &str,
+    identity: &Identity,
+    credential: &Credential,
+) -> Option<String> {
+    let (role, member) = impersonation_parts(credential)?;
+    let email = service_account_email(identity)?;
+    Some(format!(
+        "gcloud iam service-accounts remove-iam-policy-binding {} --member={} --role={} --project={project} --all",
+        shell_quote(email),
+        shell_quote(member),
+        shell_quote(role)
+    ))
+}
+
+/// Disables a workload identity provider, which stops new token exchanges
+/// through it.
+fn disable_provider(project: &str, identity: &Identity) -> Option<String> {
+    let (pool, provider) = provider_parts(&identity.id)?;
+    Some(format!(
+        "gcloud iam workload-identity-pools providers disable {} --workload-identity-pool={} --location=global --project={project}",
+        shell_quote(provider),
+        shell_quote(pool)
+    ))
 }
 
 #[cfg(test)]
@@ -436,5 +774,206 @@ mod tests {
             Some("roles/viewer")
         ));
         assert!(gained_roles(None, Some("roles/viewer")));
+    }
+
+    #[test]
+    fn project_token_creator_is_high() {
+        let mut identity = Identity::new(
+            "user:eve@example.com",
+            IdentityKind::GcpPrincipal,
+            "eve@example.com",
+        );
+        identity.attributes.insert(
+            attribute::ROLES.to_string(),
+            "roles/iam.serviceAccountTokenCreator [weekdays], roles/viewer".to_string(),
+        );
+        let verdict = assess_creation("demo-project", &identity);
+        assert_eq!(verdict.severity, Severity::High);
+        let change = Change {
+            kind: ChangeKind::AttributeChanged {
+                key: attribute::ROLES.to_string(),
+                from: Some("roles/viewer".to_string()),
+                to: Some("roles/iam.serviceAccountUser, roles/viewer".to_string()),
+            },
+            identity,
+        };
+        assert_eq!(assess("demo-project", &change).severity, Severity::High);
+        assert_eq!(technique(&change).map(|t| t.id), Some("T1548.005"));
+        assert_eq!(
+            gained_project_impersonation(Some("roles/viewer"), Some("roles/editor, roles/viewer")),
+            None,
+            "editor is judged as an admin grant"
+        );
+    }
+
+    fn grant(member: &str, role: &str) -> Credential {
+        Credential {
+            kind: CredentialKind::ImpersonationGrant,
+            id: format!("{role} {member}"),
+            status: None,
+            created: None,
+            expires: None,
+            display_name: Some(member.to_string()),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn impersonation_severity_follows_member() {
+        let token_creator = "roles/iam.serviceAccountTokenCreator";
+        let account = account(
+            "app@demo-project.iam.gserviceaccount.com",
+            IdentityKind::GcpServiceAccount,
+        );
+        let cases = [
+            ("allUsers", Severity::Critical),
+            ("user:eve@example.com", Severity::High),
+            ("group:ops@example.com", Severity::High),
+            ("domain:example.com", Severity::High),
+            (
+                "serviceAccount:ci@other-project.iam.gserviceaccount.com",
+                Severity::High,
+            ),
+            (
+                "principalSet://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/ci/*",
+                Severity::High,
+            ),
+            (
+                "serviceAccount:ci@demo-project.iam.gserviceaccount.com",
+                Severity::Medium,
+            ),
+            ("deleted:user:old@example.com?uid=123", Severity::Low),
+            // A lookalike of a service agent in a customer's project.
+            (
+                "serviceAccount:service-123@demo-project.iam.gserviceaccount.com",
+                Severity::Medium,
+            ),
+        ];
+        for (member, severity) in cases {
+            let verdict =
+                assess_impersonation("demo-project", &account, &grant(member, token_creator));
+            assert_eq!(verdict.severity, severity, "{member}");
+            assert!(verdict.expected_reason.is_none(), "{member}");
+        }
+
+        let agent = "serviceAccount:service-123@gcp-sa-cloudscheduler.iam.gserviceaccount.com";
+        let verdict = assess_impersonation("demo-project", &account, &grant(agent, token_creator));
+        assert_eq!(verdict.severity, Severity::Low);
+        assert!(verdict.expected_reason.is_some());
+        let key_admin = grant(agent, "roles/iam.serviceAccountKeyAdmin");
+        let verdict = assess_impersonation("demo-project", &account, &key_admin);
+        assert!(verdict.expected_reason.is_none(), "agents get no key admin");
+        assert_eq!(verdict.severity, Severity::High);
+    }
+
+    #[test]
+    fn impersonating_an_admin_is_worse() {
+        let mut account = account(
+            "app@demo-project.iam.gserviceaccount.com",
+            IdentityKind::GcpServiceAccount,
+        );
+        account.admin_grants.push(AdminGrant {
+            via: "iam_policy".to_string(),
+            policy: "roles/editor".to_string(),
+            group: None,
+            group_id: None,
+            reason: "roles/editor".to_string(),
+            assignment_id: None,
+        });
+        let role = "roles/iam.serviceAccountUser";
+        let outside = assess_impersonation(
+            "demo-project",
+            &account,
+            &grant("user:eve@example.com", role),
+        );
+        assert_eq!(outside.severity, Severity::Critical);
+        let own = grant(
+            "serviceAccount:ci@demo-project.iam.gserviceaccount.com",
+            role,
+        );
+        assert_eq!(
+            assess_impersonation("demo-project", &account, &own).severity,
+            Severity::High
+        );
+    }
+
+    #[test]
+    fn new_account_with_outside_grant_is_high() {
+        let mut identity = account(
+            "123456789012-compute@developer.gserviceaccount.com",
+            IdentityKind::GcpServiceAccount,
+        );
+        identity.credentials.push(grant(
+            "user:eve@example.com",
+            "roles/iam.serviceAccountTokenCreator",
+        ));
+        let verdict = assess_creation("demo-project", &identity);
+        assert!(verdict.expected_reason.is_none());
+        assert_eq!(verdict.severity, Severity::High);
+    }
+
+    fn provider_change(kind: ChangeKind) -> Change {
+        let mut identity = Identity::new(
+            "projects/1/locations/global/workloadIdentityPools/ci/providers/gh",
+            IdentityKind::GcpWorkloadIdentityProvider,
+            "ci/gh",
+        );
+        identity.enabled = Some(true);
+        Change { kind, identity }
+    }
+
+    #[test]
+    fn provider_changes_are_judged() {
+        let changed = |key: &str, from: Option<&str>, to: Option<&str>| {
+            provider_change(ChangeKind::AttributeChanged {
+                key: key.to_string(),
+                from: from.map(str::to_string),
+                to: to.map(str::to_string),
+            })
+        };
+        let cases = [
+            (provider_change(ChangeKind::IdentityAdded), Severity::High),
+            (
+                changed(attribute::ISSUER, Some("https://a"), Some("https://b")),
+                Severity::High,
+            ),
+            (
+                changed(attribute::TRUSTED_KEYS, None, Some("00")),
+                Severity::High,
+            ),
+            (
+                changed(attribute::ATTRIBUTE_CONDITION, Some("x"), None),
+                Severity::High,
+            ),
+            (
+                changed(attribute::ATTRIBUTE_CONDITION, Some("x"), Some("y")),
+                Severity::Medium,
+            ),
+            (
+                changed(attribute::STATE, Some("DELETED"), Some("ACTIVE")),
+                Severity::Medium,
+            ),
+            (
+                changed(attribute::STATE, Some("ACTIVE"), Some("DELETED")),
+                Severity::Info,
+            ),
+            (provider_change(ChangeKind::IdentityRemoved), Severity::Info),
+        ];
+        for (change, severity) in cases {
+            assert_eq!(
+                assess("demo-project", &change).severity,
+                severity,
+                "{:?}",
+                change.kind
+            );
+        }
+        let added = provider_change(ChangeKind::IdentityAdded);
+        assert_eq!(technique(&added).map(|t| t.id), Some("T1098.001"));
+        assert_eq!(
+            response_commands("demo-project", &added),
+            vec![
+                "gcloud iam workload-identity-pools providers disable gh --workload-identity-pool=ci --location=global --project=demo-project"
+            ]
+        );
     }
 }

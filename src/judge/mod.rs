@@ -241,6 +241,11 @@ pub(crate) fn investigate_commands(finding: &Finding) -> Vec<String> {
             )),
             shell_quote(&finding.scope)
         )],
+        (Provider::Gcp, Some(IdentityKind::GcpWorkloadIdentityProvider)) => vec![format!(
+            "gcloud logging read {} --project={} --freshness=30d",
+            shell_quote(&format!("protoPayload.resourceName:\"{id}\"")),
+            shell_quote(&finding.scope)
+        )],
         (Provider::Gcp, Some(_)) => vec![format!(
             "gcloud logging read {} --project={} --freshness=30d",
             shell_quote(&format!(
@@ -286,7 +291,7 @@ impl Verdict {
 /// removals and disabling to Account Access Removal, and other edits to
 /// Account Manipulation.
 fn technique_for(change: &Change) -> Technique {
-    if let Some(technique) = aws_access::technique(change) {
+    if let Some(technique) = aws_access::technique(change).or_else(|| gcp::technique(change)) {
         return technique;
     }
     match &change.kind {
@@ -357,6 +362,18 @@ fn summarize(change: &Change) -> String {
             from.as_deref().unwrap_or("-"),
             to.as_deref().unwrap_or("-")
         ),
+        ChangeKind::CredentialAdded { credential }
+            if credential.kind == CredentialKind::ImpersonationGrant =>
+        {
+            let (role, member) = gcp_grant_parts(credential);
+            format!("{member} can now impersonate {who} through {role}")
+        }
+        ChangeKind::CredentialRemoved { credential }
+            if credential.kind == CredentialKind::ImpersonationGrant =>
+        {
+            let (role, member) = gcp_grant_parts(credential);
+            format!("{member} can no longer impersonate {who} through {role}")
+        }
         ChangeKind::CredentialAdded { credential } => {
             format!("new {} on {who}", credential_label(credential))
         }
@@ -376,6 +393,13 @@ fn summarize(change: &Change) -> String {
             format!("{who} lost admin through {}", grant_source(grant))
         }
     }
+}
+
+/// Returns the role and member of a Google Cloud impersonation grant, or
+/// its whole id for both when the id is malformed.
+fn gcp_grant_parts(credential: &crate::model::Credential) -> (&str, &str) {
+    crate::collect::gcp::records::impersonation_parts(credential)
+        .unwrap_or((&credential.id, &credential.id))
 }
 
 /// Names a credential: the kind, and the id where it has one of its own.
@@ -457,6 +481,18 @@ fn identity_evidence(identity: &Identity) -> BTreeMap<String, String> {
         && !matches!(identity.kind, IdentityKind::AwsUser | IdentityKind::AwsRole);
     if aws_access_kind {
         evidence.extend(identity.attributes.clone());
+    }
+    // A workload identity provider's trust: whose tokens, on what condition.
+    for key in [
+        crate::model::gcp_attribute::PROVIDER_TYPE,
+        crate::model::gcp_attribute::ISSUER,
+        crate::model::gcp_attribute::ATTRIBUTE_CONDITION,
+    ] {
+        if identity.kind == IdentityKind::GcpWorkloadIdentityProvider
+            && let Some(value) = identity.attributes.get(key)
+        {
+            evidence.insert(key.to_string(), value.clone());
+        }
     }
     evidence
 }

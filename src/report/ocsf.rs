@@ -119,14 +119,21 @@ fn finding_uid(finding: &Finding) -> String {
 
 /// Splits a sub-technique such as `T1136.003` "Create Account: Cloud
 /// Account" into OCSF's technique and sub-technique objects. Account Access
-/// Removal (T1531) is a means of Impact (TA0040) in ATT&CK; every other
-/// technique idrift reports is a means of Persistence (TA0003).
+/// Removal (T1531) is a means of Impact (TA0040) in ATT&CK, and Temporary
+/// Elevated Cloud Access (T1548.005) one of Privilege Escalation (TA0004);
+/// every other technique idrift reports is a means of Persistence (TA0003).
 fn attack(technique: &Technique) -> Value {
     let tactic = if technique.id == "T1531" {
         json!({
             "uid": "TA0040",
             "name": "Impact",
             "src_url": "https://attack.mitre.org/tactics/TA0040/",
+        })
+    } else if technique.id.starts_with("T1548") {
+        json!({
+            "uid": "TA0004",
+            "name": "Privilege Escalation",
+            "src_url": "https://attack.mitre.org/tactics/TA0004/",
         })
     } else {
         json!({
@@ -258,4 +265,27 @@ fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tactics_follow_technique() {
+        let technique = |id: &'static str| Technique {
+            id,
+            name: "Parent: Child",
+            url: "https://attack.mitre.org/",
+        };
+        let cases = [
+            ("T1136.003", "TA0003"),
+            ("T1531", "TA0040"),
+            ("T1548.005", "TA0004"),
+        ];
+        for (id, tactic) in cases {
+            assert_eq!(attack(&technique(id))["tactic"]["uid"], tactic, "{id}");
+        }
+        assert_eq!(attack(&technique("T1548.005"))["technique"]["uid"], "T1548");
+    }
 }

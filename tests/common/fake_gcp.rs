@@ -14,7 +14,9 @@
 //! - IAM Credentials `generateAccessToken`, for impersonated service
 //!   account credentials ([`FakeGcp::impersonated_credentials_json`]).
 //! - IAM v1: service accounts, paged by `pageSize` (default 20, maximum 100)
-//!   and an opaque `nextPageToken`, and each account's keys (not paged).
+//!   and an opaque `nextPageToken`, each account's keys (not paged) and
+//!   `getIamPolicy` of each account, and workload identity pools and their
+//!   providers, paged the same way, with deleted ones only on `showDeleted=true`.
 //! - Resource Manager v3: `projects:search`, paged the same way, and
 //!   `getIamPolicy` of a project.
 //! - Admin SDK Directory `users.list` of a Google Workspace customer
@@ -143,6 +145,25 @@ pub fn service_accounts_path(project_id: &str) -> String {
 pub fn keys_path(project_id: &str, account: &str) -> String {
     format!("/v1/projects/{project_id}/serviceAccounts/{account}/keys")
 }
+
+/// Returns the path of a service account's `getIamPolicy`, where `account`
+/// is its email or unique id.
+pub fn account_policy_path(project_id: &str, account: &str) -> String {
+    format!("/v1/projects/{project_id}/serviceAccounts/{account}:getIamPolicy")
+}
+
+/// Returns the path that lists a project's workload identity pools.
+pub fn pools_path(project_id: &str) -> String {
+    format!("/v1/projects/{project_id}/locations/global/workloadIdentityPools")
+}
+
+/// Returns the path that lists the providers of a workload identity pool.
+pub fn providers_path(project_id: &str, pool_id: &str) -> String {
+    format!("{}/{pool_id}/providers", pools_path(project_id))
+}
+
+/// The etag IAM sends with a policy that has no bindings.
+pub const EMPTY_POLICY_ETAG: &str = "ACAB";
 
 /// Returns the path of a project's `getIamPolicy`.
 pub fn iam_policy_path(project_id: &str) -> String {
@@ -298,6 +319,8 @@ pub struct FakeServiceAccount {
     pub disabled: bool,
     /// Keys, listed at [`keys_path`].
     pub keys: Vec<FakeKey>,
+    /// The account's own IAM policy, read at [`account_policy_path`].
+    pub policy: FakePolicy,
     /// Edits to the account's JSON.
     pub edits: JsonEdits,
 }
@@ -313,8 +336,15 @@ impl FakeServiceAccount {
             description: None,
             disabled: false,
             keys: Vec::new(),
+            policy: FakePolicy::default(),
             edits: JsonEdits::default(),
         }
+    }
+
+    /// Adds a member to a role's binding on this account (without a
+    /// condition), adding the binding when the role has none.
+    pub fn grant(&mut self, role: &str, member: &str) {
+        self.policy.grant(role, member);
     }
 
     fn to_json(&self, project_id: &str) -> Value {
@@ -415,6 +445,30 @@ impl FakePolicy {
         apply_edits(&self.edits, Value::Object(record))
     }
 
+    /// Adds a member to a role's unconditional binding, adding the binding
+    /// when the role has none.
+    pub fn grant(&mut self, role: &str, member: &str) {
+        let existing = self
+            .bindings
+            .iter_mut()
+            .find(|binding| binding.role == role && binding.condition.is_none());
+        match existing {
+            Some(binding) if binding.members.iter().any(|m| m == member) => {}
+            Some(binding) => binding.members.push(member.to_string()),
+            None => self.bindings.push(FakeBinding::new(role, &[member])),
+        }
+    }
+
+    /// Returns the policy as a service account's `getIamPolicy` sends it:
+    /// like a project's, except that a policy without bindings is only
+    /// `{"etag": "ACAB"}`, because proto3 JSON leaves out version 0.
+    fn to_account_json(&self, requested_version: u32) -> Value {
+        if self.bindings.is_empty() {
+            return apply_edits(&self.edits, json!({"etag": EMPTY_POLICY_ETAG}));
+        }
+        self.to_json(requested_version)
+    }
+
     /// Returns an etag that changes whenever the bindings change, in
     /// Google's style: base64 of 8 bytes that start with `0x07 0x0N`, so `Bw`.
     pub fn etag(&self) -> String {
@@ -466,6 +520,8 @@ pub struct FakeProject {
     pub service_accounts: Vec<FakeServiceAccount>,
     /// The IAM policy.
     pub policy: FakePolicy,
+    /// Workload identity pools, in listing order.
+    pub pools: Vec<FakePool>,
     /// Edits to the project's JSON in `projects:search`.
     pub edits: JsonEdits,
 }
@@ -483,6 +539,7 @@ impl FakeProject {
             create_time: CREATED.to_string(),
             service_accounts: Vec::new(),
             policy: FakePolicy::default(),
+            pools: Vec::new(),
             edits: JsonEdits::default(),
         }
     }
@@ -587,6 +644,19 @@ impl FakeProject {
         }
     }
 
+    /// Returns the pool with an id to change it.
+    ///
+    /// # Panics
+    ///
+    /// When the project has no such pool.
+    pub fn pool_mut(&mut self, pool_id: &str) -> &mut FakePool {
+        let project_id = self.project_id.clone();
+        self.pools
+            .iter_mut()
+            .find(|pool| pool.pool_id == pool_id)
+            .unwrap_or_else(|| panic!("project {project_id} has no pool {pool_id}"))
+    }
+
     /// Returns the account with an email or unique id, if there is one.
     pub fn account(&self, account: &str) -> Option<&FakeServiceAccount> {
         self.service_accounts.iter().find(|sa| sa.is_named(account))
@@ -639,6 +709,190 @@ impl FakeProject {
 }
 
 impl Editable for FakeProject {
+    fn edits_mut(&mut self) -> &mut JsonEdits {
+        &mut self.edits
+    }
+}
+
+/// The outside issuer whose tokens a workload identity provider accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FakeIssuer {
+    /// An OIDC issuer, with the audiences it accepts.
+    Oidc {
+        /// `issuerUri`.
+        issuer_uri: String,
+        /// `allowedAudiences`, left out when empty.
+        allowed_audiences: Vec<String>,
+        /// `jwksJson`, left out when `None`.
+        jwks_json: Option<String>,
+    },
+    /// An AWS account.
+    Aws {
+        /// `accountId`, 12 digits.
+        account_id: String,
+    },
+    /// A SAML identity provider, by its metadata XML.
+    Saml {
+        /// `idpMetadataXml`.
+        idp_metadata_xml: String,
+    },
+}
+
+impl FakeIssuer {
+    /// Builds the GitHub Actions OIDC issuer with no allowed audiences set.
+    pub fn github() -> FakeIssuer {
+        FakeIssuer::Oidc {
+            issuer_uri: "https://token.actions.githubusercontent.com".to_string(),
+            allowed_audiences: Vec::new(),
+            jwks_json: None,
+        }
+    }
+}
+
+/// A workload identity pool provider.
+#[derive(Debug, Clone)]
+pub struct FakeProvider {
+    /// The provider id, the last part of its name.
+    pub provider_id: String,
+    /// `displayName`, left out when `None`.
+    pub display_name: Option<String>,
+    /// `ACTIVE` or `DELETED`.
+    pub state: String,
+    /// Whether the provider is disabled. The field is left out when false.
+    pub disabled: bool,
+    /// `attributeMapping`.
+    pub attribute_mapping: BTreeMap<String, String>,
+    /// `attributeCondition`, left out when `None`.
+    pub attribute_condition: Option<String>,
+    /// Whose tokens it accepts.
+    pub issuer: FakeIssuer,
+    /// Edits to the provider's JSON.
+    pub edits: JsonEdits,
+}
+
+impl FakeProvider {
+    /// Builds an active provider for `issuer` that maps `google.subject`
+    /// to `assertion.sub` and has no attribute condition.
+    pub fn new(provider_id: &str, issuer: FakeIssuer) -> FakeProvider {
+        let mapping = [("google.subject", "assertion.sub")];
+        FakeProvider {
+            provider_id: provider_id.to_string(),
+            display_name: Some(provider_id.to_string()),
+            state: "ACTIVE".to_string(),
+            disabled: false,
+            attribute_mapping: mapping
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+            attribute_condition: None,
+            issuer,
+            edits: JsonEdits::default(),
+        }
+    }
+
+    fn to_json(&self, pool_name: &str) -> Value {
+        let mut record = json!({
+            "name": format!("{pool_name}/providers/{}", self.provider_id),
+            "state": self.state,
+            "attributeMapping": self.attribute_mapping,
+        });
+        if let Some(name) = &self.display_name {
+            record["displayName"] = json!(name);
+        }
+        if self.disabled {
+            record["disabled"] = json!(true);
+        }
+        if let Some(condition) = &self.attribute_condition {
+            record["attributeCondition"] = json!(condition);
+        }
+        if self.state == "DELETED" {
+            record["expireTime"] = json!(KEY_VALID_AFTER);
+        }
+        match &self.issuer {
+            FakeIssuer::Oidc {
+                issuer_uri,
+                allowed_audiences,
+                jwks_json,
+            } => {
+                let mut oidc = json!({"issuerUri": issuer_uri});
+                if !allowed_audiences.is_empty() {
+                    oidc["allowedAudiences"] = json!(allowed_audiences);
+                }
+                if let Some(jwks) = jwks_json {
+                    oidc["jwksJson"] = json!(jwks);
+                }
+                record["oidc"] = oidc;
+            }
+            FakeIssuer::Aws { account_id } => record["aws"] = json!({"accountId": account_id}),
+            FakeIssuer::Saml { idp_metadata_xml } => {
+                record["saml"] = json!({"idpMetadataXml": idp_metadata_xml});
+            }
+        }
+        apply_edits(&self.edits, record)
+    }
+}
+
+impl Editable for FakeProvider {
+    fn edits_mut(&mut self) -> &mut JsonEdits {
+        &mut self.edits
+    }
+}
+
+/// A workload identity pool, with its providers.
+#[derive(Debug, Clone)]
+pub struct FakePool {
+    /// The pool id, the last part of its name.
+    pub pool_id: String,
+    /// `displayName`, left out when `None`.
+    pub display_name: Option<String>,
+    /// `ACTIVE` or `DELETED`.
+    pub state: String,
+    /// Whether the pool is disabled. The field is left out when false.
+    pub disabled: bool,
+    /// Providers, in listing order.
+    pub providers: Vec<FakeProvider>,
+    /// Edits to the pool's JSON.
+    pub edits: JsonEdits,
+}
+
+impl FakePool {
+    /// Builds an active pool with no providers.
+    pub fn new(pool_id: &str) -> FakePool {
+        FakePool {
+            pool_id: pool_id.to_string(),
+            display_name: Some(pool_id.to_string()),
+            state: "ACTIVE".to_string(),
+            disabled: false,
+            providers: Vec::new(),
+            edits: JsonEdits::default(),
+        }
+    }
+
+    /// Returns the pool's resource name, which names the project by number
+    /// as Google's responses do.
+    pub fn name(&self, project_number: u64) -> String {
+        format!(
+            "projects/{project_number}/locations/global/workloadIdentityPools/{}",
+            self.pool_id
+        )
+    }
+
+    fn to_json(&self, project_number: u64) -> Value {
+        let mut record = json!({"name": self.name(project_number), "state": self.state});
+        if let Some(name) = &self.display_name {
+            record["displayName"] = json!(name);
+        }
+        if self.disabled {
+            record["disabled"] = json!(true);
+        }
+        if self.state == "DELETED" {
+            record["expireTime"] = json!(KEY_VALID_AFTER);
+        }
+        apply_edits(&self.edits, record)
+    }
+}
+
+impl Editable for FakePool {
     fn edits_mut(&mut self) -> &mut JsonEdits {
         &mut self.edits
     }
@@ -878,10 +1132,17 @@ pub enum Fault {
         times: usize,
     },
     /// Returns 403 `PERMISSION_DENIED` for every API request about a
-    /// project: its service accounts, their keys and its IAM policy.
+    /// project: its service accounts, their keys and policies, its IAM
+    /// policy and its workload identity pools.
     PermissionDenied {
         /// The project id, as used in request paths.
         project_id: String,
+    },
+    /// Returns 403 `PERMISSION_DENIED` for every request of `path`, such
+    /// as one account's [`account_policy_path`].
+    Forbidden {
+        /// The path.
+        path: String,
     },
     /// Returns 401 `UNAUTHENTICATED` once, for page `page` of `path`, and
     /// revokes the request's token, so only a new token gets past it.
@@ -1474,6 +1735,9 @@ impl Reply {
 enum ApiMethod {
     ListServiceAccounts,
     ListServiceAccountKeys,
+    GetServiceAccountIamPolicy,
+    ListPools,
+    ListProviders,
     GetIamPolicy,
     SearchProjects,
     ListFolders,
@@ -1485,9 +1749,11 @@ impl ApiMethod {
     /// Returns the API's service name, such as `iam.googleapis.com`.
     fn service(self) -> &'static str {
         match self {
-            ApiMethod::ListServiceAccounts | ApiMethod::ListServiceAccountKeys => {
-                "iam.googleapis.com"
-            }
+            ApiMethod::ListServiceAccounts
+            | ApiMethod::ListServiceAccountKeys
+            | ApiMethod::GetServiceAccountIamPolicy
+            | ApiMethod::ListPools
+            | ApiMethod::ListProviders => "iam.googleapis.com",
             ApiMethod::GetIamPolicy | ApiMethod::SearchProjects | ApiMethod::ListFolders => {
                 "cloudresourcemanager.googleapis.com"
             }
@@ -1501,6 +1767,11 @@ impl ApiMethod {
         match self {
             ApiMethod::ListServiceAccounts => "google.iam.admin.v1.IAM.ListServiceAccounts",
             ApiMethod::ListServiceAccountKeys => "google.iam.admin.v1.IAM.ListServiceAccountKeys",
+            ApiMethod::GetServiceAccountIamPolicy => "google.iam.admin.v1.IAM.GetIamPolicy",
+            ApiMethod::ListPools => "google.iam.v1.WorkloadIdentityPools.ListWorkloadIdentityPools",
+            ApiMethod::ListProviders => {
+                "google.iam.v1.WorkloadIdentityPools.ListWorkloadIdentityPoolProviders"
+            }
             ApiMethod::GetIamPolicy => "google.cloud.resourcemanager.v3.Projects.GetIamPolicy",
             ApiMethod::SearchProjects => "google.cloud.resourcemanager.v3.Projects.SearchProjects",
             ApiMethod::ListFolders => "google.cloud.resourcemanager.v3.Folders.ListFolders",
@@ -1516,6 +1787,9 @@ impl ApiMethod {
         match self {
             ApiMethod::ListServiceAccounts => "iam.serviceAccounts.list",
             ApiMethod::ListServiceAccountKeys => "iam.serviceAccountKeys.list",
+            ApiMethod::GetServiceAccountIamPolicy => "iam.serviceAccounts.getIamPolicy",
+            ApiMethod::ListPools => "iam.workloadIdentityPools.list",
+            ApiMethod::ListProviders => "iam.workloadIdentityPoolProviders.list",
             ApiMethod::GetIamPolicy => "resourcemanager.projects.getIamPolicy",
             ApiMethod::SearchProjects => "resourcemanager.projects.get",
             ApiMethod::ListFolders => "resourcemanager.folders.list",
@@ -1716,6 +1990,9 @@ struct Position {
 enum Route {
     ListServiceAccounts { project: String },
     ListKeys { project: String, account: String },
+    GetAccountPolicy { project: String, account: String },
+    ListPools { project: String },
+    ListProviders { project: String, pool: String },
     GetIamPolicy { project: String },
     SearchProjects,
     ListFolders,
@@ -1743,6 +2020,9 @@ impl Route {
         }
         let rest = path.strip_prefix("/v1/projects/")?;
         let (project, rest) = rest.split_once('/')?;
+        if let Some(pools) = rest.strip_prefix("locations/global/workloadIdentityPools") {
+            return Route::parse_pools(project, pools);
+        }
         let rest = rest.strip_prefix("serviceAccounts")?;
         if rest.is_empty() {
             return Some(Route::ListServiceAccounts {
@@ -1755,6 +2035,12 @@ impl Route {
                 email: email.to_string(),
             });
         }
+        if let Some(account) = rest.strip_suffix(":getIamPolicy") {
+            return (!account.contains('/')).then(|| Route::GetAccountPolicy {
+                project: project.to_string(),
+                account: account.to_string(),
+            });
+        }
         let account = rest.strip_suffix("/keys")?;
         (!account.contains('/')).then(|| Route::ListKeys {
             project: project.to_string(),
@@ -1762,10 +2048,27 @@ impl Route {
         })
     }
 
+    /// Parses the rest of a path after `.../locations/global/workloadIdentityPools`.
+    fn parse_pools(project: &str, rest: &str) -> Option<Route> {
+        if rest.is_empty() {
+            return Some(Route::ListPools {
+                project: project.to_string(),
+            });
+        }
+        let pool = rest.strip_prefix('/')?.strip_suffix("/providers")?;
+        (!pool.is_empty() && !pool.contains('/')).then(|| Route::ListProviders {
+            project: project.to_string(),
+            pool: pool.to_string(),
+        })
+    }
+
     fn method(&self) -> ApiMethod {
         match self {
             Route::ListServiceAccounts { .. } => ApiMethod::ListServiceAccounts,
             Route::ListKeys { .. } => ApiMethod::ListServiceAccountKeys,
+            Route::GetAccountPolicy { .. } => ApiMethod::GetServiceAccountIamPolicy,
+            Route::ListPools { .. } => ApiMethod::ListPools,
+            Route::ListProviders { .. } => ApiMethod::ListProviders,
             Route::GetIamPolicy { .. } => ApiMethod::GetIamPolicy,
             Route::SearchProjects => ApiMethod::SearchProjects,
             Route::ListFolders => ApiMethod::ListFolders,
@@ -1777,7 +2080,9 @@ impl Route {
     /// Returns the HTTP method Google expects.
     fn http_method(&self) -> &'static str {
         match self {
-            Route::GetIamPolicy { .. } | Route::GenerateAccessToken { .. } => "POST",
+            Route::GetIamPolicy { .. }
+            | Route::GetAccountPolicy { .. }
+            | Route::GenerateAccessToken { .. } => "POST",
             _ => "GET",
         }
     }
@@ -1787,6 +2092,9 @@ impl Route {
         match self {
             Route::ListServiceAccounts { project }
             | Route::ListKeys { project, .. }
+            | Route::GetAccountPolicy { project, .. }
+            | Route::ListPools { project }
+            | Route::ListProviders { project, .. }
             | Route::GetIamPolicy { project } => Some(project),
             Route::SearchProjects
             | Route::ListFolders
@@ -1795,10 +2103,28 @@ impl Route {
         }
     }
 
+    /// Returns the resource a request is about, as a 403 names it.
+    fn resource(&self) -> String {
+        match self {
+            Route::GetAccountPolicy { project, account } | Route::ListKeys { project, account } => {
+                format!("projects/{project}/serviceAccounts/{account}")
+            }
+            Route::ListProviders { project, pool } => {
+                format!("projects/{project}/locations/global/workloadIdentityPools/{pool}")
+            }
+            _ => match self.project() {
+                Some(project) => format!("projects/{project}"),
+                None => String::new(),
+            },
+        }
+    }
+
     fn is_listing(&self) -> bool {
         matches!(
             self,
             Route::ListServiceAccounts { .. }
+                | Route::ListPools { .. }
+                | Route::ListProviders { .. }
                 | Route::SearchProjects
                 | Route::ListFolders
                 | Route::ListUsers
@@ -2043,7 +2369,16 @@ impl State {
             (Route::SearchProjects, Some(position)) => self.search_projects(incoming, position),
             (Route::ListFolders, Some(position)) => self.list_folders(incoming, position),
             (Route::ListUsers, Some(position)) => self.list_users(incoming, &token, position),
+            (Route::ListPools { project }, Some(position)) => {
+                self.list_pools(incoming, project, position)
+            }
+            (Route::ListProviders { project, pool }, Some(position)) => {
+                self.list_providers(incoming, project, pool, position)
+            }
             (Route::ListKeys { project, account }, _) => self.list_keys(incoming, project, account),
+            (Route::GetAccountPolicy { project, account }, _) => {
+                self.get_account_policy(incoming, project, account)
+            }
             (Route::GetIamPolicy { project }, _) => self.get_iam_policy(incoming, project),
             (Route::GenerateAccessToken { email }, _) => {
                 self.generate_access_token(incoming, email)
@@ -2097,6 +2432,9 @@ impl State {
                 }
                 Fault::PermissionDenied { project_id } if route.project() == Some(project_id) => {
                     GoogleError::permission_denied(method, &format!("projects/{project_id}"))
+                }
+                Fault::Forbidden { path: pattern } if path_matches(pattern, path) => {
+                    GoogleError::permission_denied(method, &route.resource())
                 }
                 Fault::RevokeToken {
                     path: pattern,
@@ -2441,6 +2779,78 @@ impl State {
         let mut reply = Reply::json(200, &project.policy.to_json(requested_version));
         reply.record_count = Some(project.policy.bindings.len());
         Ok(reply)
+    }
+
+    /// Returns a project by id or number, or the 403 Google sends for a
+    /// project the caller cannot see.
+    fn visible_project(&self, name: &str, method: ApiMethod) -> Result<&FakeProject, GoogleError> {
+        self.organization
+            .project(name)
+            .ok_or_else(|| GoogleError::permission_denied(method, &format!("projects/{name}")))
+    }
+
+    fn get_account_policy(
+        &self,
+        incoming: &Incoming,
+        project_name: &str,
+        account_name: &str,
+    ) -> Result<Reply, GoogleError> {
+        let requested_version = requested_policy_version(&incoming.body)?;
+        let project = self.visible_project(project_name, ApiMethod::GetServiceAccountIamPolicy)?;
+        let Some(account) = project.account(account_name) else {
+            return Err(GoogleError::not_found(format!(
+                "Service account projects/{project_name}/serviceAccounts/{account_name} does not exist."
+            )));
+        };
+        let mut reply = Reply::json(200, &account.policy.to_account_json(requested_version));
+        reply.record_count = Some(account.policy.bindings.len());
+        Ok(reply)
+    }
+
+    /// Returns true when a listing asked for deleted resources too.
+    fn shows_deleted(incoming: &Incoming) -> bool {
+        incoming.param("showDeleted") == Some("true")
+    }
+
+    fn list_pools(
+        &mut self,
+        incoming: &Incoming,
+        project_name: &str,
+        position: Position,
+    ) -> Result<Reply, GoogleError> {
+        let project = self.visible_project(project_name, ApiMethod::ListPools)?;
+        let deleted = State::shows_deleted(incoming);
+        let records: Vec<Value> = project
+            .pools
+            .iter()
+            .filter(|pool| deleted || pool.state != "DELETED")
+            .map(|pool| pool.to_json(project.project_number))
+            .collect();
+        self.list_page(incoming, "workloadIdentityPools", records, position)
+    }
+
+    fn list_providers(
+        &mut self,
+        incoming: &Incoming,
+        project_name: &str,
+        pool_id: &str,
+        position: Position,
+    ) -> Result<Reply, GoogleError> {
+        let project = self.visible_project(project_name, ApiMethod::ListProviders)?;
+        let Some(pool) = project.pools.iter().find(|pool| pool.pool_id == pool_id) else {
+            return Err(GoogleError::not_found(format!(
+                "Requested entity was not found: workload identity pool {pool_id}."
+            )));
+        };
+        let pool_name = pool.name(project.project_number);
+        let deleted = State::shows_deleted(incoming);
+        let records: Vec<Value> = pool
+            .providers
+            .iter()
+            .filter(|provider| deleted || provider.state != "DELETED")
+            .map(|provider| provider.to_json(&pool_name))
+            .collect();
+        self.list_page(incoming, "workloadIdentityPoolProviders", records, position)
     }
 
     /// Issues a token for a service account to a caller with any valid token.

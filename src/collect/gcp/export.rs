@@ -1,14 +1,21 @@
 //! Offline input for Google Cloud: the JSON of `gcloud iam service-accounts
 //! list`, `gcloud iam service-accounts keys list` (one file per account),
-//! `gcloud projects get-iam-policy` and `gcloud projects list`, all with
-//! `--format=json`, from `gcp/<project-id>/` folders. Raw API responses,
-//! and recordings that wrap them as `{"headers", "body"}`, are read too.
+//! `gcloud iam service-accounts get-iam-policy` (one file per account),
+//! `gcloud projects get-iam-policy`, `gcloud projects list`, `gcloud iam
+//! workload-identity-pools list` and `gcloud iam workload-identity-pools
+//! providers list` (one or more files per pool), all with `--format=json`,
+//! from `gcp/<project-id>/` folders. Raw API responses, and recordings that
+//! wrap them as `{"headers", "body"}`, are read too.
 //!
 //! Files are recognized by their records, not by name; the folder names
 //! the project. An empty list names nothing, so it counts only under a name
-//! that says what it is: `service-accounts*.json`, or
-//! `keys-<account email>.json` for an account without user-managed keys.
-//! A listing the export lacks is recorded as not collected, never as empty.
+//! that says what it is: `service-accounts*.json`,
+//! `workload-identity-pools*.json`, `keys-<account email>.json` for an
+//! account without user-managed keys, or `providers-<pool id>.json` for a
+//! pool without providers. A service account's IAM policy does not name
+//! the account and reads like a project's, so it counts only in a file
+//! named `sa-policy-<account email>.json`. A listing the export lacks is
+//! recorded as not collected, never as empty.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,9 +23,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::inventory::{Listing, ProjectListings, assemble};
+use super::inventory::{Listing, PoolListings, ProjectListings, assemble};
 use super::is_project_id;
-use super::records::{key_owner, unwrap_recording};
+use super::records::{key_owner, provider_parts, unwrap_recording};
 use crate::collect::{CollectError, Collected};
 
 /// The listings a `gcloud` export file can hold.
@@ -28,14 +35,25 @@ enum Kind {
     Keys,
     Policy,
     Projects,
+    Pools,
+    Providers,
 }
+
+/// Records per owner (a service account's email or a pool's id), each
+/// listed or failed on its own.
+type ListingsByOwner = Vec<(String, Result<Vec<Value>, String>)>;
 
 /// The listings found in one project's folder.
 #[derive(Debug, Default)]
 struct ProjectExport {
     accounts: Option<Vec<Value>>,
-    keys: Vec<(String, Result<Vec<Value>, String>)>,
+    keys: ListingsByOwner,
     policy: Option<Value>,
+    /// Each service account's own IAM policy, by email.
+    account_policies: Vec<(String, Result<Value, String>)>,
+    pools: Option<Vec<Value>>,
+    /// Provider records by pool id.
+    providers: ListingsByOwner,
     /// Whether `gcloud projects list` marks the project as being deleted.
     pending_deletion: bool,
 }
@@ -151,6 +169,27 @@ fn read_project(project: &str, folder: &Path) -> Result<Option<Collected>, Colle
             || Listing::Missing(missing("IAM policy (gcloud projects get-iam-policy)")),
             Listing::Found,
         ),
+        account_policies: if export.account_policies.is_empty() {
+            Listing::Missing(missing(
+                "service account IAM policies (gcloud iam service-accounts get-iam-policy, one \
+                 sa-policy-<email>.json file per account)",
+            ))
+        } else {
+            Listing::Found(export.account_policies)
+        },
+        workload_identity: match export.pools {
+            Some(pools) => Listing::Found(PoolListings {
+                pools,
+                providers: export.providers,
+            }),
+            None if !export.providers.is_empty() => Listing::Missing(missing(
+                "workload identity pool listing (gcloud iam workload-identity-pools list), which \
+                 the provider files need to be read as complete",
+            )),
+            None => Listing::Missing(missing(
+                "workload identity pool listing (gcloud iam workload-identity-pools list)",
+            )),
+        },
     };
     Ok(Some(assemble(project, listings, 0)))
 }
@@ -163,6 +202,22 @@ fn read_file(project: &str, export: &mut ProjectExport, file: &Path) -> Result<(
         .map_err(|error| export_error(file, format!("not valid JSON: {error}")))?;
     let value = unwrap_recording(&value);
     let name = folder_name(file);
+
+    // A service account's policy reads like a project's, so its name decides.
+    if let Some(email) = account_policy_file_account(&name) {
+        if !value.is_object() {
+            return Err(export_error(
+                file,
+                "expected the JSON object that `gcloud iam service-accounts get-iam-policy \
+                 --format=json` prints",
+            ));
+        }
+        info!(file = %file.display(), account = email, "read service account IAM policy");
+        export
+            .account_policies
+            .push((email.to_string(), Ok(value.clone())));
+        return Ok(());
+    }
 
     let (kind, records) = match recognize(value) {
         Some(found) => found,
@@ -188,6 +243,8 @@ fn read_file(project: &str, export: &mut ProjectExport, file: &Path) -> Result<(
                 ));
             }
         }
+        Kind::Pools => export.pools.get_or_insert_with(Vec::new).extend(records),
+        Kind::Providers => add_providers(export, file, &name, records)?,
         Kind::Projects => {
             export.pending_deletion |= records.iter().any(|record| {
                 record.get("projectId").and_then(Value::as_str) == Some(project)
@@ -212,30 +269,70 @@ fn add_keys(
         export.keys.push((email.to_string(), Ok(Vec::new())));
         return Ok(());
     }
-    let mut by_account: Vec<(String, Vec<Value>)> = Vec::new();
+    let owner_of = |name: &str| key_owner(name).map(|(email, _)| email.to_string());
+    let malformed = "a key without a name of the form projects/P/serviceAccounts/EMAIL/keys/ID";
+    let by_account = group_by_owner(file, records, owner_of, malformed)?;
+    export.keys.extend(by_account);
+    Ok(())
+}
+
+/// Groups provider records by the pool their `name` names.
+fn add_providers(
+    export: &mut ProjectExport,
+    file: &Path,
+    name: &str,
+    records: Vec<Value>,
+) -> Result<(), CollectError> {
+    if records.is_empty() {
+        let pool = provider_file_pool(name).unwrap_or_default();
+        export.providers.push((pool.to_string(), Ok(Vec::new())));
+        return Ok(());
+    }
+    let owner_of = |name: &str| provider_parts(name).map(|(pool, _)| pool.to_string());
+    let malformed = "a provider without a name of the form \
+                     projects/N/locations/global/workloadIdentityPools/POOL/providers/ID";
+    let by_pool = group_by_owner(file, records, owner_of, malformed)?;
+    export.providers.extend(by_pool);
+    Ok(())
+}
+
+/// Groups records by the owner that `owner_of` reads from each `name`, in
+/// the order owners first appear. A record without such a name fails the
+/// file with the `malformed` message.
+fn group_by_owner(
+    file: &Path,
+    records: Vec<Value>,
+    owner_of: impl Fn(&str) -> Option<String>,
+    malformed: &str,
+) -> Result<ListingsByOwner, CollectError> {
+    let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
     for record in records {
         let owner = record
             .get("name")
             .and_then(Value::as_str)
-            .and_then(key_owner)
-            .map(|(email, _)| email.to_string())
-            .ok_or_else(|| {
-                export_error(
-                    file,
-                    "a key without a name of the form projects/P/serviceAccounts/EMAIL/keys/ID",
-                )
-            })?;
-        match by_account.iter_mut().find(|(email, _)| *email == owner) {
-            Some((_, keys)) => keys.push(record),
-            None => by_account.push((owner, vec![record])),
+            .and_then(&owner_of)
+            .ok_or_else(|| export_error(file, malformed))?;
+        match groups.iter_mut().find(|(known, _)| *known == owner) {
+            Some((_, group)) => group.push(record),
+            None => groups.push((owner, vec![record])),
         }
     }
-    export.keys.extend(
-        by_account
-            .into_iter()
-            .map(|(email, keys)| (email, Ok(keys))),
-    );
-    Ok(())
+    Ok(groups
+        .into_iter()
+        .map(|(owner, group)| (owner, Ok(group)))
+        .collect())
+}
+
+/// Returns the pool a `providers-<pool id>.json` file name names.
+fn provider_file_pool(name: &str) -> Option<&str> {
+    let pool = name.strip_prefix("providers-")?.strip_suffix(".json")?;
+    (!pool.is_empty()).then_some(pool)
+}
+
+/// Returns the account a `sa-policy-<email>.json` file name names.
+fn account_policy_file_account(name: &str) -> Option<&str> {
+    let email = name.strip_prefix("sa-policy-")?.strip_suffix(".json")?;
+    email.contains('@').then_some(email)
 }
 
 /// Returns the account a `keys-<email>.json` file name names.
@@ -261,6 +358,10 @@ fn empty_listing(name: &str, value: &Value) -> Option<Kind> {
         Some(Kind::Keys)
     } else if name.starts_with("service-accounts") {
         Some(Kind::ServiceAccounts)
+    } else if name.starts_with("workload-identity-pools") {
+        Some(Kind::Pools)
+    } else if provider_file_pool(name).is_some() {
+        Some(Kind::Providers)
     } else {
         None
     }
@@ -273,6 +374,8 @@ fn recognize(value: &Value) -> Option<(Kind, Vec<Value>)> {
             ("accounts", Kind::ServiceAccounts),
             ("keys", Kind::Keys),
             ("projects", Kind::Projects),
+            ("workloadIdentityPools", Kind::Pools),
+            ("workloadIdentityPoolProviders", Kind::Providers),
         ] {
             if let Some(records) = page.get(key).and_then(Value::as_array) {
                 let records = records.clone();
@@ -291,6 +394,14 @@ fn recognize(value: &Value) -> Option<(Kind, Vec<Value>)> {
 
 fn kind_of(record: &Value) -> Option<Kind> {
     let has = |key: &str| record.get(key).is_some();
+    let name = record.get("name").and_then(Value::as_str).unwrap_or("");
+    if name.contains("/workloadIdentityPools/") {
+        return Some(if name.contains("/providers/") {
+            Kind::Providers
+        } else {
+            Kind::Pools
+        });
+    }
     if has("uniqueId") && has("email") {
         Some(Kind::ServiceAccounts)
     } else if has("keyType") || (has("validAfterTime") && has("name")) {
@@ -307,6 +418,8 @@ fn not_an_export(file: &Path) -> CollectError {
         file,
         "not a Google Cloud export idrift reads: expected the --format=json output of `gcloud iam \
          service-accounts list`, `gcloud iam service-accounts keys list`, `gcloud projects \
-         get-iam-policy` or `gcloud projects list`, or the matching API response",
+         get-iam-policy`, `gcloud projects list`, `gcloud iam workload-identity-pools list` or \
+         `gcloud iam workload-identity-pools providers list`, or the matching API response; a \
+         service account's policy goes in a file named sa-policy-<email>.json",
     )
 }

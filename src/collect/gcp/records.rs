@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::Value;
 
 use crate::collect::aws::details::normalize_timestamp;
-use crate::judge::gcp::is_admin_role;
+use crate::judge::gcp::{is_admin_role, is_impersonation_role};
 use crate::model::gcp_attribute as attribute;
 use crate::model::{AdminGrant, Credential, CredentialKind, Identity, IdentityKind};
 
@@ -225,6 +225,15 @@ pub struct PolicyMembers {
     pub account_grants: BTreeMap<String, Vec<AdminGrant>>,
 }
 
+/// Returns a policy's bindings; Google leaves an empty list out.
+fn bindings(policy: &Value) -> &[Value] {
+    policy
+        .get("bindings")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
 /// Reads a policy's bindings (`getIamPolicy`, or `gcloud projects
 /// get-iam-policy --format=json`), tying `serviceAccount:` and `deleted:`
 /// members to the listed accounts they name.
@@ -236,12 +245,7 @@ pub fn policy_members(policy: &Value, accounts: &[Identity]) -> PolicyMembers {
     let by_uid: BTreeSet<&str> = accounts.iter().map(|account| account.id.as_str()).collect();
 
     let mut grants: BTreeMap<String, BTreeSet<Grant>> = BTreeMap::new();
-    let bindings = policy
-        .get("bindings")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for binding in bindings {
+    for binding in bindings(policy) {
         let Some(role) = text(binding, "role") else {
             continue;
         };
@@ -321,6 +325,202 @@ pub fn apply_to_accounts(found: &PolicyMembers, accounts: &mut [Identity]) {
             account.admin_grants.extend(grants.iter().cloned());
         }
     }
+}
+
+/// Converts a service account's own IAM policy (`serviceAccounts.getIamPolicy`,
+/// or `gcloud iam service-accounts get-iam-policy --format=json`) into one
+/// impersonation grant per member and role that lets the member act as the
+/// account. Bindings of other roles are not recorded.
+pub fn impersonation_grants(policy: &Value) -> Vec<Credential> {
+    let mut grants = Vec::new();
+    for binding in bindings(policy) {
+        let Some(role) = text(binding, "role").filter(|role| is_impersonation_role(role)) else {
+            continue;
+        };
+        let condition = binding.get("condition");
+        let title = condition.map(|condition| text(condition, "title").unwrap_or("untitled"));
+        let detail = condition.map(|condition| {
+            let expression = text(condition, "expression").unwrap_or("");
+            format!("condition {}: {expression}", title.unwrap_or("untitled"))
+        });
+        let members = binding.get("members").and_then(Value::as_array);
+        for member in members.into_iter().flatten().filter_map(Value::as_str) {
+            let id = match title {
+                Some(title) => format!("{role} {member} [{title}]"),
+                None => format!("{role} {member}"),
+            };
+            grants.push(Credential {
+                kind: CredentialKind::ImpersonationGrant,
+                id,
+                status: None,
+                created: None,
+                expires: None,
+                display_name: Some(member.to_string()),
+                detail: detail.clone(),
+            });
+        }
+    }
+    grants
+}
+
+/// Returns the role and member of an impersonation grant, whose id is
+/// `ROLE MEMBER` or `ROLE MEMBER [condition title]` and whose display name
+/// is the member.
+pub fn impersonation_parts(credential: &Credential) -> Option<(&str, &str)> {
+    let role = credential.id.split(' ').next()?;
+    let member = credential.display_name.as_deref()?;
+    (credential.kind == CredentialKind::ImpersonationGrant).then_some((role, member))
+}
+
+/// Workload identity providers converted from the listings of one project.
+#[derive(Debug, Default)]
+pub struct Providers {
+    /// One identity per provider.
+    pub identities: Vec<Identity>,
+    /// Records dropped because their `name` is not a provider's resource name.
+    pub dropped: usize,
+}
+
+/// Returns the pool id and provider id of a provider's resource name
+/// (`projects/N/locations/global/workloadIdentityPools/POOL/providers/ID`).
+pub fn provider_parts(name: &str) -> Option<(&str, &str)> {
+    let (pool_path, provider) = name.split_once("/providers/")?;
+    let pool = pool_path.rsplit_once("/workloadIdentityPools/")?.1;
+    let valid = |part: &str| !part.is_empty() && !part.contains('/');
+    (valid(pool) && valid(provider)).then_some((pool, provider))
+}
+
+/// Returns the pool id of a pool's resource name
+/// (`projects/N/locations/global/workloadIdentityPools/POOL`).
+pub fn pool_id(name: &str) -> Option<&str> {
+    let pool = name.rsplit_once("/workloadIdentityPools/")?.1;
+    (!pool.is_empty() && !pool.contains('/')).then_some(pool)
+}
+
+/// Converts `workloadIdentityPools.providers.list` records (or `gcloud iam
+/// workload-identity-pools providers list --format=json`), with the state
+/// of their pools from the pool listing.
+pub fn workload_identity_providers(pools: &[Value], providers: &[Value]) -> Providers {
+    let pool_records: HashMap<&str, &Value> = pools
+        .iter()
+        .filter_map(|pool| Some((text(pool, "name").and_then(pool_id)?, pool)))
+        .collect();
+    let mut found = Providers::default();
+    let mut seen = BTreeSet::new();
+    for record in providers {
+        let Some(name) = text(record, "name") else {
+            found.dropped += 1;
+            continue;
+        };
+        let Some((pool, provider)) = provider_parts(name) else {
+            found.dropped += 1;
+            continue;
+        };
+        if !seen.insert(name.to_string()) {
+            continue;
+        }
+        let pool_record = pool_records.get(pool).copied();
+        let mut identity = Identity::new(
+            name,
+            IdentityKind::GcpWorkloadIdentityProvider,
+            format!("{pool}/{provider}"),
+        );
+        let disabled = |record: Option<&Value>| {
+            record
+                .and_then(|record| record.get("disabled"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
+        // A disabled pool disables every provider in it.
+        identity.enabled = Some(!disabled(Some(record)) && !disabled(pool_record));
+        set_attribute(&mut identity, attribute::STATE, text(record, "state"));
+        set_attribute(
+            &mut identity,
+            attribute::POOL_STATE,
+            pool_record.and_then(|pool| text(pool, "state")),
+        );
+        set_attribute(
+            &mut identity,
+            attribute::ATTRIBUTE_CONDITION,
+            text(record, "attributeCondition"),
+        );
+        let mapping = attribute_mapping(record);
+        set_attribute(
+            &mut identity,
+            attribute::ATTRIBUTE_MAPPING,
+            mapping.as_deref(),
+        );
+        set_issuer(&mut identity, record);
+        found.identities.push(identity);
+    }
+    found
+}
+
+/// Returns a provider's attribute mapping as `key=value` pairs sorted by key.
+fn attribute_mapping(record: &Value) -> Option<String> {
+    let mapping = record.get("attributeMapping")?.as_object()?;
+    let pairs: BTreeMap<&str, &str> = mapping
+        .iter()
+        .filter_map(|(key, value)| Some((key.as_str(), value.as_str()?)))
+        .collect();
+    let pairs: Vec<String> = pairs
+        .into_iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    (!pairs.is_empty()).then(|| pairs.join("; "))
+}
+
+/// Records who issues the tokens a provider accepts, and a digest of any
+/// keys it trusts in place of the issuer's published ones.
+fn set_issuer(identity: &mut Identity, record: &Value) {
+    let sha256 = |value: &str| {
+        openssl::sha::sha256(value.as_bytes())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+    };
+    if let Some(oidc) = record.get("oidc") {
+        set_attribute(identity, attribute::PROVIDER_TYPE, Some("oidc"));
+        set_attribute(identity, attribute::ISSUER, text(oidc, "issuerUri"));
+        let audiences: Vec<&str> = oidc
+            .get("allowedAudiences")
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let audiences = audiences.join(", ");
+        set_attribute(
+            identity,
+            attribute::ALLOWED_AUDIENCES,
+            Some(audiences.as_str()).filter(|list| !list.is_empty()),
+        );
+        let keys = text(oidc, "jwksJson").map(sha256);
+        set_attribute(identity, attribute::TRUSTED_KEYS, keys.as_deref());
+    } else if let Some(aws) = record.get("aws") {
+        set_attribute(identity, attribute::PROVIDER_TYPE, Some("aws"));
+        set_attribute(identity, attribute::ISSUER, text(aws, "accountId"));
+    } else if let Some(saml) = record.get("saml") {
+        set_attribute(identity, attribute::PROVIDER_TYPE, Some("saml"));
+        let metadata = text(saml, "idpMetadataXml");
+        let entity = metadata.and_then(saml_entity_id);
+        set_attribute(identity, attribute::ISSUER, entity);
+        let keys = metadata.map(sha256);
+        set_attribute(identity, attribute::TRUSTED_KEYS, keys.as_deref());
+    } else if let Some(x509) = record.get("x509") {
+        set_attribute(identity, attribute::PROVIDER_TYPE, Some("x509"));
+        set_attribute(identity, attribute::ISSUER, Some("x509"));
+        let keys = sha256(&x509.to_string());
+        set_attribute(identity, attribute::TRUSTED_KEYS, Some(&keys));
+    }
+}
+
+/// Returns the `entityID` attribute of SAML metadata.
+fn saml_entity_id(metadata: &str) -> Option<&str> {
+    let start = metadata.find("entityID=")? + "entityID=".len();
+    let rest = &metadata[start..];
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    let end = value.find(quote)?;
+    Some(&value[..end])
 }
 
 #[cfg(test)]
@@ -418,5 +618,81 @@ mod tests {
             found.principals[0].attributes[attribute::DELETED_UID],
             "333"
         );
+    }
+
+    #[test]
+    fn impersonation_grants_are_read() {
+        let policy = json!({"version": 3, "etag": "BwX=", "bindings": [
+            {"role": "roles/iam.serviceAccountTokenCreator", "members": ["user:ana@example.com", "allUsers"]},
+            {"role": "roles/iam.serviceAccountUser", "members": ["group:ops@example.com"],
+             "condition": {"title": "weekdays", "expression": "request.time.getDayOfWeek() < 5"}},
+            {"role": "roles/viewer", "members": ["user:bob@example.com"]},
+        ]});
+        let grants = impersonation_grants(&policy);
+        let ids: Vec<&str> = grants.iter().map(|grant| grant.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            vec![
+                "roles/iam.serviceAccountTokenCreator user:ana@example.com",
+                "roles/iam.serviceAccountTokenCreator allUsers",
+                "roles/iam.serviceAccountUser group:ops@example.com [weekdays]",
+            ]
+        );
+        assert_eq!(
+            impersonation_parts(&grants[2]),
+            Some(("roles/iam.serviceAccountUser", "group:ops@example.com"))
+        );
+        assert_eq!(
+            grants[2].detail.as_deref(),
+            Some("condition weekdays: request.time.getDayOfWeek() < 5")
+        );
+        assert!(impersonation_grants(&json!({"etag": "ACAB"})).is_empty());
+    }
+
+    #[test]
+    fn providers_record_their_issuer() {
+        let pools = [
+            json!({"name": "projects/1/locations/global/workloadIdentityPools/ci", "state": "ACTIVE", "disabled": true}),
+        ];
+        let saml = r#"<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID='https://idp.example.com/saml'>"#;
+        let providers = [
+            json!({"name": "projects/1/locations/global/workloadIdentityPools/ci/providers/gh", "state": "ACTIVE",
+                   "attributeCondition": "assertion.repository_owner == 'example'",
+                   "attributeMapping": {"google.subject": "assertion.sub", "attribute.actor": "assertion.actor"},
+                   "oidc": {"issuerUri": "https://token.actions.githubusercontent.com",
+                            "allowedAudiences": ["a", "b"], "jwksJson": "{\"keys\": []}"}}),
+            json!({"name": "projects/1/locations/global/workloadIdentityPools/ci/providers/idp", "state": "DELETED",
+                   "saml": {"idpMetadataXml": saml}}),
+            json!({"name": "projects/1/locations/global/workloadIdentityPools/ci/providers/aws", "aws": {"accountId": "999988887777"}}),
+            json!({"name": "projects/1/locations/global/workloadIdentityPools/ci"}),
+        ];
+        let found = workload_identity_providers(&pools, &providers);
+        assert_eq!(found.dropped, 1);
+
+        let github = &found.identities[0];
+        assert_eq!(github.name, "ci/gh");
+        assert_eq!(github.enabled, Some(false), "the pool is disabled");
+        assert_eq!(
+            github.attributes[attribute::ISSUER],
+            "https://token.actions.githubusercontent.com"
+        );
+        assert_eq!(github.attributes[attribute::ALLOWED_AUDIENCES], "a, b");
+        assert_eq!(
+            github.attributes[attribute::ATTRIBUTE_MAPPING],
+            "attribute.actor=assertion.actor; google.subject=assertion.sub"
+        );
+        assert_eq!(github.attributes[attribute::TRUSTED_KEYS].len(), 64);
+        assert_eq!(github.attributes[attribute::POOL_STATE], "ACTIVE");
+
+        let idp = &found.identities[1];
+        assert_eq!(
+            idp.attributes[attribute::ISSUER],
+            "https://idp.example.com/saml"
+        );
+        assert_eq!(idp.attributes[attribute::STATE], "DELETED");
+
+        let aws = &found.identities[2];
+        assert_eq!(aws.attributes[attribute::PROVIDER_TYPE], "aws");
+        assert_eq!(aws.attributes[attribute::ISSUER], "999988887777");
     }
 }
