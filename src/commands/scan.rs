@@ -56,7 +56,8 @@ pub async fn run(settings: &ScanSettings) -> Report {
             retry,
         } => {
             let (scopes, failures) =
-                parallel::plan_scopes(aws_accounts, aws_organizations, azure_tenants, retry).await;
+                parallel::plan_scopes(aws_accounts, aws_organizations, azure_tenants, gcp, retry)
+                    .await;
             results.scopes.extend(failures.iter().map(failed_scope));
             for outcome in parallel::collect_scopes(scopes, retry, *scope_limits).await {
                 // The snapshot's metadata times the collection itself, not
@@ -69,17 +70,6 @@ pub async fn run(settings: &ScanSettings) -> Report {
                         record_scope(&store, settings, collected, started, "api", &mut results)
                     }
                     Err(error) => results.scopes.push(failed_scope(&error)),
-                }
-            }
-            if !gcp.is_empty() {
-                let started = Instant::now();
-                for result in crate::collect::gcp::api::collect_projects(gcp, retry).await {
-                    match result {
-                        Ok(collected) => {
-                            record_scope(&store, settings, collected, started, "api", &mut results)
-                        }
-                        Err(error) => results.scopes.push(failed_scope(&error)),
-                    }
                 }
             }
         }
