@@ -187,13 +187,18 @@ impl Permits {
 }
 
 /// Collects every scope, at most `limits.global` at once and at most the
-/// provider's limit of one provider, and returns one outcome per scope in
-/// the order of `scopes`.
+/// provider's limit of one provider, and hands each outcome to `finished`
+/// with the scope's position in `scopes`, in the order the scopes finish.
+///
+/// `finished` runs on the caller's task while the other scopes go on
+/// collecting, so a scope's snapshot can be written before the slowest
+/// scope is done; the caller restores config order from the positions.
 pub async fn collect_scopes(
     scopes: Vec<ApiScope>,
     retry: &RetrySettings,
     limits: ScopeLimits,
-) -> Vec<ScopeOutcome> {
+    mut finished: impl FnMut(usize, ScopeOutcome),
+) {
     let permits = Permits::new(limits);
     let mut tasks = JoinSet::new();
     let mut labels = Vec::new();
@@ -219,31 +224,32 @@ pub async fn collect_scopes(
     }
 
     let progress = ScopeProgress::start(labels.len());
-    let mut outcomes: Vec<Option<ScopeOutcome>> = labels.iter().map(|_| None).collect();
+    let mut done = vec![false; labels.len()];
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((index, outcome)) => {
                 progress.scope_done(&format!("{} {}", labels[index].0, labels[index].1));
-                outcomes[index] = Some(outcome);
+                done[index] = true;
+                finished(index, outcome);
             }
             Err(error) => tracing::error!(%error, "a scope's collection task failed"),
         }
     }
     drop(progress);
 
-    outcomes
+    let lost = labels
         .into_iter()
-        .zip(labels)
-        .map(|(outcome, (provider, scope))| {
-            outcome.unwrap_or_else(|| ScopeOutcome {
-                result: Err(CollectError::Unavailable {
-                    provider,
-                    scope,
-                    reason: "the collection task failed before it returned; see the log"
-                        .to_string(),
-                }),
-                duration: Duration::ZERO,
-            })
-        })
-        .collect()
+        .enumerate()
+        .filter(|(index, _)| !done[*index]);
+    for (index, (provider, scope)) in lost {
+        let outcome = ScopeOutcome {
+            result: Err(CollectError::Unavailable {
+                provider,
+                scope,
+                reason: "the collection task failed before it returned; see the log".to_string(),
+            }),
+            duration: Duration::ZERO,
+        };
+        finished(index, outcome);
+    }
 }
