@@ -206,7 +206,7 @@ gcp_calls=$((gcp_projects * (gcp_account_pages + 1 + gcp_accounts)))
 gcp_rounds=$((1 + $(max "$(ceil "$gcp_calls" "$gcp_concurrency")" \
     $(($(ceil "$gcp_projects" "$(min "$gcp_scopes" "$scan_concurrency")") * (gcp_account_pages + 1))))))
 # Every scope holds a [scan] concurrency slot for at least its own chain.
-scope_rounds=$((aws_accounts * aws_chain + azure_rounds + gcp_projects * (gcp_account_pages + 2)))
+scope_rounds=$((aws_accounts * aws_chain + azure_rounds + gcp_projects * (gcp_account_pages + 1)))
 global_rounds=$(ceil "$scope_rounds" "$scan_concurrency")
 bound_rounds=$(max "$aws_rounds" "$azure_rounds" "$gcp_rounds" "$global_rounds")
 seconds_of() { awk -v r="$1" -v l="$latency_ms" 'BEGIN { printf "%.2f", r * l / 1000 }'; }
