@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Serve generated AWS accounts, an Entra ID tenant and Google Cloud projects on 127.0.0.1.
 
-One process, one port per provider, each answering after --latency-ms:
+One process, one port per provider, each responding after --latency-ms:
 
 - AWS: IAM and STS over the Query protocol (bench/aws_fake.py);
 - Entra ID: Microsoft Graph v1.0 and the App Service managed identity
@@ -107,7 +107,7 @@ class Activity:
 
 
 def activity_request(handler):
-    """Answer `/bench/activity` and return True, or return False for any other path."""
+    """Send the activity for `/bench/activity` and return True; return False for any other path."""
     parts = urlsplit(handler.path)
     if parts.path != "/bench/activity":
         return False
@@ -299,11 +299,11 @@ def main():
     parser.add_argument("--aws-accounts", type=int, default=100)
     parser.add_argument("--aws-users", type=int, default=500)
     parser.add_argument("--aws-roles", type=int, default=500)
-    parser.add_argument("--aws-page-size-cap", type=int, default=1000, help="most entities per authorization details page (default 1000)")
+    parser.add_argument("--aws-page-size-cap", type=int, default=1000, help="maximum entities per authorization details page (default 1000)")
     parser.add_argument("--azure-users", type=int, default=100_000)
     parser.add_argument("--azure-service-principals", type=int, default=20_000)
     parser.add_argument("--azure-applications", type=int, default=5_000)
-    parser.add_argument("--azure-page-size-cap", type=int, default=999, help="most records per Graph page (default 999)")
+    parser.add_argument("--azure-page-size-cap", type=int, default=999, help="maximum records per Graph page (default 999)")
     parser.add_argument("--gcp-projects", type=int, default=200)
     parser.add_argument("--gcp-accounts", type=int, default=50)
     args = parser.parse_args()

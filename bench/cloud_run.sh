@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark one `idrift scan` of all three clouds at once: by default 100 AWS
-# accounts of 1,000 identities (500 users, 500 roles), one Entra ID tenant
-# of 100,000 users and 20,000 service principals, and 200 Google Cloud
-# projects of 50 service accounts, served by bench/cloud_fake.py with a
-# fixed latency per request.
+# Benchmark one `idrift scan` of all three clouds at once, served by
+# bench/cloud_fake.py with a fixed latency per request. By default the fake
+# has 100 AWS accounts of 1,000 identities (500 users, 500 roles), one Entra
+# ID tenant of 100,000 users and 20,000 service principals, and 200 Google
+# Cloud projects of 50 service accounts.
 #
 # Usage: bench/cloud_run.sh   (from anywhere)
 #
@@ -205,7 +205,7 @@ gcp_account_pages=$(ceil "$gcp_accounts" "$gcp_page_size")
 gcp_calls=$((gcp_projects * (gcp_account_pages + 1 + gcp_accounts)))
 gcp_rounds=$((1 + $(max "$(ceil "$gcp_calls" "$gcp_concurrency")" \
     $(($(ceil "$gcp_projects" "$(min "$gcp_scopes" "$scan_concurrency")") * (gcp_account_pages + 1))))))
-# Every scope holds a [scan] concurrency slot for at least its own chain.
+# Every scope occupies a [scan] concurrency slot for at least its own chain.
 scope_rounds=$((aws_accounts * aws_chain + azure_rounds + gcp_projects * (gcp_account_pages + 1)))
 global_rounds=$(ceil "$scope_rounds" "$scan_concurrency")
 bound_rounds=$(max "$aws_rounds" "$azure_rounds" "$gcp_rounds" "$global_rounds")

@@ -192,7 +192,7 @@ impl Permits {
 ///
 /// `finished` runs on the caller's task while the other scopes go on
 /// collecting, so a scope's snapshot can be written before the slowest
-/// scope is done; the caller restores config order from the positions.
+/// scope is done. The caller restores config order from the positions.
 pub async fn collect_scopes(
     scopes: Vec<ApiScope>,
     retry: &RetrySettings,
