@@ -197,12 +197,12 @@ class Sessions:
 
 
 def respond(accounts, sessions, authorization, params):
-    """Return the kind of request and the (status, XML body) to send."""
+    """Return the status and XML body of the response to a request."""
     action = params.get("Action", "")
     request_id = str(uuid.uuid4())
     try:
         if action == "AssumeRole":
-            return action, (200, assume_role(accounts, sessions, authorization, params, request_id))
+            return 200, assume_role(accounts, sessions, authorization, params, request_id)
         account = sessions.account_of(authorization)
         if account is None:
             raise QueryError(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
@@ -211,17 +211,17 @@ def respond(accounts, sessions, authorization, params):
                 f"<Arn>arn:aws:sts::{account}:assumed-role/idrift-bench-reader/idrift</Arn>"
                 f"<UserId>AROABENCHREADER:idrift</UserId><Account>{account}</Account>"
             )
-            return action, (200, success(action, STS_NAMESPACE, result, request_id))
+            return 200, success(action, STS_NAMESPACE, result, request_id)
         handlers = {
             "GetAccountAuthorizationDetails": accounts.details_page,
             "ListAccessKeys": accounts.access_keys,
             "GetLoginProfile": accounts.login_profile,
         }
         if action not in handlers:
-            return "other", (400, QueryError(400, "InvalidAction", f"The fake does not serve {action!r}.").xml(request_id))
-        return action, (200, success(action, IAM_NAMESPACE, handlers[action](account, params), request_id))
+            return 400, QueryError(400, "InvalidAction", f"The fake does not serve {action!r}.").xml(request_id)
+        return 200, success(action, IAM_NAMESPACE, handlers[action](account, params), request_id)
     except QueryError as error:
-        return action, (error.status, error.xml(request_id))
+        return error.status, error.xml(request_id)
 
 
 def assume_role(accounts, sessions, authorization, params, request_id):

@@ -153,52 +153,21 @@ class AwsHandler(BaseHTTPRequestHandler):
         action = params.get("Action", "")
         activity = self.server.activity
         throttled = activity.start(throttle_allowed=action != "AssumeRole")
+        self.server.counter.start(action if action and self.path == "/" else "other")
+        status = 500
         try:
             time.sleep(self.server.latency)
             if throttled:
-                kind, (status, body) = action, (400, aws_fake.THROTTLING.xml("bench-throttled"))
+                status, body = 400, aws_fake.THROTTLING.xml("bench-throttled")
             elif self.path != "/":
-                kind, (status, body) = "other", (404, aws_fake.QueryError(404, "NotFound", "POST / only.").xml("bench"))
+                status, body = 404, aws_fake.QueryError(404, "NotFound", "POST / only.").xml("bench")
             else:
                 authorization = self.headers.get("Authorization", "")
-                kind, (status, body) = aws_fake.respond(self.server.accounts, self.server.sessions, authorization, params)
-            self.server.counter.add(kind, status, throttled)
+                status, body = aws_fake.respond(self.server.accounts, self.server.sessions, authorization, params)
             send(self, status, "text/xml", body.encode())
         finally:
+            self.server.counter.finish(status)
             activity.end()
-
-
-class AwsCounter:
-    """AWS requests served, by action, and their error responses."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.counts = {}
-        self.not_found = 0
-        self.errors = 0
-        self.connections = 0
-
-    def add_connection(self):
-        with self.lock:
-            self.connections += 1
-
-    def add(self, kind, status, throttled):
-        with self.lock:
-            self.counts[kind] = self.counts.get(kind, 0) + 1
-            if status == 404 and kind == "GetLoginProfile":
-                self.not_found += 1  # a user without a console password
-            elif status != 200 and not throttled:
-                self.errors += 1
-
-    def snapshot(self):
-        with self.lock:
-            counts = dict(self.counts)
-            counts["total"] = sum(self.counts.values())
-            # The entries below are not request kinds, so they are not in the total.
-            counts["no_login_profile"] = self.not_found
-            counts["errors"] = self.errors
-            counts["connections"] = self.connections
-        return counts
 
 
 class AzureHandler(azure_fake.Handler):
@@ -260,7 +229,8 @@ def build_servers(args):
             server = Server(("127.0.0.1", 0), AwsHandler)
             server.accounts = aws_fake.Accounts(args.aws_accounts, args.aws_users, args.aws_roles, args.aws_page_size_cap)
             server.sessions = aws_fake.Sessions()
-            server.counter = AwsCounter()
+            # gcp_fake.py's counter; its non_200 includes each NoSuchEntity of GetLoginProfile.
+            server.counter = gcp_fake.Counter()
             server.latency = args.latency_ms / 1000
             what = f"{args.aws_accounts} AWS accounts of {args.aws_users} users and {args.aws_roles} roles"
         elif provider == "azure":

@@ -125,14 +125,7 @@ export AWS_REGION=us-east-1
 export IDENTITY_ENDPOINT="$azure_url/msi/token"
 export IDENTITY_HEADER=idrift-bench-identity-header # azure_fake.py's IDENTITY_HEADER
 export GCE_METADATA_HOST="${gcp_url#http://}"
-# client_id, client_secret and refresh_token are gcp_fake.py's.
-jq -n --arg token_uri "$gcp_url/token" '{
-    type: "authorized_user",
-    client_id: "idrift-bench.apps.googleusercontent.com",
-    client_secret: "idrift-bench-client-secret",
-    refresh_token: "1//idrift-bench-refresh-token",
-    token_uri: $token_uri
-}' > "$out/adc.json"
+write_gcp_credentials "$out/adc.json" "$gcp_url/token"
 export GOOGLE_APPLICATION_CREDENTIALS="$out/adc.json"
 
 # --- idrift's config.

@@ -72,15 +72,7 @@ wait_for_port_file "$fake_pid" "$out/fake.port" "$out/fake.log"
 port=$(cat "$out/fake.port")
 endpoint="http://127.0.0.1:$port"
 export GCE_METADATA_HOST="127.0.0.1:$port"
-# client_id, client_secret and refresh_token are gcp_fake.py's CLIENT_ID,
-# CLIENT_SECRET and REFRESH_TOKEN.
-jq -n --arg token_uri "$endpoint/token" '{
-    type: "authorized_user",
-    client_id: "idrift-bench.apps.googleusercontent.com",
-    client_secret: "idrift-bench-client-secret",
-    refresh_token: "1//idrift-bench-refresh-token",
-    token_uri: $token_uri
-}' > "$out/adc.json"
+write_gcp_credentials "$out/adc.json" "$endpoint/token"
 export GOOGLE_APPLICATION_CREDENTIALS="$out/adc.json"
 log "$(cat "$out/fake.log")"
 

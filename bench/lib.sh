@@ -85,6 +85,19 @@ stop_processes() {
     done
 }
 
+# Writes an `authorized_user` credential file $1 whose token_uri is $2. The
+# client id, client secret and refresh token are gcp_fake.py's CLIENT_ID,
+# CLIENT_SECRET and REFRESH_TOKEN, which its token endpoint checks.
+write_gcp_credentials() {
+    jq -n --arg token_uri "$2" '{
+        type: "authorized_user",
+        client_id: "idrift-bench.apps.googleusercontent.com",
+        client_secret: "idrift-bench-client-secret",
+        refresh_token: "1//idrift-bench-refresh-token",
+        token_uri: $token_uri
+    }' > "$1"
+}
+
 # Reads one field of a `/usr/bin/time -v` report.
 time_field() {
     sed -n "s/^[[:space:]]*$2: //p" "$1"
