@@ -332,6 +332,18 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def configure(server, tenant, latency_ms, page_size_cap):
+    """Give a listening server the tenant and the state that Handler reads."""
+    server.tenant = tenant
+    server.latency = latency_ms / 1000
+    server.page_size_cap = page_size_cap
+    server.counter = Counter()
+    server.issued = set()
+    server.token_lock = threading.Lock()
+    server.token_number = 0
+    server.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port-file", required=True, help="file to write the listening port to")
@@ -348,15 +360,8 @@ def main():
     tenant = Tenant(args.users, args.service_principals, args.applications)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    server.tenant = tenant
-    server.latency = args.latency_ms / 1000
-    server.page_size_cap = args.page_size_cap
-    server.counter = Counter()
-    server.issued = set()
-    server.token_lock = threading.Lock()
-    server.token_number = 0
+    configure(server, tenant, args.latency_ms, args.page_size_cap)
     port = server.server_address[1]
-    server.base_url = f"http://127.0.0.1:{port}"
 
     def stop(signum, frame):
         # shutdown() waits for serve_forever to return, so it runs on another thread.

@@ -32,6 +32,8 @@ federated=2500
 tenant_id=0c0ffee0-0000-4000-8000-000000000001 # azure_fake.py's TENANT_ID
 out="$bench_dir/out/azure-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
+# shellcheck source=bench/lib.sh
+source "$bench_dir/lib.sh"
 
 # --- Isolation: no Azure or managed identity settings, no proxy.
 while read -r name; do
@@ -41,42 +43,13 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 export NO_PROXY=127.0.0.1,localhost
 export no_proxy=$NO_PROXY
 
-log() { echo "[bench $(date -u +%H:%M:%S)] $*" >&2; }
+require_tools python3 jq curl /usr/bin/time
 
-for tool in python3 jq curl /usr/bin/time; do
-    if ! command -v "$tool" > /dev/null; then
-        echo "bench: $tool not found; install it (see docs/benchmarks.md)" >&2
-        exit 2
-    fi
-done
-
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    log "building idrift (cargo build --release)"
-    (cd "$repo_dir" && cargo build --release)
-fi
-idrift="$repo_dir/target/release/idrift"
-# Recorded now, because the tree may change while the benchmark runs.
-idrift_commit=$(git -C "$repo_dir" rev-parse --short HEAD)
-git -C "$repo_dir" diff HEAD -- src Cargo.toml Cargo.lock > "$out/uncommitted.diff"
-if [ -s "$out/uncommitted.diff" ]; then
-    idrift_commit="$idrift_commit with uncommitted changes (see uncommitted.diff)"
-fi
-if [ "${SKIP_BUILD:-0}" = 1 ]; then
-    last_src_change=$(git -C "$repo_dir" log -1 --format=%ct -- src Cargo.toml Cargo.lock)
-    if [ "$(stat -c %Y "$idrift")" -lt "$last_src_change" ]; then
-        idrift_commit="$idrift_commit (but the binary is older than the last commit under src/; rebuild without SKIP_BUILD)"
-    fi
-fi
+build_idrift
 
 # --- The fake on a free 127.0.0.1 port, stopped on exit.
 fake_pid=
-cleanup() {
-    if [ -n "$fake_pid" ] && kill -0 "$fake_pid" 2> /dev/null; then
-        kill "$fake_pid"
-        wait "$fake_pid" 2> /dev/null || true
-    fi
-}
-trap cleanup EXIT
+trap 'stop_processes "$fake_pid"' EXIT
 trap 'exit 130' INT TERM
 
 python3 "$bench_dir/azure_fake.py" --port-file "$out/fake.port" \
@@ -84,18 +57,7 @@ python3 "$bench_dir/azure_fake.py" --port-file "$out/fake.port" \
     --users "$users" --service-principals "$service_principals" \
     --applications "$applications" > "$out/fake.log" 2>&1 &
 fake_pid=$!
-for _ in $(seq 150); do
-    [ -s "$out/fake.port" ] && break
-    if ! kill -0 "$fake_pid" 2> /dev/null; then
-        echo "bench: azure_fake.py exited at start; see $out/fake.log" >&2
-        exit 2
-    fi
-    sleep 0.2
-done
-if [ ! -s "$out/fake.port" ]; then
-    echo "bench: azure_fake.py did not start within 30 s; see $out/fake.log" >&2
-    exit 2
-fi
+wait_for_port_file "$fake_pid" "$out/fake.port" "$out/fake.log"
 endpoint="http://127.0.0.1:$(cat "$out/fake.port")"
 export IDENTITY_ENDPOINT="$endpoint/msi/token"
 export IDENTITY_HEADER=idrift-bench-identity-header # azure_fake.py's IDENTITY_HEADER
@@ -106,27 +68,6 @@ fake_requests() {
     curl --silent --fail --noproxy '*' "$endpoint/bench/requests"
 }
 
-# Reads one field of a `/usr/bin/time -v` report.
-time_field() {
-    sed -n "s/^[[:space:]]*$2: //p" "$1"
-}
-
-# Converts `/usr/bin/time -v` elapsed time ([h:]m:ss.cc) to seconds.
-elapsed_seconds() {
-    time_field "$1" 'Elapsed (wall clock) time (h:mm:ss or m:ss)' |
-        awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.2f", s }'
-}
-
-max_rss_mib() {
-    time_field "$1" 'Maximum resident set size (kbytes)' | awk '{ printf "%.1f", $1 / 1024 }'
-}
-
-cpu_seconds() {
-    local user system
-    user=$(time_field "$1" 'User time (seconds)')
-    system=$(time_field "$1" 'System time (seconds)')
-    awk -v u="$user" -v s="$system" 'BEGIN { printf "%.2f", u + s }'
-}
 
 load_1min() { cut -d' ' -f1 /proc/loadavg; }
 
@@ -235,9 +176,7 @@ run_scan scan-2 "unchanged tenant"
     echo
     echo "- idrift: $("$idrift" --version), built from commit $idrift_commit"
     echo "- fake: bench/azure_fake.py on $(python3 --version 2>&1)"
-    echo "- CPU: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-    echo "- Memory: $(free -h | awk '/^Mem:/ { print $2 }') total"
-    echo "- Kernel: $(uname -sr)"
+    machine_lines
 } > "$out/results.md"
 cat "$out/results.md"
 log "done; outputs in $out"

@@ -26,6 +26,8 @@ scopes=${SCOPES:-200}
 repeats=${REPEATS:-2}
 out="$bench_dir/out/diff-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
+# shellcheck source=bench/lib.sh
+source "$bench_dir/lib.sh"
 
 export GIT_CONFIG_NOSYSTEM=1
 export GIT_CONFIG_GLOBAL=/dev/null
@@ -39,47 +41,8 @@ for tool in python3 jq git /usr/bin/time; do
     fi
 done
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    log "building idrift (cargo build --release)"
-    (cd "$repo_dir" && cargo build --release)
-fi
-idrift="$repo_dir/target/release/idrift"
-# Recorded now, because the tree may change while the benchmark runs.
-idrift_commit=$(git -C "$repo_dir" rev-parse --short HEAD)
-git -C "$repo_dir" diff HEAD -- src Cargo.toml Cargo.lock > "$out/uncommitted.diff"
-if [ -s "$out/uncommitted.diff" ]; then
-    idrift_commit="$idrift_commit with uncommitted changes (see uncommitted.diff)"
-fi
-if [ "${SKIP_BUILD:-0}" = 1 ]; then
-    last_src_change=$(git -C "$repo_dir" log -1 --format=%ct -- src Cargo.toml Cargo.lock)
-    if [ "$(stat -c %Y "$idrift")" -lt "$last_src_change" ]; then
-        idrift_commit="$idrift_commit (but the binary is older than the last commit under src/; rebuild without SKIP_BUILD)"
-    fi
-fi
+build_idrift
 
-# Reads one field of a `/usr/bin/time -v` report.
-time_field() {
-    sed -n "s/^[[:space:]]*$2: //p" "$1"
-}
-
-# Converts `/usr/bin/time -v` elapsed time ([h:]m:ss.cc) to seconds.
-elapsed_seconds() {
-    time_field "$1" 'Elapsed (wall clock) time (h:mm:ss or m:ss)' |
-        awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.2f", s }'
-}
-
-max_rss_mib() {
-    time_field "$1" 'Maximum resident set size (kbytes)' | awk '{ printf "%.1f", $1 / 1024 }'
-}
-
-cpu_seconds() {
-    local user system
-    user=$(time_field "$1" 'User time (seconds)')
-    system=$(time_field "$1" 'System time (seconds)')
-    awk -v u="$user" -v s="$system" 'BEGIN { printf "%.2f", u + s }'
-}
-
-load_averages() { cut -d' ' -f1-3 /proc/loadavg; }
 
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 

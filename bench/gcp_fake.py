@@ -361,6 +361,16 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 256
 
 
+def configure(server, projects, latency_ms):
+    """Give a listening server the projects and the state that Handler reads."""
+    server.projects = {project.id: project for project in projects}
+    server.latency = latency_ms / 1000
+    server.counter = Counter()
+    server.issued = set()
+    server.token_lock = threading.Lock()
+    server.token_number = 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port-file", required=True, help="file to write the listening port to")
@@ -380,12 +390,7 @@ def main():
     started = time.monotonic()
     projects = [Project(n, args.accounts, args.user_keys, args.system_keys) for n in range(1, args.projects + 1)]
     server = Server(("127.0.0.1", 0), Handler)
-    server.projects = {project.id: project for project in projects}
-    server.latency = args.latency_ms / 1000
-    server.counter = Counter()
-    server.issued = set()
-    server.token_lock = threading.Lock()
-    server.token_number = 0
+    configure(server, projects, args.latency_ms)
     port = server.server_address[1]
 
     def stop(signum, frame):

@@ -36,6 +36,8 @@ principals_per_project=2 # the policy's user and group; gcp_fake.py's OWNER and 
 admins_per_project=2     # roles/owner to the user, roles/iam.serviceAccountAdmin to sa-001
 out="$bench_dir/out/gcp-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
+# shellcheck source=bench/lib.sh
+source "$bench_dir/lib.sh"
 
 # --- Isolation: no Google Cloud or gcloud settings, no proxy.
 while read -r name; do
@@ -44,38 +46,13 @@ done < <(env | sed -n 's/^\(GOOGLE_[A-Za-z0-9_]*\|GCE_[A-Za-z0-9_]*\|CLOUDSDK_[A
 export NO_PROXY=127.0.0.1,localhost
 export no_proxy=$NO_PROXY
 
-log() { echo "[bench $(date -u +%H:%M:%S)] $*" >&2; }
-
-for tool in python3 jq curl /usr/bin/time; do
-    if ! command -v "$tool" > /dev/null; then
-        echo "bench: $tool not found; install it (see docs/benchmarks.md)" >&2
-        exit 2
-    fi
-done
+require_tools python3 jq curl /usr/bin/time
 if [ "$projects" -lt 1 ] || [ "$projects" -gt 999 ] || [ "$accounts" -lt 1 ] || [ "$accounts" -gt 999 ]; then
     echo "bench: PROJECTS and ACCOUNTS must be 1 to 999, because gcp_fake.py numbers them with 3 digits" >&2
     exit 2
 fi
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    log "building idrift (cargo build --release)"
-    (cd "$repo_dir" && cargo build --release)
-fi
-idrift="$repo_dir/target/release/idrift"
-# Recorded now, because the tree may change while the benchmark runs.
-idrift_commit=$(git -C "$repo_dir" rev-parse --short HEAD)
-git -C "$repo_dir" diff HEAD -- src Cargo.toml Cargo.lock > "$out/uncommitted.diff"
-if [ -s "$out/uncommitted.diff" ]; then
-    idrift_commit="$idrift_commit with uncommitted changes (see uncommitted.diff)"
-fi
-# NOTE: with SKIP_BUILD=1 this names the tree the binary is measured
-# beside, which need not be the tree it was built from.
-if [ "${SKIP_BUILD:-0}" = 1 ]; then
-    last_src_change=$(git -C "$repo_dir" log -1 --format=%ct -- src Cargo.toml Cargo.lock)
-    if [ "$(stat -c %Y "$idrift")" -lt "$last_src_change" ]; then
-        idrift_commit="$idrift_commit (but the binary is older than the last commit under src/; rebuild without SKIP_BUILD)"
-    fi
-fi
+build_idrift
 
 # After the build, which needs the real HOME for cargo and rustup: an empty
 # HOME, so google-cloud-auth finds no gcloud credential file.
@@ -84,43 +61,18 @@ mkdir -p "$HOME"
 
 # --- The fake on a free 127.0.0.1 port, stopped on exit.
 fake_pid=
-cleanup() {
-    if [ -n "$fake_pid" ] && kill -0 "$fake_pid" 2> /dev/null; then
-        kill "$fake_pid"
-        wait "$fake_pid" 2> /dev/null || true
-    fi
-}
-trap cleanup EXIT
+trap 'stop_processes "$fake_pid"' EXIT
 trap 'exit 130' INT TERM
 
 python3 "$bench_dir/gcp_fake.py" --port-file "$out/fake.port" \
     --latency-ms "$latency_ms" --projects "$projects" --accounts "$accounts" \
     --user-keys 1 --system-keys 1 > "$out/fake.log" 2>&1 &
 fake_pid=$!
-for _ in $(seq 150); do
-    [ -s "$out/fake.port" ] && break
-    if ! kill -0 "$fake_pid" 2> /dev/null; then
-        echo "bench: gcp_fake.py exited at start; see $out/fake.log" >&2
-        exit 2
-    fi
-    sleep 0.2
-done
-if [ ! -s "$out/fake.port" ]; then
-    echo "bench: gcp_fake.py did not start within 30 s; see $out/fake.log" >&2
-    exit 2
-fi
+wait_for_port_file "$fake_pid" "$out/fake.port" "$out/fake.log"
 port=$(cat "$out/fake.port")
 endpoint="http://127.0.0.1:$port"
 export GCE_METADATA_HOST="127.0.0.1:$port"
-# client_id, client_secret and refresh_token are gcp_fake.py's CLIENT_ID,
-# CLIENT_SECRET and REFRESH_TOKEN.
-jq -n --arg token_uri "$endpoint/token" '{
-    type: "authorized_user",
-    client_id: "idrift-bench.apps.googleusercontent.com",
-    client_secret: "idrift-bench-client-secret",
-    refresh_token: "1//idrift-bench-refresh-token",
-    token_uri: $token_uri
-}' > "$out/adc.json"
+write_gcp_credentials "$out/adc.json" "$endpoint/token"
 export GOOGLE_APPLICATION_CREDENTIALS="$out/adc.json"
 log "$(cat "$out/fake.log")"
 
@@ -129,37 +81,11 @@ fake_requests() {
     curl --silent --fail --noproxy '*' "$endpoint/bench/requests"
 }
 
-# Reads one field of a `/usr/bin/time -v` report.
-time_field() {
-    sed -n "s/^[[:space:]]*$2: //p" "$1"
-}
-
-# Converts `/usr/bin/time -v` elapsed time ([h:]m:ss.cc) to seconds.
-elapsed_seconds() {
-    time_field "$1" 'Elapsed (wall clock) time (h:mm:ss or m:ss)' |
-        awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.2f", s }'
-}
-
-max_rss_mib() {
-    time_field "$1" 'Maximum resident set size (kbytes)' | awk '{ printf "%.1f", $1 / 1024 }'
-}
-
-cpu_seconds() {
-    local user system
-    user=$(time_field "$1" 'User time (seconds)')
-    system=$(time_field "$1" 'System time (seconds)')
-    awk -v u="$user" -v s="$system" 'BEGIN { printf "%.2f", u + s }'
-}
 
 # Prints the fake's CPU time so far (user + system), in clock ticks.
-fake_cpu_ticks() {
-    # Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the command name.
-    sed 's/.*) //' "/proc/$fake_pid/stat" | awk '{ print $12 + $13 }'
-}
+fake_cpu_ticks() { process_cpu_ticks "$fake_pid"; }
 clock_ticks=$(getconf CLK_TCK)
 
-# The 1, 5 and 15 minute load averages.
-load_averages() { cut -d' ' -f1-3 /proc/loadavg; }
 
 project_list=$(for n in $(seq "$projects"); do printf '"bench-project-%03d", ' "$n"; done)
 write_config() {
@@ -288,9 +214,7 @@ first_run="c${concurrencies%% *}-run1"
     echo
     echo "- idrift: $("$idrift" --version), built from commit $idrift_commit"
     echo "- fake: bench/gcp_fake.py on $(python3 --version 2>&1)"
-    echo "- CPU: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-    echo "- Memory: $(free -h | awk '/^Mem:/ { print $2 }') total"
-    echo "- Kernel: $(uname -sr)"
+    machine_lines
     echo "- uptime at start: $uptime_start"
     echo "- uptime at end: $uptime_end"
 } > "$out/results.md"

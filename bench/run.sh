@@ -28,6 +28,8 @@ cli_users=${CLI_USERS:-0}
 account_id=123456789012 # moto's default account
 out="$bench_dir/out/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
+# shellcheck source=bench/lib.sh
+source "$bench_dir/lib.sh"
 
 # --- Isolation: dummy credentials, no shared config, no metadata, no proxy.
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_ROLE_ARN \
@@ -60,17 +62,7 @@ if ! command -v aws > /dev/null; then
     export PATH="$bench_dir/.venv/bin:$PATH"
 fi
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    log "building idrift (cargo build --release)"
-    (cd "$repo_dir" && cargo build --release)
-fi
-idrift="$repo_dir/target/release/idrift"
-# Recorded now, because the tree may change while the benchmark runs.
-idrift_commit=$(git -C "$repo_dir" rev-parse --short HEAD)
-git -C "$repo_dir" diff HEAD -- src Cargo.toml Cargo.lock > "$out/uncommitted.diff"
-if [ -s "$out/uncommitted.diff" ]; then
-    idrift_commit="$idrift_commit with uncommitted changes (see uncommitted.diff)"
-fi
+build_idrift
 
 # --- moto on a free 127.0.0.1 port, stopped on exit.
 moto_pid=
@@ -112,28 +104,6 @@ moto_requests() {
         [ "$before" = "$after" ] && break
     done
     echo "$after"
-}
-
-# Reads one field of a `/usr/bin/time -v` report.
-time_field() {
-    sed -n "s/^[[:space:]]*$2: //p" "$1"
-}
-
-# Converts `/usr/bin/time -v` elapsed time ([h:]m:ss.cc) to seconds.
-elapsed_seconds() {
-    time_field "$1" 'Elapsed (wall clock) time (h:mm:ss or m:ss)' |
-        awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.2f", s }'
-}
-
-max_rss_mib() {
-    time_field "$1" 'Maximum resident set size (kbytes)' | awk '{ printf "%.1f", $1 / 1024 }'
-}
-
-cpu_seconds() {
-    local user system
-    user=$(time_field "$1" 'User time (seconds)')
-    system=$(time_field "$1" 'System time (seconds)')
-    awk -v u="$user" -v s="$system" 'BEGIN { printf "%.2f", u + s }'
 }
 
 load_1min() { cut -d' ' -f1 /proc/loadavg; }

@@ -82,6 +82,7 @@ struct GcpFile {
     resource_manager_url: Option<String>,
     page_size: Option<u32>,
     concurrency: Option<usize>,
+    scopes_in_parallel: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -856,6 +857,11 @@ fn resolve_scope_limits(file: &ConfigFile) -> Result<ScopeLimits, KeyError> {
             file.azure.scopes_in_parallel,
             defaults.azure,
         )?,
+        gcp: check_scope_limit(
+            "gcp.scopes_in_parallel",
+            file.gcp.scopes_in_parallel,
+            defaults.gcp,
+        )?,
     })
 }
 
@@ -1149,12 +1155,13 @@ mod tests {
     #[test]
     fn scope_limits_are_checked() {
         let config =
-            parse_text("[scan]\nconcurrency = 8\n[aws]\nscopes_in_parallel = 3\n[azure]\nscopes_in_parallel = 1\n")
+            parse_text("[scan]\nconcurrency = 8\n[aws]\nscopes_in_parallel = 3\n[azure]\nscopes_in_parallel = 1\n[gcp]\nscopes_in_parallel = 5\n")
                 .unwrap();
         let expected = ScopeLimits {
             global: 8,
             aws: 3,
             azure: 1,
+            gcp: 5,
         };
         assert_eq!(config.scope_limits, expected);
         for (text, key) in [
@@ -1164,6 +1171,7 @@ mod tests {
                 "[azure]\nscopes_in_parallel = 0\n",
                 "azure.scopes_in_parallel",
             ),
+            ("[gcp]\nscopes_in_parallel = 0\n", "gcp.scopes_in_parallel"),
             ("[scan]\nthreads = 2\n", "threads"),
         ] {
             let error = parse_text(text).unwrap_err().to_string();

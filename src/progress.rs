@@ -4,8 +4,8 @@
 //! Log lines go through [`LogWriter`], which clears the bar, writes the
 //! line and draws the bar again, so the two never mix on one line.
 //!
-//! NOTE: the bar counts AWS accounts and Entra tenants only. Google Cloud
-//! projects are collected after them and are not counted.
+//! The bar counts every API scope: AWS accounts, Entra tenants and Google
+//! Cloud projects.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};

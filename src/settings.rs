@@ -147,6 +147,8 @@ pub struct ScopeLimits {
     pub aws: usize,
     /// Entra tenants collected at once.
     pub azure: usize,
+    /// Google Cloud projects collected at once.
+    pub gcp: usize,
 }
 
 impl Default for ScopeLimits {
@@ -155,6 +157,7 @@ impl Default for ScopeLimits {
             global: 4,
             aws: 4,
             azure: 2,
+            gcp: 4,
         }
     }
 }

@@ -1,6 +1,11 @@
 //! Collects several API scopes at once, under a limit across every provider
 //! and a limit per provider, and returns the results in the order the
-//! scopes were given, whatever order they finish in.
+//! scopes were given, whatever order they finish in. AWS accounts, Entra
+//! tenants and Google Cloud projects share one pool, so no provider waits
+//! for another to finish.
+//!
+//! Google Cloud projects also share one client, whose `gcp.concurrency`
+//! bounds the requests in flight across every project.
 //!
 //! NOTE: retries need no shared budget here. The AWS SDK's standard retry
 //! strategy (aws-smithy-runtime 1.16) keeps one process-wide token bucket
@@ -16,10 +21,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::info;
 
+use crate::collect::gcp::api::ProjectScope;
 use crate::collect::{CollectError, Collected};
 use crate::progress::ScopeProgress;
 use crate::settings::{
-    AwsAccountSettings, AwsOrganizationSettings, AzureTenantSettings, RetrySettings, ScopeLimits,
+    AwsAccountSettings, AwsOrganizationSettings, AzureTenantSettings, GcpSettings, RetrySettings,
+    ScopeLimits,
 };
 
 /// One scope to collect through its provider's API.
@@ -29,6 +36,8 @@ pub enum ApiScope {
     Aws(AwsAccountSettings),
     /// An Entra tenant.
     Azure(AzureTenantSettings),
+    /// A Google Cloud project.
+    Gcp(ProjectScope),
 }
 
 impl ApiScope {
@@ -37,6 +46,7 @@ impl ApiScope {
         match self {
             ApiScope::Aws(_) => "aws",
             ApiScope::Azure(_) => "azure",
+            ApiScope::Gcp(_) => "gcp",
         }
     }
 
@@ -45,6 +55,7 @@ impl ApiScope {
         match self {
             ApiScope::Aws(account) => account.label(),
             ApiScope::Azure(tenant) => tenant.tenant_id.clone(),
+            ApiScope::Gcp(project) => project.project.clone(),
         }
     }
 
@@ -58,22 +69,57 @@ impl ApiScope {
                 info!(tenant = %tenant.tenant_id, "scanning Entra tenant");
                 crate::collect::azure::api::collect_tenant(tenant, retry).await
             }
+            ApiScope::Gcp(project) => {
+                info!(project = %project.project, "scanning Google Cloud project");
+                crate::collect::gcp::api::collect_project_scope(project).await
+            }
         }
     }
 }
 
 /// Lists the scopes to collect: the configured AWS accounts, then the
-/// accounts of each organization sorted by id, then the Entra tenants.
+/// accounts of each organization sorted by id, then the Entra tenants, then
+/// the Google Cloud projects, configured ones first.
 ///
 /// An account already listed, in the config or by an earlier organization,
-/// is collected once. Returns the organizations whose accounts could not be
-/// listed as errors beside the scopes.
+/// is collected once. Returns the organizations and Google Cloud parents
+/// whose accounts or projects could not be listed as errors beside the
+/// scopes. AWS organizations and Google Cloud parents are searched at once.
 pub async fn plan_scopes(
     aws_accounts: &[AwsAccountSettings],
     aws_organizations: &[AwsOrganizationSettings],
     azure_tenants: &[AzureTenantSettings],
+    gcp: &GcpSettings,
     retry: &RetrySettings,
 ) -> (Vec<ApiScope>, Vec<CollectError>) {
+    let gcp_plan = async {
+        if gcp.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        crate::collect::gcp::api::plan_projects(gcp, retry).await
+    };
+    let ((accounts, mut failures), (projects, gcp_failures)) = tokio::join!(
+        plan_accounts(aws_accounts, aws_organizations, retry),
+        gcp_plan
+    );
+    failures.extend(gcp_failures);
+
+    let scopes = accounts
+        .into_iter()
+        .map(ApiScope::Aws)
+        .chain(azure_tenants.iter().cloned().map(ApiScope::Azure))
+        .chain(projects.into_iter().map(ApiScope::Gcp))
+        .collect();
+    (scopes, failures)
+}
+
+/// Lists the configured AWS accounts, then each organization's accounts
+/// sorted by id, each account once.
+async fn plan_accounts(
+    aws_accounts: &[AwsAccountSettings],
+    aws_organizations: &[AwsOrganizationSettings],
+    retry: &RetrySettings,
+) -> (Vec<AwsAccountSettings>, Vec<CollectError>) {
     let mut accounts = aws_accounts.to_vec();
     let mut failures = Vec::new();
     for organization in aws_organizations {
@@ -101,13 +147,7 @@ pub async fn plan_scopes(
             accounts.push(member);
         }
     }
-
-    let scopes = accounts
-        .into_iter()
-        .map(ApiScope::Aws)
-        .chain(azure_tenants.iter().cloned().map(ApiScope::Azure))
-        .collect();
-    (scopes, failures)
+    (accounts, failures)
 }
 
 /// The outcome of one scope's collection.
@@ -124,6 +164,7 @@ struct Permits {
     global: Arc<Semaphore>,
     aws: Arc<Semaphore>,
     azure: Arc<Semaphore>,
+    gcp: Arc<Semaphore>,
 }
 
 impl Permits {
@@ -132,6 +173,7 @@ impl Permits {
             global: Arc::new(Semaphore::new(limits.global.max(1))),
             aws: Arc::new(Semaphore::new(limits.aws.max(1))),
             azure: Arc::new(Semaphore::new(limits.azure.max(1))),
+            gcp: Arc::new(Semaphore::new(limits.gcp.max(1))),
         }
     }
 
@@ -139,18 +181,24 @@ impl Permits {
         match scope {
             ApiScope::Aws(_) => Arc::clone(&self.aws),
             ApiScope::Azure(_) => Arc::clone(&self.azure),
+            ApiScope::Gcp(_) => Arc::clone(&self.gcp),
         }
     }
 }
 
 /// Collects every scope, at most `limits.global` at once and at most the
-/// provider's limit of one provider, and returns one outcome per scope in
-/// the order of `scopes`.
+/// provider's limit of one provider, and hands each outcome to `finished`
+/// with the scope's position in `scopes`, in the order the scopes finish.
+///
+/// `finished` runs on the caller's task while the other scopes go on
+/// collecting, so a scope's snapshot can be written before the slowest
+/// scope is done. The caller restores config order from the positions.
 pub async fn collect_scopes(
     scopes: Vec<ApiScope>,
     retry: &RetrySettings,
     limits: ScopeLimits,
-) -> Vec<ScopeOutcome> {
+    mut finished: impl FnMut(usize, ScopeOutcome),
+) {
     let permits = Permits::new(limits);
     let mut tasks = JoinSet::new();
     let mut labels = Vec::new();
@@ -176,31 +224,32 @@ pub async fn collect_scopes(
     }
 
     let progress = ScopeProgress::start(labels.len());
-    let mut outcomes: Vec<Option<ScopeOutcome>> = labels.iter().map(|_| None).collect();
+    let mut done = vec![false; labels.len()];
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((index, outcome)) => {
                 progress.scope_done(&format!("{} {}", labels[index].0, labels[index].1));
-                outcomes[index] = Some(outcome);
+                done[index] = true;
+                finished(index, outcome);
             }
             Err(error) => tracing::error!(%error, "a scope's collection task failed"),
         }
     }
     drop(progress);
 
-    outcomes
+    let lost = labels
         .into_iter()
-        .zip(labels)
-        .map(|(outcome, (provider, scope))| {
-            outcome.unwrap_or_else(|| ScopeOutcome {
-                result: Err(CollectError::Unavailable {
-                    provider,
-                    scope,
-                    reason: "the collection task failed before it returned; see the log"
-                        .to_string(),
-                }),
-                duration: Duration::ZERO,
-            })
-        })
-        .collect()
+        .enumerate()
+        .filter(|(index, _)| !done[*index]);
+    for (index, (provider, scope)) in lost {
+        let outcome = ScopeOutcome {
+            result: Err(CollectError::Unavailable {
+                provider,
+                scope,
+                reason: "the collection task failed before it returned; see the log".to_string(),
+            }),
+            duration: Duration::ZERO,
+        };
+        finished(index, outcome);
+    }
 }

@@ -57,31 +57,32 @@ pub async fn run(settings: &ScanSettings) -> Report {
             retry,
         } => {
             let (scopes, failures) =
-                parallel::plan_scopes(aws_accounts, aws_organizations, azure_tenants, retry).await;
+                parallel::plan_scopes(aws_accounts, aws_organizations, azure_tenants, gcp, retry)
+                    .await;
             results.scopes.extend(failures.iter().map(failed_scope));
-            for outcome in parallel::collect_scopes(scopes, retry, *scope_limits).await {
+            // Each scope is recorded as soon as it is collected, into its
+            // own results, which are then joined in config order.
+            let mut per_scope: Vec<ScanResults> =
+                scopes.iter().map(|_| ScanResults::default()).collect();
+            let record = |index: usize, outcome: parallel::ScopeOutcome| {
                 // The snapshot's metadata times the collection itself, not
-                // the wait for the scopes before it in the report.
+                // the wait for a permit.
                 let started = Instant::now()
                     .checked_sub(outcome.duration)
                     .unwrap_or_else(Instant::now);
+                let slot = &mut per_scope[index];
                 match outcome.result {
                     Ok(collected) => {
-                        record_scope(&store, settings, collected, started, "api", &mut results)
+                        record_scope(&store, settings, collected, started, "api", slot)
                     }
-                    Err(error) => results.scopes.push(failed_scope(&error)),
+                    Err(error) => slot.scopes.push(failed_scope(&error)),
                 }
-            }
-            if !gcp.is_empty() {
-                let started = Instant::now();
-                for result in crate::collect::gcp::api::collect_projects(gcp, retry).await {
-                    match result {
-                        Ok(collected) => {
-                            record_scope(&store, settings, collected, started, "api", &mut results)
-                        }
-                        Err(error) => results.scopes.push(failed_scope(&error)),
-                    }
-                }
+            };
+            parallel::collect_scopes(scopes, retry, *scope_limits, record).await;
+            for scope in per_scope {
+                results.scopes.extend(scope.scopes);
+                results.findings.extend(scope.findings);
+                results.errors.extend(scope.errors);
             }
             if !gworkspace.is_empty() {
                 let started = Instant::now();

@@ -1090,6 +1090,8 @@ struct State {
     clients: Vec<FakeClient>,
     faults: Vec<ActiveFault>,
     requests: Vec<RecordedRequest>,
+    /// Wait before each response.
+    latency: std::time::Duration,
 }
 
 /// A fake Graph and managed identity token endpoint on 127.0.0.1, stopped when dropped.
@@ -1125,6 +1127,7 @@ impl FakeGraph {
             clients: Vec::new(),
             faults: Vec::new(),
             requests: Vec::new(),
+            latency: std::time::Duration::ZERO,
         }));
         let stopping = Arc::new(AtomicBool::new(false));
 
@@ -1164,6 +1167,12 @@ impl FakeGraph {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits `latency` before each response. The fake answers one request
+    /// at a time, so requests sent at once queue behind each other.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.state().latency = latency;
     }
 
     /// Replaces the data set, as if the tenant changed between two scans.
@@ -1287,11 +1296,12 @@ fn serve(server: &Server, state: &Mutex<State>, stopping: &AtomicBool) {
             eprintln!("fake Graph: reading the request body failed: {error}");
         }
         let incoming = Incoming::parse(request.method(), request.url(), headers, &body);
-        let reply = {
+        let (reply, latency) = {
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.handle(incoming)
+            (state.handle(incoming), state.latency)
         };
 
+        std::thread::sleep(latency);
         write_reply(request, &reply);
     }
 }

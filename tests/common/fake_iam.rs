@@ -17,6 +17,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde_json::{Value, json};
@@ -331,6 +332,8 @@ pub struct RecordedRequest {
     pub status: u16,
     /// The `Marker` the response carried, when it carried one.
     pub response_marker: Option<String>,
+    /// When the fake received the request.
+    pub received: Instant,
 }
 
 impl RecordedRequest {
@@ -353,6 +356,8 @@ struct State {
     page_size: usize,
     faults: Vec<ActiveFault>,
     requests: Vec<RecordedRequest>,
+    /// Wait before each response.
+    latency: Duration,
 }
 
 /// A fake IAM and STS endpoint on 127.0.0.1, stopped when dropped.
@@ -381,6 +386,7 @@ impl FakeIam {
             page_size: 1000,
             faults: Vec::new(),
             requests: Vec::new(),
+            latency: Duration::ZERO,
         }));
         let stopping = Arc::new(AtomicBool::new(false));
 
@@ -412,6 +418,12 @@ impl FakeIam {
     pub fn set_page_size(&self, page_size: usize) {
         assert!(page_size > 0, "a page holds at least one entity");
         self.state().page_size = page_size;
+    }
+
+    /// Waits `latency` before each response. The fake answers one request
+    /// at a time, so requests sent at once queue behind each other.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state().latency = latency;
     }
 
     /// Adds a fault after those already added.
@@ -477,11 +489,16 @@ fn serve(server: &Server, state: &Mutex<State>, stopping: &AtomicBool) {
             }
             Ok(_) => None,
         };
-        let reply = {
+        let received = Instant::now();
+        let (reply, latency) = {
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.handle(parse_form(&body), body_problem)
+            (
+                state.handle(parse_form(&body), body_problem, received),
+                state.latency,
+            )
         };
 
+        std::thread::sleep(latency);
         write_reply(request, &reply);
     }
 }
@@ -621,7 +638,12 @@ impl ServiceError {
 impl State {
     /// Responds to one request and records it. `problem` rejects a request
     /// that is not a form `POST /`, with 400 `InvalidInput`.
-    fn handle(&mut self, params: BTreeMap<String, String>, problem: Option<&str>) -> Reply {
+    fn handle(
+        &mut self,
+        params: BTreeMap<String, String>,
+        problem: Option<&str>,
+        received: Instant,
+    ) -> Reply {
         let action = params.get("Action").cloned().unwrap_or_default();
         let request_id = format!("fake-request-{}", self.requests.len() + 1);
 
@@ -637,6 +659,7 @@ impl State {
             params,
             status: reply.status,
             response_marker: reply.marker.clone(),
+            received,
         });
         reply
     }

@@ -98,12 +98,33 @@ fn build_credentials(settings: &GcpSettings, source: &str) -> Result<Credentials
         })
 }
 
-/// Collects every configured and discovered project. A project that fails
-/// as a whole is an error in the list; the others go on.
-pub async fn collect_projects(
+/// One Google Cloud project to collect, with the client that every project
+/// of the scan shares, so that `concurrency` bounds their requests together.
+#[derive(Clone)]
+pub struct ProjectScope {
+    /// The project id.
+    pub project: String,
+    client: Arc<GcpClient>,
+    settings: Arc<GcpSettings>,
+}
+
+impl std::fmt::Debug for ProjectScope {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ProjectScope")
+            .field("project", &self.project)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lists the projects to collect: the configured ones, then those found
+/// under each parent to search, less the excluded ones. Returns the parents
+/// that could not be searched, or the credential failure, as errors beside
+/// the projects.
+pub async fn plan_projects(
     settings: &GcpSettings,
     retry: &RetrySettings,
-) -> Vec<Result<Collected, CollectError>> {
+) -> (Vec<ProjectScope>, Vec<CollectError>) {
     let scope_label = || {
         settings
             .projects
@@ -119,20 +140,20 @@ pub async fn collect_projects(
         Box::new(move || build_credentials(&factory_settings, &factory_source));
     let client = match GcpClient::new(factory, source, retry, settings.concurrency) {
         Ok(client) => Arc::new(client),
-        Err(reason) => return vec![Err(unavailable(&scope_label(), reason))],
+        Err(reason) => return (Vec::new(), vec![unavailable(&scope_label(), reason)]),
     };
 
-    let mut results = Vec::new();
+    let mut failures = Vec::new();
     let mut projects: Vec<String> = settings.projects.clone();
     for parent in &settings.discover {
         match discover_projects(&client, settings, parent).await {
-            Ok(found) if found.is_empty() => results.push(Err(unavailable(
+            Ok(found) if found.is_empty() => failures.push(unavailable(
                 parent,
                 format!(
                     "no active project found under {parent}; check the number, and that the \
                      caller can list its projects and folders (roles/browser)"
                 ),
-            ))),
+            )),
             Ok(found) => {
                 info!(parent, projects = found.len(), "found projects");
                 for project in found {
@@ -141,35 +162,27 @@ pub async fn collect_projects(
                     }
                 }
             }
-            Err(error) => results.push(Err(unavailable(parent, error.message().to_string()))),
+            Err(error) => failures.push(unavailable(parent, error.message().to_string())),
         }
     }
     projects.retain(|project| !settings.exclude.contains(project));
 
-    // Every project runs at once; the client's `concurrency` bounds the
-    // requests in flight across all of them.
-    let mut tasks = JoinSet::new();
-    for (position, project) in projects.into_iter().enumerate() {
-        let client = Arc::clone(&client);
-        let settings = settings.clone();
-        tasks.spawn(async move {
-            info!(project, "scanning Google Cloud project");
-            (
-                position,
-                collect_project(&client, &settings, &project).await,
-            )
-        });
-    }
-    let mut collected = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(result) => collected.push(result),
-            Err(error) => warn!(error = %error, "a project task failed"),
-        }
-    }
-    collected.sort_by_key(|(position, _)| *position);
-    results.extend(collected.into_iter().map(|(_, result)| result));
-    results
+    let shared_settings = Arc::new(settings.clone());
+    let scopes = projects
+        .into_iter()
+        .map(|project| ProjectScope {
+            project,
+            client: Arc::clone(&client),
+            settings: Arc::clone(&shared_settings),
+        })
+        .collect();
+    (scopes, failures)
+}
+
+/// Collects one project planned by [`plan_projects`]. Its requests wait for
+/// the client's permits, which every project shares.
+pub async fn collect_project_scope(scope: &ProjectScope) -> Result<Collected, CollectError> {
+    collect_project(&scope.client, &scope.settings, &scope.project).await
 }
 
 /// Collects one project. Fails as a whole only when no token can be had;
