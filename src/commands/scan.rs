@@ -6,7 +6,9 @@ use std::time::{Instant, SystemTime};
 
 use tracing::{info, warn};
 
+use crate::attribute::{ScopeAccess, ScopeTarget, Window};
 use crate::cli::{ScanSettings, Source};
+use crate::collect::parallel::ApiScope;
 use crate::collect::{CollectError, Collected, parallel};
 use crate::diff::{NotCompared, diff_snapshots};
 use crate::judge::{Finding, expired_rule_findings, judge_with_rules};
@@ -21,6 +23,10 @@ struct ScanResults {
     scopes: Vec<ScopeSummary>,
     findings: Vec<Finding>,
     errors: Vec<String>,
+    /// Compared scopes with the time of their previous scan, if recorded.
+    compared: Vec<(Provider, String, Option<String>)>,
+    /// How to reach the audit log of each scope collected through its API.
+    access: Vec<(Provider, String, ScopeAccess)>,
 }
 
 /// Runs a scan and returns its report.
@@ -58,7 +64,9 @@ pub async fn run(settings: &ScanSettings) -> Report {
             let (scopes, failures) =
                 parallel::plan_scopes(aws_accounts, aws_organizations, azure_tenants, retry).await;
             results.scopes.extend(failures.iter().map(failed_scope));
-            for outcome in parallel::collect_scopes(scopes, retry, *scope_limits).await {
+            let planned = scopes.clone();
+            let outcomes = parallel::collect_scopes(scopes, retry, *scope_limits).await;
+            for (outcome, planned) in outcomes.into_iter().zip(planned) {
                 // The snapshot's metadata times the collection itself, not
                 // the wait for the scopes before it in the report.
                 let started = Instant::now()
@@ -66,6 +74,12 @@ pub async fn run(settings: &ScanSettings) -> Report {
                     .unwrap_or_else(Instant::now);
                 match outcome.result {
                     Ok(collected) => {
+                        let (provider, scope) = scope_key(&collected);
+                        let access = match planned {
+                            ApiScope::Aws(account) => ScopeAccess::Aws(account),
+                            ApiScope::Azure(tenant) => ScopeAccess::Azure(tenant),
+                        };
+                        results.access.push((provider, scope, access));
                         record_scope(&store, settings, collected, started, "api", &mut results)
                     }
                     Err(error) => results.scopes.push(failed_scope(&error)),
@@ -76,12 +90,16 @@ pub async fn run(settings: &ScanSettings) -> Report {
                 for result in crate::collect::gcp::api::collect_projects(gcp, retry).await {
                     match result {
                         Ok(collected) => {
+                            let (provider, scope) = scope_key(&collected);
+                            let access = ScopeAccess::Gcp(gcp.clone());
+                            results.access.push((provider, scope, access));
                             record_scope(&store, settings, collected, started, "api", &mut results)
                         }
                         Err(error) => results.scopes.push(failed_scope(&error)),
                     }
                 }
             }
+            attribute_findings(&mut results, settings, retry).await;
         }
     }
     let read_scopes = results
@@ -101,6 +119,49 @@ pub async fn run(settings: &ScanSettings) -> Report {
         crate::notify::notify(&mut report, webhook).await;
     }
     report
+}
+
+fn scope_key(collected: &Collected) -> (Provider, String) {
+    (
+        collected.snapshot.provider,
+        collected.snapshot.scope.clone(),
+    )
+}
+
+/// Looks up who made the findings of the compared scopes, in the window
+/// since each scope's previous scan.
+async fn attribute_findings(
+    results: &mut ScanResults,
+    settings: &ScanSettings,
+    retry: &crate::settings::RetrySettings,
+) {
+    if !settings.attribution.enabled {
+        return;
+    }
+    let now = SystemTime::now();
+    let targets: Vec<ScopeTarget> = results
+        .compared
+        .iter()
+        .filter_map(|(provider, scope, previous)| {
+            let (_, _, access) = results
+                .access
+                .iter()
+                .find(|(p, s, _)| p == provider && s == scope)?;
+            Some(ScopeTarget {
+                provider: *provider,
+                scope: scope.clone(),
+                window: Window::since(previous.as_deref(), now, &settings.attribution),
+                access: access.clone(),
+            })
+        })
+        .collect();
+    crate::attribute::attribute(
+        &mut results.findings,
+        &targets,
+        &settings.attribution,
+        retry,
+    )
+    .await;
 }
 
 fn failed_scope(error: &CollectError) -> ScopeSummary {
@@ -194,6 +255,10 @@ fn record_scope(
         Some(previous) => {
             let diff = diff_snapshots(previous, &merged);
             summary.status = ScopeStatus::Compared;
+            let previous_scan = store.previous_scan_time(provider, &scope);
+            results
+                .compared
+                .push((provider, scope.clone(), previous_scan));
             summary.not_compared = diff.not_compared.clone();
             results
                 .findings

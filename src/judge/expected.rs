@@ -108,6 +108,7 @@ fn expired_rule_finding(rule: &ExpectedRule, provider: Provider, scope: &str) ->
         ),
         evidence,
         response: Vec::new(),
+        attribution: None,
     }
 }
 

@@ -18,6 +18,7 @@ pub mod gcp;
 
 pub use expected::expired_rule_findings;
 
+use crate::attribute::Attribution;
 use crate::diff::{Change, ChangeKind, ScopeDiff};
 use crate::model::{CredentialKind, Identity, IdentityKind, Provider};
 use crate::rules::RuleSet;
@@ -128,6 +129,10 @@ pub struct Finding {
     pub evidence: BTreeMap<String, String>,
     /// Provider CLI commands that contain the change, filled with real ids.
     pub response: Vec<String>,
+    /// Who made the change, from the provider's audit log; absent when
+    /// attribution is off or the finding was not looked up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
 }
 
 impl Finding {
@@ -186,6 +191,7 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
         summary: summarize(change),
         evidence,
         response: Vec::new(),
+        attribution: None,
     };
     // Expected changes need no containment (and a service-linked role
     // cannot take a deny policy anyway), but they can still be reviewed.

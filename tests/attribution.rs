@@ -1,0 +1,365 @@
+//! Attribution: `idrift scan` with `[attribution] enabled = true` looks up
+//! who made each unexpected finding's change in the audit log, here the
+//! fake CloudTrail in front of the fake IAM.
+//!
+//! Each test scans a baseline, changes the account (a new user `user-03`
+//! with an access key and a console password), fills the trail, scans
+//! again and reads the attribution from the report.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use common::fake_cloudtrail::{FakeCloudTrail, Fault, TrailEvent};
+use common::fake_iam::{Account, FakeIam};
+use common::schemas::{sarif_schema, validate_against, validate_ocsf};
+
+const ACTOR: &str = "arn:aws:iam::123456789012:user/ana";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// A fake IAM account and a fake CloudTrail, with a config for both.
+struct Setup {
+    folder: TempDir,
+    config: PathBuf,
+    iam: FakeIam,
+    trail: FakeCloudTrail,
+}
+
+impl Setup {
+    /// Starts the fakes with two users; `extra` is appended to the
+    /// `[attribution.aws]` table.
+    fn new(extra: &str) -> Setup {
+        let iam = FakeIam::start(Account::with_users(2));
+        let trail = FakeCloudTrail::start();
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let attribution = format!(
+            "\n[attribution]\nenabled = true\n\n[attribution.aws]\nendpoint_url = \"{}\"\n{extra}",
+            trail.endpoint
+        );
+        let config = common::write_config(folder.path(), &iam.endpoint, &attribution);
+        Setup {
+            folder,
+            config,
+            iam,
+            trail,
+        }
+    }
+
+    fn snapshots(&self) -> PathBuf {
+        self.folder.path().join("snapshots")
+    }
+
+    /// Runs `idrift scan` with extra arguments; returns the exit code,
+    /// stdout and stderr.
+    fn scan(&self, extra: &[&str]) -> (i32, String, String) {
+        let mut command = common::idrift(self.folder.path());
+        command
+            .arg("scan")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--snapshots")
+            .arg(self.snapshots())
+            .args(extra);
+        common::run(&mut command)
+    }
+
+    /// Scans the baseline, then adds `user-03` to the account.
+    fn baseline_then_new_user(&self) {
+        let (code, stdout, stderr) = self.scan(&["--format", "json"]);
+        assert_eq!(code, 0, "baseline scan:\n{stdout}\n{stderr}");
+        assert!(
+            self.trail.requests().is_empty(),
+            "a baseline has no findings to look up"
+        );
+        self.iam.set_account(Account::with_users(3));
+    }
+
+    /// Scans again and returns the exit code, the JSON report and stderr.
+    fn scan_json(&self) -> (i32, Value, String) {
+        let (code, stdout, stderr) = self.scan(&["--format", "json"]);
+        let report = serde_json::from_str(&stdout)
+            .unwrap_or_else(|error| panic!("not JSON ({error}):\n{stdout}\n{stderr}"));
+        (code, report, stderr)
+    }
+}
+
+/// Returns the attribution of the finding about `user-03`'s creation.
+fn new_user_attribution(report: &Value) -> &Value {
+    let finding = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["identity_name"] == "user-03" && f["change"] == "identity_added")
+        .unwrap_or_else(|| panic!("no finding about user-03: {report:#}"));
+    &finding["attribution"]
+}
+
+fn create_user(id: &str, time: i64, actor: &str) -> TrailEvent {
+    TrailEvent::iam(id, "CreateUser", time, actor, &["user-03"])
+}
+
+#[test]
+fn one_actor_found() {
+    let setup = Setup::new("");
+    setup.baseline_then_new_user();
+    setup
+        .trail
+        .add_event(create_user("event-1", now() - 5, ACTOR));
+    // Events on the same name that are not its creation are left out.
+    let key = TrailEvent::iam("event-2", "TagUser", now() - 4, ACTOR, &["user-03"]);
+    setup.trail.add_event(key);
+
+    let (code, report, stderr) = setup.scan_json();
+    assert_eq!(code, 1, "{report:#}\n{stderr}");
+    let attribution = new_user_attribution(&report);
+    assert_eq!(attribution["status"], "found", "{attribution:#}");
+    let events = attribution["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{attribution:#}");
+    assert_eq!(events[0]["actor"], ACTOR);
+    assert_eq!(events[0]["event_id"], "event-1");
+    assert_eq!(events[0]["event_name"], "CreateUser");
+    assert_eq!(events[0]["source_ip"], "203.0.113.7");
+    assert_eq!(events[0]["user_agent"], "aws-cli/2.15.0 Python/3.11");
+    let command = events[0]["open_command"].as_str().expect("open_command");
+    assert!(
+        command.contains("AttributeKey=EventId,AttributeValue=event-1"),
+        "{command}"
+    );
+
+    let requests = setup.trail.requests();
+    assert_eq!(requests.len(), 1, "one lookup for one finding");
+    assert_eq!(requests[0].attribute_value(), Some("user-03"));
+    let start = requests[0].body["StartTime"].as_f64().expect("StartTime");
+    let end = requests[0].body["EndTime"].as_f64().expect("EndTime");
+    assert!(
+        end - start < 3600.0,
+        "the window runs from the previous scan: {start}..{end}"
+    );
+}
+
+#[test]
+fn two_candidates_are_listed() {
+    let setup = Setup::new("");
+    setup.baseline_then_new_user();
+    let other = "arn:aws:sts::123456789012:assumed-role/ci/session";
+    setup
+        .trail
+        .add_event(create_user("event-1", now() - 9, ACTOR));
+    setup
+        .trail
+        .add_event(create_user("event-2", now() - 5, other));
+
+    let (_, report, _) = setup.scan_json();
+    let attribution = new_user_attribution(&report);
+    assert_eq!(attribution["status"], "found");
+    let actors: Vec<&str> = attribution["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|event| event["actor"].as_str().expect("actor"))
+        .collect();
+    assert_eq!(actors, [ACTOR, other], "oldest first");
+    let note = attribution["note"].as_str().expect("note");
+    assert!(note.starts_with("2 matching events"), "{note}");
+}
+
+#[test]
+fn no_event_in_window_says_so() {
+    let setup = Setup::new("");
+    setup.baseline_then_new_user();
+    // Two days old: before the previous scan, so outside the window.
+    setup
+        .trail
+        .add_event(create_user("old", now() - 2 * 86_400, ACTOR));
+
+    let (code, report, _) = setup.scan_json();
+    assert_eq!(code, 1);
+    let attribution = new_user_attribution(&report);
+    assert_eq!(attribution["status"], "not_found", "{attribution:#}");
+    assert_eq!(attribution["events"], Value::Array(Vec::new()));
+    let note = attribution["note"].as_str().expect("note");
+    let start = attribution["window_start"].as_str().expect("window_start");
+    assert!(note.starts_with("no matching event in "), "{note}");
+    assert!(note.contains(start), "{note}");
+}
+
+#[test]
+fn permission_denied_is_unavailable() {
+    let setup = Setup::new("");
+    setup.baseline_then_new_user();
+    setup.trail.add_fault(Fault::Denied);
+
+    let (code, report, stderr) = setup.scan_json();
+    assert_eq!(code, 1, "exit code as without attribution: {report:#}");
+    assert_eq!(report["errors"], Value::Array(Vec::new()));
+    assert_eq!(report["summary"]["failed_scopes"], 0);
+    let attribution = new_user_attribution(&report);
+    assert_eq!(attribution["status"], "unavailable");
+    let note = attribution["note"].as_str().expect("note");
+    assert!(note.starts_with("attribution unavailable: "), "{note}");
+    assert!(note.contains("AccessDeniedException"), "{note}");
+    assert!(note.contains("cloudtrail:LookupEvents"), "{note}");
+    assert!(stderr.contains("attribution unavailable"), "{stderr}");
+}
+
+#[test]
+fn throttled_then_found() {
+    let setup = Setup::new("");
+    setup.baseline_then_new_user();
+    setup
+        .trail
+        .add_event(create_user("event-1", now() - 5, ACTOR));
+    setup.trail.add_fault(Fault::Throttle { times: 2 });
+
+    let (_, report, stderr) = setup.scan_json();
+    let attribution = new_user_attribution(&report);
+    assert_eq!(attribution["status"], "found", "{attribution:#}\n{stderr}");
+    let statuses: Vec<u16> = setup.trail.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [400, 400, 200]);
+}
+
+#[test]
+fn pages_are_followed_at_two_per_second() {
+    let setup = Setup::new("calls_per_second = 2\n");
+    setup.baseline_then_new_user();
+    setup.trail.set_page_size(1);
+    let time = now() - 5;
+    for (id, name) in [("a", "CreateLoginProfile"), ("b", "CreateAccessKey")] {
+        let event = TrailEvent::iam(id, name, time + 1, ACTOR, &["user-03"]);
+        setup.trail.add_event(event);
+    }
+    setup.trail.add_event(create_user("c", time, ACTOR));
+
+    let (_, report, _) = setup.scan_json();
+    let attribution = new_user_attribution(&report);
+    let events = attribution["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{attribution:#}");
+    assert_eq!(
+        events[0]["event_id"], "c",
+        "the creation is on the last page"
+    );
+
+    let requests = setup.trail.requests();
+    let tokens: Vec<Option<&str>> = requests.iter().map(|r| r.next_token()).collect();
+    assert_eq!(
+        tokens,
+        [None, Some("fake-token-1"), Some("fake-token-2")],
+        "every page is read once"
+    );
+    for pair in requests.windows(2) {
+        let gap = pair[1].received - pair[0].received;
+        assert!(gap.as_millis() >= 450, "calls 2 per second: {gap:?}");
+    }
+}
+
+#[test]
+fn disabled_attribution_makes_no_call() {
+    let setup = Setup::new("");
+    let text = std::fs::read_to_string(&setup.config).expect("config");
+    std::fs::write(
+        &setup.config,
+        text.replace("enabled = true", "enabled = false"),
+    )
+    .expect("config");
+    setup.baseline_then_new_user();
+    setup
+        .trail
+        .add_event(create_user("event-1", now() - 5, ACTOR));
+
+    let (code, report, _) = setup.scan_json();
+    assert_eq!(code, 1);
+    assert!(new_user_attribution(&report).is_null());
+    assert!(setup.trail.requests().is_empty());
+}
+
+#[test]
+fn attribution_in_every_format() {
+    let setup = Setup::new("");
+    setup.baseline_then_new_user();
+    setup
+        .trail
+        .add_event(create_user("event-1", now() - 5, ACTOR));
+    let out = setup.folder.path().join("out");
+    std::fs::create_dir_all(&out).expect("output folder");
+    let flag = |format: &str, file: &str| format!("{format}={}", out.join(file).display());
+    let outputs = [
+        flag("json", "report.json"),
+        flag("markdown", "report.md"),
+        flag("sarif", "report.sarif"),
+        flag("ocsf", "report.ocsf.jsonl"),
+    ];
+    let mut arguments = Vec::new();
+    for output in &outputs {
+        arguments.extend(["--output", output.as_str()]);
+    }
+    let (code, table, stderr) = setup.scan(&arguments);
+    assert_eq!(code, 1, "{table}\n{stderr}");
+
+    assert!(table.contains("attribution: 1 matching event"), "{table}");
+    assert!(
+        table.contains(&format!("actor {ACTOR} from 203.0.113.7")),
+        "{table}"
+    );
+    let markdown = read(&out.join("report.md"));
+    assert!(
+        markdown.contains("- **Attribution:** 1 matching event"),
+        "{markdown}"
+    );
+    assert!(markdown.contains(&format!("`{ACTOR}`")), "{markdown}");
+
+    let report: Value = serde_json::from_str(&read(&out.join("report.json"))).expect("JSON");
+    assert_eq!(new_user_attribution(&report)["events"][0]["actor"], ACTOR);
+    let (_, schema, _) = common::run(common::idrift(setup.folder.path()).arg("schema"));
+    let schema_file = setup.folder.path().join("report-schema.json");
+    std::fs::write(&schema_file, schema).expect("write schema");
+    validate_against(&schema_file, &out.join("report.json"), true);
+
+    let sarif: Value = serde_json::from_str(&read(&out.join("report.sarif"))).expect("SARIF");
+    let result = sarif["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["properties"]["identity_name"] == "user-03")
+        .expect("a result about user-03");
+    assert_eq!(
+        result["properties"]["attribution"]["events"][0]["actor"],
+        ACTOR
+    );
+    let message = result["message"]["text"].as_str().expect("message");
+    assert!(message.contains(&format!("by {ACTOR}")), "{message}");
+    validate_against(sarif_schema(), &out.join("report.sarif"), false);
+
+    let ocsf = read(&out.join("report.ocsf.jsonl"));
+    let event: Value = ocsf
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("OCSF line"))
+        .find(|event| event["resources"][0]["name"] == "user-03")
+        .expect("an OCSF event about user-03");
+    assert_eq!(event["evidences"][0]["actor"]["user"]["uid"], ACTOR);
+    assert_eq!(event["evidences"][0]["src_endpoint"]["ip"], "203.0.113.7");
+    assert_eq!(event["evidences"][0]["api"]["operation"], "CreateUser");
+    assert_eq!(
+        event["unmapped"]["idrift"]["attribution"]["status"],
+        "found"
+    );
+    validate_ocsf(
+        "1.5.0",
+        "detection_finding",
+        "cloud",
+        &out.join("report.ocsf.jsonl"),
+    );
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
