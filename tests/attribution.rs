@@ -363,3 +363,204 @@ fn attribution_in_every_format() {
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
+
+// Entra ID: Graph directory audits.
+
+mod entra {
+    use super::*;
+    use common::fake_cloudtrail::format_time;
+    use common::fake_graph::{
+        DIRECTORY_AUDITS_PATH, FakeGraph, FakeServicePrincipal, Fault as GraphFault, TENANT_ID,
+        Tenant, directory_audit,
+    };
+
+    const UPN: &str = "ana@fake.onmicrosoft.com";
+
+    /// A fake tenant with a config that scans it and attributes its findings.
+    struct Tenancy {
+        folder: TempDir,
+        config: PathBuf,
+        graph: FakeGraph,
+    }
+
+    impl Tenancy {
+        fn new() -> Tenancy {
+            let graph = FakeGraph::start(Tenant::sample());
+            let folder = tempfile::tempdir().expect("temporary folder");
+            let config = folder.path().join("idrift.toml");
+            let text = format!(
+                "[retry]\nmax_attempts = 3\ninitial_backoff_ms = 10\nmax_backoff_ms = 50\n\
+                 attempt_timeout_seconds = 10\n\n\
+                 [[azure.tenants]]\ntenant_id = \"{TENANT_ID}\"\ncredential = \"managed_identity\"\n\
+                 graph_url = \"{}\"\n\n[attribution]\nenabled = true\n",
+                graph.endpoint
+            );
+            std::fs::write(&config, text).expect("write the config");
+            Tenancy {
+                folder,
+                config,
+                graph,
+            }
+        }
+
+        fn scan(&self) -> (i32, Value, String) {
+            let mut command = common::idrift(self.folder.path());
+            for (name, _) in std::env::vars() {
+                if name.starts_with("AZURE_") || name.starts_with("IDENTITY_") {
+                    command.env_remove(name);
+                }
+            }
+            command
+                .envs(self.graph.identity_env())
+                .arg("scan")
+                .arg("--config")
+                .arg(&self.config)
+                .arg("--snapshots")
+                .arg(self.folder.path().join("snapshots"))
+                .args(["--format", "json"]);
+            let (code, stdout, stderr) = common::run(&mut command);
+            let report = serde_json::from_str(&stdout)
+                .unwrap_or_else(|error| panic!("not JSON ({error}):\n{stdout}\n{stderr}"));
+            (code, report, stderr)
+        }
+
+        /// Scans the baseline, then adds service principal 5; returns its id.
+        fn baseline_then_new_principal(&self) -> String {
+            let (code, report, stderr) = self.scan();
+            assert_eq!(code, 0, "baseline: {report:#}\n{stderr}");
+            let principal = FakeServicePrincipal::application(5);
+            let id = principal.id.clone();
+            self.graph
+                .edit_tenant(|tenant| tenant.service_principals.push(principal));
+            id
+        }
+    }
+
+    fn principal_attribution<'a>(report: &'a Value, id: &str) -> &'a Value {
+        let finding = report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["identity_id"] == id && f["change"] == "identity_added")
+            .unwrap_or_else(|| panic!("no finding about {id}: {report:#}"));
+        &finding["attribution"]
+    }
+
+    #[test]
+    fn actor_from_directory_audit() {
+        let tenancy = Tenancy::new();
+        let id = tenancy.baseline_then_new_principal();
+        let time = format_time(now() - 5);
+        let audit = directory_audit("audit-1", "Add service principal", &time, &id, UPN);
+        tenancy.graph.add_directory_audit(audit);
+        // Another activity on the same object is not its creation.
+        let update = directory_audit("audit-2", "Update service principal", &time, &id, UPN);
+        tenancy.graph.add_directory_audit(update);
+        // Throttled once, then served.
+        tenancy.graph.add_fault(GraphFault::Throttle {
+            path: DIRECTORY_AUDITS_PATH.to_string(),
+            times: 1,
+            retry_after_seconds: 0,
+        });
+
+        let (code, report, stderr) = tenancy.scan();
+        assert_eq!(code, 1, "{report:#}\n{stderr}");
+        let attribution = principal_attribution(&report, &id);
+        assert_eq!(attribution["status"], "found", "{attribution:#}");
+        let events = attribution["events"].as_array().expect("events");
+        assert_eq!(events.len(), 1, "{attribution:#}");
+        assert_eq!(events[0]["actor"], UPN);
+        assert_eq!(events[0]["source_ip"], "198.51.100.23");
+        assert_eq!(events[0]["user_agent"], "Mozilla/5.0 (fake portal)");
+        assert_eq!(events[0]["event_name"], "Add service principal");
+        let command = events[0]["open_command"].as_str().expect("open_command");
+        assert!(
+            command.contains("/v1.0/auditLogs/directoryAudits/audit-1"),
+            "{command}"
+        );
+
+        let requests = tenancy.graph.requests_for(DIRECTORY_AUDITS_PATH);
+        let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [429, 200]);
+        let filter = requests[1].param("$filter").expect("$filter");
+        assert!(
+            filter.contains(&format!("targetResources/any(t:t/id eq '{id}')")),
+            "{filter}"
+        );
+        assert!(filter.starts_with("activityDateTime ge "), "{filter}");
+    }
+
+    #[test]
+    fn application_actor_and_paging() {
+        let tenancy = Tenancy::new();
+        let id = tenancy.baseline_then_new_principal();
+        tenancy.graph.set_page_size(1);
+        let app_id = "11111111-2222-4333-8444-555555555555";
+        for (number, offset) in [(1, 9), (2, 7), (3, 5)] {
+            let audit = directory_audit(
+                &format!("audit-{number}"),
+                "Add service principal",
+                &format_time(now() - offset),
+                &id,
+                app_id,
+            );
+            tenancy.graph.add_directory_audit(audit);
+        }
+        // Outside the window.
+        let old = directory_audit(
+            "old",
+            "Add service principal",
+            "2020-01-01T00:00:00Z",
+            &id,
+            UPN,
+        );
+        tenancy.graph.add_directory_audit(old);
+
+        let (_, report, _) = tenancy.scan();
+        let attribution = principal_attribution(&report, &id);
+        let ids: Vec<&str> = attribution["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|event| event["event_id"].as_str().expect("event_id"))
+            .collect();
+        assert_eq!(ids, ["audit-1", "audit-2", "audit-3"], "oldest first");
+        assert_eq!(attribution["events"][0]["actor"], app_id);
+        assert!(attribution["events"][0].get("source_ip").is_none());
+        let pages = tenancy.graph.requests_for(DIRECTORY_AUDITS_PATH).len();
+        assert_eq!(pages, 3, "one page per audit");
+    }
+
+    #[test]
+    fn missing_permission_is_unavailable() {
+        let tenancy = Tenancy::new();
+        let id = tenancy.baseline_then_new_principal();
+        tenancy.graph.add_fault(GraphFault::Forbidden {
+            path: DIRECTORY_AUDITS_PATH.to_string(),
+        });
+
+        let (code, report, stderr) = tenancy.scan();
+        assert_eq!(code, 1, "{report:#}");
+        assert_eq!(report["summary"]["failed_scopes"], 0);
+        let attribution = principal_attribution(&report, &id);
+        assert_eq!(attribution["status"], "unavailable");
+        let note = attribution["note"].as_str().expect("note");
+        assert!(
+            note.contains("HTTP 403 Authorization_RequestDenied"),
+            "{note}"
+        );
+        assert!(stderr.contains("attribution unavailable"), "{stderr}");
+    }
+
+    #[test]
+    fn no_audit_says_so() {
+        let tenancy = Tenancy::new();
+        let id = tenancy.baseline_then_new_principal();
+
+        let (_, report, _) = tenancy.scan();
+        let attribution = principal_attribution(&report, &id);
+        assert_eq!(attribution["status"], "not_found");
+        let note = attribution["note"].as_str().expect("note");
+        assert!(note.starts_with("no matching event in "), "{note}");
+    }
+}

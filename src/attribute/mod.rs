@@ -14,6 +14,7 @@
 //! further calls.
 
 pub mod aws;
+pub mod azure;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -287,8 +288,11 @@ async fn attribute_scope(
         ScopeAccess::Aws(account) => {
             aws::attribute_account(account, target.window, lookups, settings, retry).await
         }
-        // TODO: Entra ID and Google Cloud lookups follow.
-        ScopeAccess::Azure(_) | ScopeAccess::Gcp(_) => lookups
+        ScopeAccess::Azure(tenant) => {
+            azure::attribute_tenant(tenant, target.window, lookups, settings, retry).await
+        }
+        // TODO: Google Cloud lookups follow.
+        ScopeAccess::Gcp(_) => lookups
             .into_iter()
             .map(|(index, _)| {
                 let reason = "this provider's audit log is not searched yet";
