@@ -564,3 +564,215 @@ mod entra {
         assert!(note.starts_with("no matching event in "), "{note}");
     }
 }
+
+// Google Cloud: Cloud Logging entries:list over the Admin Activity log.
+
+mod google {
+    use super::*;
+    use common::fake_cloudtrail::format_time;
+    use common::fake_gcp::{
+        FakeGcp, FakeProject, Fault as GcpFault, LOG_ENTRIES_LIST_PATH, Organization,
+        audit_log_entry,
+    };
+
+    const PRINCIPAL: &str = "mallory@example.com";
+
+    /// A fake project with a config that scans it and attributes its findings.
+    struct Project {
+        folder: TempDir,
+        config: PathBuf,
+        credentials: PathBuf,
+        gcp: FakeGcp,
+        id: String,
+    }
+
+    impl Project {
+        fn new() -> Project {
+            let project = FakeProject::sample(1);
+            let id = project.project_id.clone();
+            let gcp = FakeGcp::start(Organization {
+                projects: vec![project],
+            });
+            let folder = tempfile::tempdir().expect("temporary folder");
+            let credentials = folder.path().join("adc.json");
+            std::fs::write(&credentials, gcp.authorized_user_json().to_string())
+                .expect("write credentials");
+            let config = folder.path().join("idrift.toml");
+            let text = format!(
+                "[retry]\nmax_attempts = 3\ninitial_backoff_ms = 10\nmax_backoff_ms = 50\n\
+                 attempt_timeout_seconds = 10\n\n[gcp]\nprojects = [\"{id}\"]\n\
+                 iam_url = \"{endpoint}\"\nresource_manager_url = \"{endpoint}\"\n\n\
+                 [attribution]\nenabled = true\n\n[attribution.gcp]\nlogging_url = \"{endpoint}\"\n",
+                endpoint = gcp.endpoint
+            );
+            std::fs::write(&config, text).expect("write the config");
+            Project {
+                folder,
+                config,
+                credentials,
+                gcp,
+                id,
+            }
+        }
+
+        fn scan(&self) -> (i32, Value, String) {
+            let mut command = common::idrift(self.folder.path());
+            for (name, _) in std::env::vars() {
+                if name.starts_with("GOOGLE_") || name.starts_with("GCE_") {
+                    command.env_remove(name);
+                }
+            }
+            command
+                .env("GCE_METADATA_HOST", self.gcp.metadata_host())
+                .env("GOOGLE_APPLICATION_CREDENTIALS", &self.credentials)
+                .arg("scan")
+                .arg("--config")
+                .arg(&self.config)
+                .arg("--snapshots")
+                .arg(self.folder.path().join("snapshots"))
+                .args(["--format", "json"]);
+            let (code, stdout, stderr) = common::run(&mut command);
+            let report = serde_json::from_str(&stdout)
+                .unwrap_or_else(|error| panic!("not JSON ({error}):\n{stdout}\n{stderr}"));
+            (code, report, stderr)
+        }
+
+        /// Scans the baseline, then adds account 2; returns its email.
+        fn baseline_then_new_account(&self) -> String {
+            let (code, report, stderr) = self.scan();
+            assert_eq!(code, 0, "baseline: {report:#}\n{stderr}");
+            let mut email = String::new();
+            self.gcp.edit_organization(|organization| {
+                let project = organization.project_mut(&self.id);
+                let account = project.numbered_account(2);
+                email = account.email.clone();
+                project.service_accounts.push(account);
+            });
+            email
+        }
+
+        fn entry(&self, insert_id: &str, method: &str, age: i64, subject: &str) -> Value {
+            let time = format_time(now() - age);
+            audit_log_entry(insert_id, method, &time, &self.id, subject, PRINCIPAL)
+        }
+    }
+
+    fn attribution_of<'a>(report: &'a Value, name: &str, change: &str) -> &'a Value {
+        let finding = report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["identity_name"] == name && f["change"] == change)
+            .unwrap_or_else(|| panic!("no {change} finding about {name}: {report:#}"));
+        &finding["attribution"]
+    }
+
+    #[test]
+    fn account_creator_found() {
+        let project = Project::new();
+        let email = project.baseline_then_new_account();
+        let create = "google.iam.admin.v1.CreateServiceAccount";
+        project
+            .gcp
+            .add_log_entry(project.entry("entry-1", create, 5, &email));
+        // A key for the account is not its creation.
+        let key = "google.iam.admin.v1.CreateServiceAccountKey";
+        project
+            .gcp
+            .add_log_entry(project.entry("entry-2", key, 4, &email));
+        // Another account's creation.
+        let other = format!("sa-099@{}.iam.gserviceaccount.com", project.id);
+        project
+            .gcp
+            .add_log_entry(project.entry("entry-3", create, 3, &other));
+        project.gcp.add_fault(GcpFault::Throttle {
+            path: LOG_ENTRIES_LIST_PATH.to_string(),
+            times: 1,
+        });
+
+        let (code, report, stderr) = project.scan();
+        assert_eq!(code, 1, "{report:#}\n{stderr}");
+        let attribution = attribution_of(&report, &email, "identity_added");
+        assert_eq!(attribution["status"], "found", "{attribution:#}\n{stderr}");
+        let events = attribution["events"].as_array().expect("events");
+        assert_eq!(events.len(), 1, "{attribution:#}");
+        assert_eq!(events[0]["actor"], PRINCIPAL);
+        assert_eq!(events[0]["event_id"], "entry-1");
+        assert_eq!(events[0]["event_name"], create);
+        assert_eq!(events[0]["source_ip"], "192.0.2.44");
+        assert_eq!(events[0]["user_agent"], "google-cloud-sdk gcloud/470.0.0");
+        let command = events[0]["open_command"].as_str().expect("open_command");
+        assert!(
+            command.starts_with("gcloud logging read 'insertId=\"entry-1\"'"),
+            "{command}"
+        );
+
+        let requests = project.gcp.requests_for(LOG_ENTRIES_LIST_PATH);
+        let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [429, 200]);
+        let body = requests[1].body_json();
+        assert_eq!(body["resourceNames"][0], format!("projects/{}", project.id));
+        let filter = body["filter"].as_str().expect("filter");
+        assert!(
+            filter.contains("cloudaudit.googleapis.com%2Factivity"),
+            "{filter}"
+        );
+    }
+
+    #[test]
+    fn policy_grant_pages_and_candidates() {
+        let project = Project::new();
+        project.baseline_then_new_account();
+        let member = "user:eve@example.com";
+        project.gcp.edit_organization(|organization| {
+            organization
+                .project_mut(&project.id)
+                .grant("roles/editor", member);
+        });
+        project.gcp.set_page_size(1);
+        project
+            .gcp
+            .add_log_entry(project.entry("grant-1", "SetIamPolicy", 9, member));
+        project
+            .gcp
+            .add_log_entry(project.entry("grant-2", "SetIamPolicy", 5, member));
+
+        let (_, report, _) = project.scan();
+        let attribution = attribution_of(&report, "eve@example.com", "identity_added");
+        let ids: Vec<&str> = attribution["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|event| event["event_id"].as_str().expect("event_id"))
+            .collect();
+        assert_eq!(ids, ["grant-1", "grant-2"], "{attribution:#}");
+        let note = attribution["note"].as_str().expect("note");
+        assert!(note.starts_with("2 matching events"), "{note}");
+        let tokens = project
+            .gcp
+            .requests_for(LOG_ENTRIES_LIST_PATH)
+            .iter()
+            .filter(|request| request.body_json()["pageToken"].is_string())
+            .count();
+        assert!(tokens >= 1, "the second page is requested with its token");
+    }
+
+    #[test]
+    fn missing_logging_permission_is_unavailable() {
+        let project = Project::new();
+        let email = project.baseline_then_new_account();
+        project.gcp.add_fault(GcpFault::Forbidden {
+            path: LOG_ENTRIES_LIST_PATH.to_string(),
+        });
+
+        let (code, report, stderr) = project.scan();
+        assert_eq!(code, 1, "exit code as without attribution: {report:#}");
+        assert_eq!(report["summary"]["failed_scopes"], 0);
+        let attribution = attribution_of(&report, &email, "identity_added");
+        assert_eq!(attribution["status"], "unavailable");
+        let note = attribution["note"].as_str().expect("note");
+        assert!(note.contains("HTTP 403 PERMISSION_DENIED"), "{note}");
+        assert!(note.contains("roles/logging.viewer"), "{note}");
+        assert!(stderr.contains("attribution unavailable"), "{stderr}");
+    }
+}

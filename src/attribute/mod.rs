@@ -15,6 +15,7 @@
 
 pub mod aws;
 pub mod azure;
+pub mod gcp;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -291,14 +292,10 @@ async fn attribute_scope(
         ScopeAccess::Azure(tenant) => {
             azure::attribute_tenant(tenant, target.window, lookups, settings, retry).await
         }
-        // TODO: Google Cloud lookups follow.
-        ScopeAccess::Gcp(_) => lookups
-            .into_iter()
-            .map(|(index, _)| {
-                let reason = "this provider's audit log is not searched yet";
-                (index, Attribution::unavailable(target.window, reason))
-            })
-            .collect(),
+        ScopeAccess::Gcp(gcp) => {
+            gcp::attribute_project(gcp, &target.scope, target.window, lookups, settings, retry)
+                .await
+        }
     }
 }
 

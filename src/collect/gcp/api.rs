@@ -96,6 +96,20 @@ fn build_credentials(settings: &GcpSettings, source: &str) -> Result<Credentials
         })
 }
 
+/// Builds a client with the application default credentials (or the
+/// impersonated account) of the `[gcp]` settings, as the collector does.
+pub(crate) fn new_client(
+    settings: &GcpSettings,
+    retry: &RetrySettings,
+) -> Result<GcpClient, String> {
+    let source = credential_source();
+    let factory_settings = settings.clone();
+    let factory_source = source.clone();
+    let factory: CredentialsFactory =
+        Box::new(move || build_credentials(&factory_settings, &factory_source));
+    GcpClient::new(factory, source, retry, settings.concurrency)
+}
+
 /// Collects every configured and discovered project. A project that fails
 /// as a whole is an error in the list; the others go on.
 pub async fn collect_projects(
