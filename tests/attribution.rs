@@ -15,7 +15,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use common::fake_cloudtrail::{FakeCloudTrail, Fault, TrailEvent};
-use common::fake_iam::{Account, FakeIam};
+use common::fake_iam::{Account, FakeAccessKey, FakeIam};
 use common::schemas::{sarif_schema, validate_against, validate_ocsf};
 
 const ACTOR: &str = "arn:aws:iam::123456789012:user/ana";
@@ -362,6 +362,118 @@ fn attribution_in_every_format() {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+// The judge's use of the actor.
+
+#[test]
+fn actor_rule_mutes_finding() {
+    let rule = format!(
+        "\n[[expected]]\nowner = \"identity-team\"\nreason = \"users made by ana\"\n\
+         provider = \"aws\"\nactor = \"{ACTOR}\"\n\
+         changes = [\"identity_added\", \"credential_added\"]\n"
+    );
+    let setup = Setup::new(&rule);
+    setup.baseline_then_new_user();
+    setup
+        .trail
+        .add_event(create_user("event-1", now() - 5, ACTOR));
+
+    let (code, report, stderr) = setup.scan_json();
+    assert_eq!(code, 0, "the only finding is muted: {report:#}\n{stderr}");
+    let finding = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["identity_name"] == "user-03")
+        .expect("a finding about user-03");
+    assert_eq!(finding["expected"], true, "{finding:#}");
+    let reason = finding["expected_reason"]
+        .as_str()
+        .expect("expected_reason");
+    assert!(reason.contains("users made by ana"), "{reason}");
+}
+
+#[test]
+fn actor_rule_needs_its_actor() {
+    let rule = "\n[[expected]]\nowner = \"identity-team\"\nreason = \"users made by ana\"\n\
+                provider = \"aws\"\nactor = \"arn:aws:iam::123456789012:user/ana\"\n\
+                changes = [\"identity_added\", \"credential_added\"]\n";
+    let setup = Setup::new(rule);
+    setup.baseline_then_new_user();
+    let other = "arn:aws:iam::123456789012:user/eve";
+    setup
+        .trail
+        .add_event(create_user("event-1", now() - 5, other));
+
+    let (code, report, _) = setup.scan_json();
+    assert_eq!(code, 1, "{report:#}");
+    let finding = &report["findings"][0];
+    assert_eq!(finding["expected"], false, "{finding:#}");
+}
+
+#[test]
+fn new_user_making_key_raises_severity() {
+    let setup = Setup::new("");
+    // user-02 without its admin policy, so that a new key on it is high, not critical.
+    let mut account = Account::with_users(2);
+    account.users[1].inline_policies.clear();
+    setup.iam.set_account(account.clone());
+    let (code, _, stderr) = setup.scan(&["--format", "json"]);
+    assert_eq!(code, 0, "baseline: {stderr}");
+
+    // user-03 is new, and user-02 has a second key that user-03 made.
+    let new_key = "AKIAINTRUDERKEY00001";
+    account.users[1].access_keys.push(FakeAccessKey {
+        id: new_key.to_string(),
+        status: "Active".to_string(),
+    });
+    account.users.push(Account::with_users(3).users[2].clone());
+    setup.iam.set_account(account);
+    let intruder = "arn:aws:iam::123456789012:user/user-03";
+    setup
+        .trail
+        .add_event(create_user("event-1", now() - 9, ACTOR));
+    let mut key = TrailEvent::iam(
+        "event-2",
+        "CreateAccessKey",
+        now() - 5,
+        intruder,
+        &["user-02"],
+    );
+    key.response =
+        serde_json::json!({"accessKey": {"accessKeyId": new_key, "userName": "user-02"}});
+    setup.trail.add_event(key);
+
+    let (_, report, _) = setup.scan_json();
+    let finding = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["identity_name"] == "user-02" && f["change"] == "credential_added")
+        .unwrap_or_else(|| panic!("no new key on user-02: {report:#}"));
+    assert_eq!(finding["attribution"]["events"][0]["actor"], intruder);
+    assert_eq!(finding["severity"], "critical", "{finding:#}");
+    let reason = finding["severity_reason"]
+        .as_str()
+        .expect("severity_reason");
+    assert!(reason.contains("raised from high"), "{reason}");
+    assert!(reason.contains("IAM user user-03"), "{reason}");
+    assert_eq!(finding["evidence"]["made_by_new_identity"], intruder);
+
+    // The creation, by a principal that was there before, is not raised.
+    let creation = new_user_attribution(&report);
+    assert_eq!(creation["events"][0]["actor"], ACTOR);
+    let creation_finding = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["identity_name"] == "user-03")
+        .expect("the creation of user-03");
+    let reason = creation_finding["severity_reason"]
+        .as_str()
+        .expect("reason");
+    assert!(!reason.contains("raised from"), "{reason}");
 }
 
 // Entra ID: Graph directory audits.

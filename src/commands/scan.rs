@@ -27,6 +27,9 @@ struct ScanResults {
     compared: Vec<(Provider, String, Option<String>)>,
     /// How to reach the audit log of each scope collected through its API.
     access: Vec<(Provider, String, ScopeAccess)>,
+    /// The change behind each finding judged from a diff, in the order of
+    /// `findings`.
+    changes: Vec<crate::diff::Change>,
 }
 
 /// Runs a scan and returns its report.
@@ -129,7 +132,8 @@ fn scope_key(collected: &Collected) -> (Provider, String) {
 }
 
 /// Looks up who made the findings of the compared scopes, in the window
-/// since each scope's previous scan.
+/// since each scope's previous scan, then judges the findings again with
+/// their actors.
 async fn attribute_findings(
     results: &mut ScanResults,
     settings: &ScanSettings,
@@ -162,6 +166,7 @@ async fn attribute_findings(
         retry,
     )
     .await;
+    crate::judge::apply_actors(&mut results.findings, &results.changes, &settings.rules);
 }
 
 fn failed_scope(error: &CollectError) -> ScopeSummary {
@@ -263,6 +268,7 @@ fn record_scope(
             results
                 .findings
                 .extend(judge_with_rules(&diff, &settings.rules));
+            results.changes.extend(diff.changes.iter().cloned());
         }
     }
 

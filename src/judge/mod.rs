@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+mod actors;
 mod aws;
 mod azure;
 mod expected;
 pub mod gcp;
 
+pub use actors::apply_actors;
 pub use expected::expired_rule_findings;
 
 use crate::attribute::Attribution;
