@@ -324,6 +324,7 @@ fn resolve_attribution(file: &AttributionFile) -> Result<AttributionSettings, Ke
         )),
         _ => Ok(value),
     };
+
     let margin = bounded("attribution.margin_minutes", file.margin_minutes, 0..=1440)?
         .map_or(defaults.margin, |minutes| Duration::from_secs(minutes * 60));
     let first_window = bounded(
@@ -346,6 +347,7 @@ fn resolve_attribution(file: &AttributionFile) -> Result<AttributionSettings, Ke
         1..=10,
     )?
     .map_or(defaults.aws_calls_per_second, |value| value as u32);
+
     let endpoints = [
         ("attribution.aws.endpoint_url", &file.aws.endpoint_url),
         ("attribution.azure.graph_url", &file.azure.graph_url),
@@ -356,6 +358,7 @@ fn resolve_attribution(file: &AttributionFile) -> Result<AttributionSettings, Ke
             check_endpoint(url).map_err(|message| (key.to_string(), message))?;
         }
     }
+
     if let Some(region) = &file.aws.region {
         let valid = !region.is_empty()
             && region
@@ -368,6 +371,7 @@ fn resolve_attribution(file: &AttributionFile) -> Result<AttributionSettings, Ke
             ));
         }
     }
+
     let trim = |url: &Option<String>| {
         url.as_deref()
             .map(|url| url.trim_end_matches('/').to_string())

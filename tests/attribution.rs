@@ -1,14 +1,17 @@
 //! Attribution: `idrift scan` with `[attribution] enabled = true` looks up
-//! who made each unexpected finding's change in the audit log, here the
-//! fake CloudTrail in front of the fake IAM.
+//! who made each unexpected finding's change in the audit log. AWS tests
+//! use the fake CloudTrail in front of the fake IAM, the `entra` tests the
+//! fake Graph's directory audits, and the `google` tests the fake Cloud
+//! Logging.
 //!
-//! Each test scans a baseline, changes the account (a new user `user-03`
-//! with an access key and a console password), fills the trail, scans
-//! again and reads the attribution from the report.
+//! Each test scans a baseline, changes the scope (on AWS, a new user
+//! `user-03` with an access key and a console password), fills the log,
+//! scans again and reads the attribution from the report.
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -93,6 +96,22 @@ impl Setup {
     }
 }
 
+/// Adds `scan --config CONFIG --snapshots FOLDER/snapshots --format json`
+/// to a command, runs it and returns the exit code, the report and stderr.
+fn scan_json(command: &mut Command, config: &Path, folder: &Path) -> (i32, Value, String) {
+    command
+        .arg("scan")
+        .arg("--config")
+        .arg(config)
+        .arg("--snapshots")
+        .arg(folder.join("snapshots"))
+        .args(["--format", "json"]);
+    let (code, stdout, stderr) = common::run(command);
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|error| panic!("not JSON ({error}):\n{stdout}\n{stderr}"));
+    (code, report, stderr)
+}
+
 /// Returns the attribution of the finding about `user-03`'s creation.
 fn new_user_attribution(report: &Value) -> &Value {
     let finding = report["findings"]
@@ -102,6 +121,14 @@ fn new_user_attribution(report: &Value) -> &Value {
         .find(|f| f["identity_name"] == "user-03" && f["change"] == "identity_added")
         .unwrap_or_else(|| panic!("no finding about user-03: {report:#}"));
     &finding["attribution"]
+}
+
+/// Asserts that an attribution found exactly one event, and returns it.
+fn single_event(attribution: &Value) -> &Value {
+    assert_eq!(attribution["status"], "found", "{attribution:#}");
+    let events = attribution["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{attribution:#}");
+    &events[0]
 }
 
 fn create_user(id: &str, time: i64, actor: &str) -> TrailEvent {
@@ -121,16 +148,13 @@ fn one_actor_found() {
 
     let (code, report, stderr) = setup.scan_json();
     assert_eq!(code, 1, "{report:#}\n{stderr}");
-    let attribution = new_user_attribution(&report);
-    assert_eq!(attribution["status"], "found", "{attribution:#}");
-    let events = attribution["events"].as_array().expect("events");
-    assert_eq!(events.len(), 1, "{attribution:#}");
-    assert_eq!(events[0]["actor"], ACTOR);
-    assert_eq!(events[0]["event_id"], "event-1");
-    assert_eq!(events[0]["event_name"], "CreateUser");
-    assert_eq!(events[0]["source_ip"], "203.0.113.7");
-    assert_eq!(events[0]["user_agent"], "aws-cli/2.15.0 Python/3.11");
-    let command = events[0]["open_command"].as_str().expect("open_command");
+    let event = single_event(new_user_attribution(&report));
+    assert_eq!(event["actor"], ACTOR);
+    assert_eq!(event["event_id"], "event-1");
+    assert_eq!(event["event_name"], "CreateUser");
+    assert_eq!(event["source_ip"], "203.0.113.7");
+    assert_eq!(event["user_agent"], "aws-cli/2.15.0 Python/3.11");
+    let command = event["open_command"].as_str().expect("open_command");
     assert!(
         command.contains("AttributeKey=EventId,AttributeValue=event-1"),
         "{command}"
@@ -522,18 +546,8 @@ mod entra {
                     command.env_remove(name);
                 }
             }
-            command
-                .envs(self.graph.identity_env())
-                .arg("scan")
-                .arg("--config")
-                .arg(&self.config)
-                .arg("--snapshots")
-                .arg(self.folder.path().join("snapshots"))
-                .args(["--format", "json"]);
-            let (code, stdout, stderr) = common::run(&mut command);
-            let report = serde_json::from_str(&stdout)
-                .unwrap_or_else(|error| panic!("not JSON ({error}):\n{stdout}\n{stderr}"));
-            (code, report, stderr)
+            command.envs(self.graph.identity_env());
+            scan_json(&mut command, &self.config, self.folder.path())
         }
 
         /// Scans the baseline, then adds service principal 5; returns its id.
@@ -577,15 +591,12 @@ mod entra {
 
         let (code, report, stderr) = tenancy.scan();
         assert_eq!(code, 1, "{report:#}\n{stderr}");
-        let attribution = principal_attribution(&report, &id);
-        assert_eq!(attribution["status"], "found", "{attribution:#}");
-        let events = attribution["events"].as_array().expect("events");
-        assert_eq!(events.len(), 1, "{attribution:#}");
-        assert_eq!(events[0]["actor"], UPN);
-        assert_eq!(events[0]["source_ip"], "198.51.100.23");
-        assert_eq!(events[0]["user_agent"], "Mozilla/5.0 (fake portal)");
-        assert_eq!(events[0]["event_name"], "Add service principal");
-        let command = events[0]["open_command"].as_str().expect("open_command");
+        let event = single_event(principal_attribution(&report, &id));
+        assert_eq!(event["actor"], UPN);
+        assert_eq!(event["source_ip"], "198.51.100.23");
+        assert_eq!(event["user_agent"], "Mozilla/5.0 (fake portal)");
+        assert_eq!(event["event_name"], "Add service principal");
+        let command = event["open_command"].as_str().expect("open_command");
         assert!(
             command.contains("/v1.0/auditLogs/directoryAudits/audit-1"),
             "{command}"
@@ -736,17 +747,8 @@ mod google {
             }
             command
                 .env("GCE_METADATA_HOST", self.gcp.metadata_host())
-                .env("GOOGLE_APPLICATION_CREDENTIALS", &self.credentials)
-                .arg("scan")
-                .arg("--config")
-                .arg(&self.config)
-                .arg("--snapshots")
-                .arg(self.folder.path().join("snapshots"))
-                .args(["--format", "json"]);
-            let (code, stdout, stderr) = common::run(&mut command);
-            let report = serde_json::from_str(&stdout)
-                .unwrap_or_else(|error| panic!("not JSON ({error}):\n{stdout}\n{stderr}"));
-            (code, report, stderr)
+                .env("GOOGLE_APPLICATION_CREDENTIALS", &self.credentials);
+            scan_json(&mut command, &self.config, self.folder.path())
         }
 
         /// Scans the baseline, then adds account 2; returns its email.
@@ -804,16 +806,13 @@ mod google {
 
         let (code, report, stderr) = project.scan();
         assert_eq!(code, 1, "{report:#}\n{stderr}");
-        let attribution = attribution_of(&report, &email, "identity_added");
-        assert_eq!(attribution["status"], "found", "{attribution:#}\n{stderr}");
-        let events = attribution["events"].as_array().expect("events");
-        assert_eq!(events.len(), 1, "{attribution:#}");
-        assert_eq!(events[0]["actor"], PRINCIPAL);
-        assert_eq!(events[0]["event_id"], "entry-1");
-        assert_eq!(events[0]["event_name"], create);
-        assert_eq!(events[0]["source_ip"], "192.0.2.44");
-        assert_eq!(events[0]["user_agent"], "google-cloud-sdk gcloud/470.0.0");
-        let command = events[0]["open_command"].as_str().expect("open_command");
+        let event = single_event(attribution_of(&report, &email, "identity_added"));
+        assert_eq!(event["actor"], PRINCIPAL);
+        assert_eq!(event["event_id"], "entry-1");
+        assert_eq!(event["event_name"], create);
+        assert_eq!(event["source_ip"], "192.0.2.44");
+        assert_eq!(event["user_agent"], "google-cloud-sdk gcloud/470.0.0");
+        let command = event["open_command"].as_str().expect("open_command");
         assert!(
             command.starts_with("gcloud logging read 'insertId=\"entry-1\"'"),
             "{command}"

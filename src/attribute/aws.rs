@@ -1,7 +1,7 @@
 //! AWS attribution: CloudTrail `LookupEvents` in the region that records
-//! IAM's events (us-east-1 by default, because IAM is a global service),
-//! by the name of the resource the finding is about, paged by `NextToken`
-//! and filtered to the event names the change maps to.
+//! IAM's events (us-east-1 by default, because IAM is a global service).
+//! Events are looked up by the name of the resource the finding is about,
+//! paged by `NextToken`, and kept when their name is one the change maps to.
 //!
 //! Calls are spaced to `aws_calls_per_second` per account, LookupEvents'
 //! quota being 2 per second per account and region. The SDK retries

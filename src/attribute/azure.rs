@@ -167,28 +167,15 @@ mod tests {
 
     #[test]
     fn new_application_maps_to_add_application() {
-        let mut finding = new_user_finding();
+        let kind = IdentityKind::AzureUser;
+        let mut finding =
+            super::super::test_finding(Provider::Azure, kind, "id", "ana", "identity_added");
         assert_eq!(activities(&finding), ["Add user"]);
         finding.identity_kind = Some(IdentityKind::AzureApplication);
-        finding.change = "identity_added";
         assert_eq!(activities(&finding), ["Add application"]);
         finding.change = "credential_added";
         assert!(activities(&finding)[0].ends_with("Certificates and secrets management"));
         finding.change = "attribute_changed";
         assert!(activities(&finding).is_empty());
-    }
-
-    fn new_user_finding() -> Finding {
-        let identity = crate::model::Identity::new("id", IdentityKind::AzureUser, "ana");
-        let diff = crate::diff::ScopeDiff {
-            provider: Provider::Azure,
-            scope: "tenant".to_string(),
-            changes: vec![crate::diff::Change {
-                kind: crate::diff::ChangeKind::IdentityAdded,
-                identity,
-            }],
-            not_compared: Vec::new(),
-        };
-        crate::judge::judge(&diff).remove(0)
     }
 }

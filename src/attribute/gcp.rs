@@ -233,19 +233,7 @@ mod tests {
     use super::*;
 
     fn finding(kind: IdentityKind, id: &str, name: &str, change: &'static str) -> Finding {
-        let identity = crate::model::Identity::new(id, kind, name);
-        let diff = crate::diff::ScopeDiff {
-            provider: Provider::Gcp,
-            scope: "demo-project".to_string(),
-            changes: vec![crate::diff::Change {
-                kind: crate::diff::ChangeKind::IdentityAdded,
-                identity,
-            }],
-            not_compared: Vec::new(),
-        };
-        let mut finding = crate::judge::judge(&diff).remove(0);
-        finding.change = change;
-        finding
+        super::super::test_finding(Provider::Gcp, kind, id, name, change)
     }
 
     #[test]

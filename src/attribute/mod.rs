@@ -8,7 +8,7 @@
 //! widened by a margin on both sides. Several matching events are all
 //! listed, because the log alone cannot tell which one made the change.
 //! A lookup that fails (no permission, log unreachable, throttled out)
-//! marks the finding `unavailable` with the reason and logs a warning; it
+//! marks the finding `unavailable` with the reason and logs a warning. It
 //! never fails the scan or changes its exit code. After the first failure
 //! in a scope, the scope's other findings get the same reason without
 //! further calls.
@@ -35,13 +35,13 @@ use crate::settings::{
 pub enum AttributionStatus {
     /// One or more matching events were found.
     Found,
-    /// The log was searched and holds no matching event in the window.
+    /// The log was searched and contains no matching event in the window.
     NotFound,
-    /// The log could not be searched; the note says why.
+    /// The log could not be searched, for the reason in the note.
     Unavailable,
 }
 
-/// Who made a finding's change, from the provider's audit log.
+/// The principal behind a finding's change, from the provider's audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attribution {
     /// Whether matching events were found.
@@ -172,7 +172,7 @@ impl Window {
         format!("{} to {}", self.start_text(), self.end_text())
     }
 
-    /// Returns true when an RFC 3339 time falls inside the window; a time
+    /// Returns true when an RFC 3339 time falls inside the window. A time
     /// that cannot be read counts as inside, so no event is dropped for it.
     pub fn contains(&self, time: &str) -> bool {
         parse_time(time).is_none_or(|time| (self.start..=self.end).contains(&time))
@@ -198,7 +198,7 @@ pub fn parse_time(text: &str) -> Option<i64> {
         .map(|time| time.secs())
 }
 
-/// What idrift needs to read a scope's audit log: the scope's own settings.
+/// The settings that reach a scope's audit log: the scope's own.
 #[derive(Debug, Clone)]
 pub enum ScopeAccess {
     /// An AWS account.
@@ -366,6 +366,31 @@ pub(crate) fn text(value: &serde_json::Value) -> Option<String> {
         .as_str()
         .filter(|text| !text.is_empty())
         .map(str::to_string)
+}
+
+/// Builds the finding of one change for unit tests: a new identity,
+/// then given the change name `change`.
+#[cfg(test)]
+pub(crate) fn test_finding(
+    provider: Provider,
+    kind: crate::model::IdentityKind,
+    id: &str,
+    name: &str,
+    change: &'static str,
+) -> Finding {
+    let identity = crate::model::Identity::new(id, kind, name);
+    let diff = crate::diff::ScopeDiff {
+        provider,
+        scope: "scope".to_string(),
+        changes: vec![crate::diff::Change {
+            kind: crate::diff::ChangeKind::IdentityAdded,
+            identity,
+        }],
+        not_compared: Vec::new(),
+    };
+    let mut finding = crate::judge::judge(&diff).remove(0);
+    finding.change = change;
+    finding
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The judge's second pass, after attribution has named who made each
-//! change. Expected-account rules that set `actor` are applied now, and a
+//! change. Expected-account rules that set `actor` are applied now. A
 //! change made by a principal that is itself new in the same scan (an
-//! identity the same diff adds) is raised one severity step: a new
+//! identity the same diff adds) is raised one severity step, because a new
 //! account that at once creates more access is how an intruder spreads.
 
 use super::{Finding, Severity};
@@ -69,7 +69,7 @@ fn is_creation(change: &Change) -> bool {
     )
 }
 
-/// Raises a finding one severity step, to at most critical, and says why.
+/// Raises a finding one severity step, to at most critical, and records the reason.
 fn raise(finding: &mut Finding, actor: &str, label: &str, name: &str) {
     let from = finding.severity;
     let cause = format!(
@@ -158,7 +158,8 @@ mod tests {
         Attribution::searched(Window { start: 0, end: 1 }, vec![event])
     }
 
-    /// A diff in which `intruder` is new and `victim` gains an access key.
+    /// Builds the changes of a diff in which `intruder` is new and `victim`
+    /// gains an access key.
     fn chain() -> Vec<Change> {
         let mut victim = user("AIDAVICTIM", "victim");
         let key = Credential {
