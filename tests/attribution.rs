@@ -388,6 +388,79 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
+#[test]
+fn lookups_capped_per_scope() {
+    let setup = Setup::new("");
+    let text = std::fs::read_to_string(&setup.config).expect("config");
+    let capped = text.replace(
+        "enabled = true",
+        "enabled = true\nmax_lookups_per_scope = 1",
+    );
+    std::fs::write(&setup.config, capped).expect("config");
+    setup.baseline_then_new_user();
+    // Two new users: user-03 and user-04.
+    setup.iam.set_account(Account::with_users(4));
+
+    let (code, report, _) = setup.scan_json();
+    assert_eq!(code, 1);
+    let attributions: Vec<&Value> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|finding| &finding["attribution"])
+        .collect();
+    assert_eq!(attributions.len(), 2, "{report:#}");
+    let capped: Vec<&&Value> = attributions
+        .iter()
+        .filter(|a| {
+            a["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("max_lookups_per_scope"))
+        })
+        .collect();
+    assert_eq!(capped.len(), 1, "{report:#}");
+    assert_eq!(capped[0]["status"], "unavailable");
+    assert_eq!(
+        setup.trail.requests().len(),
+        1,
+        "one lookup for the one finding allowed"
+    );
+}
+
+#[test]
+fn expected_findings_only_with_all_findings() {
+    let rule = "\n[[expected]]\nowner = \"identity-team\"\nreason = \"numbered users\"\n\
+                provider = \"aws\"\nname = \"user-*\"\n\
+                changes = [\"identity_added\", \"credential_added\"]\n";
+    let setup = Setup::new(rule);
+    setup.baseline_then_new_user();
+    setup
+        .trail
+        .add_event(create_user("event-1", now() - 5, ACTOR));
+
+    let (code, report, _) = setup.scan_json();
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        new_user_attribution(&report).is_null(),
+        "expected findings are not looked up"
+    );
+    assert!(setup.trail.requests().is_empty());
+
+    let text = std::fs::read_to_string(&setup.config).expect("config");
+    let all = text.replace("enabled = true", "enabled = true\nall_findings = true");
+    std::fs::write(&setup.config, all).expect("config");
+    // A second scan sees no change; a new baseline and user make one again.
+    std::fs::remove_dir_all(setup.snapshots()).expect("remove snapshots");
+    setup.iam.set_account(Account::with_users(2));
+    setup.baseline_then_new_user();
+    let (_, report, _) = setup.scan_json();
+    assert_eq!(
+        new_user_attribution(&report)["status"],
+        "found",
+        "{report:#}"
+    );
+}
+
 // The judge's use of the actor.
 
 #[test]
