@@ -33,7 +33,7 @@
 //!   clients send, is accepted, but enums are always sent by name.
 //! - `fields` (partial responses) is ignored.
 //! - `projects:search` evaluates only the query terms `parent`, `state` and `id`.
-//! - `entries:list` evaluates a filter only as [`log_entries_matching`] says.
+//! - `entries:list` evaluates a filter only as far as [`log_entries_matching`] describes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -812,10 +812,10 @@ pub fn audit_log_entry(
 ///
 /// The fake does not parse the Logging query language. It reads the
 /// filter's `timestamp>="…"` and `timestamp<="…"` bounds and its quoted
-/// values, then keeps an entry when its `logName` is quoted in the filter
-/// (if the filter names one), its `methodName` is quoted, and one quoted
-/// value is the entry's `response.email` or a binding delta's member, or
-/// is contained in its `resourceName`.
+/// values. An entry is kept when its `logName` is quoted in the filter (if
+/// the filter names one) and its `methodName` is quoted. One quoted value
+/// must also be the entry's `response.email` or a binding delta's member,
+/// or be contained in its `resourceName`.
 pub fn log_entries_matching(entries: &[Value], project: &str, filter: &str) -> Vec<Value> {
     let quoted: Vec<&str> = filter.split('"').skip(1).step_by(2).collect();
     let bound = |operator: &str| {
@@ -2180,6 +2180,7 @@ impl State {
         }
         let filter = body["filter"].as_str().unwrap_or_default();
         let records = log_entries_matching(&self.log_entries, project, filter);
+
         let position = match body["pageToken"].as_str() {
             None | Some("") => Position { page: 1, offset: 0 },
             Some(token) => match self.page_tokens.get(token) {
@@ -2191,6 +2192,7 @@ impl State {
                 }
             },
         };
+
         let requested = body["pageSize"].as_u64().unwrap_or(50).clamp(1, 1000) as usize;
         let size = requested.min(self.page_size);
         let end = (position.offset + size).min(records.len());
