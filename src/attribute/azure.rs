@@ -4,7 +4,8 @@
 //! `Retry-After` handling of the collector's Graph client. Events are then
 //! kept when their `activityDisplayName` is one the change maps to.
 //!
-//! The caller needs the `AuditLog.Read.All` application permission.
+//! The caller needs the `AuditLog.Read.All` application permission, which
+//! Microsoft's List directoryAudits reference pairs with `Directory.Read.All`.
 //! NOTE: Entra keeps directory audits for 7 days without a Microsoft Entra
 //! ID P1 or P2 license and 30 days with one, so a window reaching further
 //! back finds nothing older.
@@ -20,6 +21,10 @@ use crate::collect::gcp::client::encode;
 use crate::judge::Finding;
 use crate::model::{IdentityKind, Provider};
 use crate::settings::{AttributionSettings, AzureTenantSettings, RetrySettings};
+
+/// Audits per page. A change has few audits, and 100 is within every
+/// Graph list's limit.
+const PAGE_SIZE: u32 = 100;
 
 /// Path of the directory audit list.
 const AUDITS_PATH: &str = "/v1.0/auditLogs/directoryAudits";
@@ -52,12 +57,11 @@ pub async fn attribute_tenant(
     let scope = format!("{}/.default", cloud.graph);
     let graph = GraphClient::new(factory, scope, base, retry.clone()).map(Arc::new);
     let tenant_id = tenant.tenant_id.clone();
-    let page_size = tenant.page_size;
     super::run_lookups(Provider::Azure, &tenant_id, window, lookups, |finding| {
         let graph = graph.clone();
         async move {
             let graph = graph?;
-            lookup_finding(&graph, window, page_size, &finding).await
+            lookup_finding(&graph, window, &finding).await
         }
     })
     .await
@@ -68,7 +72,6 @@ pub async fn attribute_tenant(
 async fn lookup_finding(
     graph: &GraphClient,
     window: Window,
-    page_size: u32,
     finding: &Finding,
 ) -> Result<Vec<AuditEvent>, String> {
     let filter = format!(
@@ -78,7 +81,7 @@ async fn lookup_finding(
         finding.identity_id.replace('\'', "''")
     );
     let url = graph.url(&format!(
-        "{AUDITS_PATH}?$filter={}&$top={page_size}",
+        "{AUDITS_PATH}?$filter={}&$top={PAGE_SIZE}",
         encode(&filter)
     ));
     let records = graph.list("directory audits", url.clone()).await?;
