@@ -206,6 +206,8 @@ pub struct ScanSettings {
     pub rules: RuleSet,
     /// The webhook to notify after the scan, from `IDRIFT_WEBHOOK_URL`.
     pub notify: Option<WebhookSettings>,
+    /// Audit-log lookups of who made each finding's change (API scans only).
+    pub attribution: crate::settings::AttributionSettings,
 }
 
 /// The two ends of a history diff.
@@ -295,6 +297,7 @@ impl ScanArgs {
             source,
             dry_run: self.dry_run,
             commit: self.commit,
+            attribution: config.attribution,
             rules: RuleSet::new(config.expected, Date::today()),
             notify: WebhookSettings::from_env()?,
         })

@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 use crate::rules::ExpectedRule;
 use crate::settings::{
-    AwsAccountSettings, AwsOrganizationSettings, AzureCloud, AzureCredentialSource,
-    AzureTenantSettings, GcpSettings, GworkspaceSettings, IdentityCenterSettings, RetrySettings,
-    ScopeLimits, is_guid,
+    AttributionSettings, AwsAccountSettings, AwsOrganizationSettings, AzureCloud,
+    AzureCredentialSource, AzureTenantSettings, GcpSettings, GworkspaceSettings,
+    IdentityCenterSettings, RetrySettings, ScopeLimits, is_guid,
 };
 
 /// A config file that cannot be used.
@@ -66,6 +66,44 @@ struct ConfigFile {
     /// Read table by table, so that errors name the rule and field.
     #[serde(default)]
     expected: Vec<toml::Table>,
+    #[serde(default)]
+    attribution: AttributionFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttributionFile {
+    enabled: Option<bool>,
+    all_findings: Option<bool>,
+    margin_minutes: Option<u64>,
+    first_scan_window_days: Option<u64>,
+    max_lookups_per_scope: Option<usize>,
+    #[serde(default)]
+    aws: AttributionAwsFile,
+    #[serde(default)]
+    azure: AttributionAzureFile,
+    #[serde(default)]
+    gcp: AttributionGcpFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttributionAwsFile {
+    region: Option<String>,
+    endpoint_url: Option<String>,
+    calls_per_second: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttributionAzureFile {
+    graph_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttributionGcpFile {
+    logging_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +233,8 @@ pub struct Config {
     pub gworkspace: GworkspaceSettings,
     /// Expected-account rules, in file order.
     pub expected: Vec<ExpectedRule>,
+    /// Audit-log lookups of who made each finding's change.
+    pub attribution: AttributionSettings,
 }
 
 /// Default number of users whose credentials are listed at once.
@@ -275,6 +315,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let expected =
         crate::rules::resolve(&file.expected).map_err(|(key, message)| invalid(key, message))?;
 
+    let attribution =
+        resolve_attribution(&file.attribution).map_err(|(key, message)| invalid(key, message))?;
+
     let snapshots = file.snapshots.map(|snapshots| folder.join(snapshots));
     Ok(Config {
         snapshots,
@@ -286,6 +329,88 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         gcp,
         gworkspace,
         expected,
+        attribution,
+    })
+}
+
+/// Validates the `[attribution]` table.
+fn resolve_attribution(file: &AttributionFile) -> Result<AttributionSettings, KeyError> {
+    let defaults = AttributionSettings::default();
+    let bounded = |key: &str, value: Option<u64>, range: std::ops::RangeInclusive<u64>| match value
+    {
+        Some(value) if !range.contains(&value) => Err((
+            key.to_string(),
+            format!(
+                "{value} is out of range; use {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+        _ => Ok(value),
+    };
+
+    let margin = bounded("attribution.margin_minutes", file.margin_minutes, 0..=1440)?
+        .map_or(defaults.margin, |minutes| Duration::from_secs(minutes * 60));
+    let first_window = bounded(
+        "attribution.first_scan_window_days",
+        file.first_scan_window_days,
+        1..=90,
+    )?
+    .map_or(defaults.first_window, |days| {
+        Duration::from_secs(days * 24 * 3600)
+    });
+    let max_lookups = bounded(
+        "attribution.max_lookups_per_scope",
+        file.max_lookups_per_scope.map(|value| value as u64),
+        1..=1000,
+    )?
+    .map_or(defaults.max_lookups_per_scope, |value| value as usize);
+    let calls_per_second = bounded(
+        "attribution.aws.calls_per_second",
+        file.aws.calls_per_second.map(u64::from),
+        1..=10,
+    )?
+    .map_or(defaults.aws_calls_per_second, |value| value as u32);
+
+    let endpoints = [
+        ("attribution.aws.endpoint_url", &file.aws.endpoint_url),
+        ("attribution.azure.graph_url", &file.azure.graph_url),
+        ("attribution.gcp.logging_url", &file.gcp.logging_url),
+    ];
+    for (key, url) in endpoints {
+        if let Some(url) = url {
+            check_endpoint(url).map_err(|message| (key.to_string(), message))?;
+        }
+    }
+
+    if let Some(region) = &file.aws.region {
+        let valid = !region.is_empty()
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return Err((
+                "attribution.aws.region".to_string(),
+                format!("{region:?} is not an AWS region such as us-east-1"),
+            ));
+        }
+    }
+
+    let trim = |url: &Option<String>| {
+        url.as_deref()
+            .map(|url| url.trim_end_matches('/').to_string())
+    };
+    Ok(AttributionSettings {
+        enabled: file.enabled.unwrap_or(defaults.enabled),
+        all_findings: file.all_findings.unwrap_or(defaults.all_findings),
+        margin,
+        first_window,
+        max_lookups_per_scope: max_lookups,
+        aws_region: file.aws.region.clone().unwrap_or(defaults.aws_region),
+        aws_endpoint_url: file.aws.endpoint_url.clone(),
+        aws_calls_per_second: calls_per_second,
+        azure_graph_url: trim(&file.azure.graph_url),
+        gcp_logging_url: trim(&file.gcp.logging_url).unwrap_or(defaults.gcp_logging_url),
     })
 }
 
@@ -1037,6 +1162,51 @@ mod tests {
         assert_eq!(config.azure_tenants.len(), 1);
         assert_eq!(config.gworkspace.customers, ["my_customer"]);
         assert_eq!(config.expected.len(), 4);
+        assert!(config.attribution.enabled);
+        assert_eq!(config.attribution.aws_region, "us-east-1");
+    }
+
+    #[test]
+    fn attribution_is_validated() {
+        let config = parse_text(
+            "[attribution]\nenabled = true\nmargin_minutes = 5\n\
+             [attribution.gcp]\nlogging_url = \"http://127.0.0.1:9/\"\n",
+        )
+        .unwrap();
+        assert!(config.attribution.enabled);
+        assert!(!config.attribution.all_findings);
+        assert_eq!(config.attribution.margin, Duration::from_secs(300));
+        assert_eq!(config.attribution.gcp_logging_url, "http://127.0.0.1:9");
+        assert!(!parse_text("").unwrap().attribution.enabled);
+
+        let cases = [
+            (
+                "[attribution]\nmax_lookups_per_scope = 0\n",
+                "attribution.max_lookups_per_scope",
+            ),
+            (
+                "[attribution.aws]\ncalls_per_second = 50\n",
+                "attribution.aws.calls_per_second",
+            ),
+            (
+                "[attribution.aws]\nregion = \"US East\"\n",
+                "attribution.aws.region",
+            ),
+            (
+                "[attribution.azure]\ngraph_url = \"graph\"\n",
+                "attribution.azure.graph_url",
+            ),
+            (
+                "[attribution]\nfirst_scan_window_days = 0\n",
+                "attribution.first_scan_window_days",
+            ),
+        ];
+        for (text, key) in cases {
+            let error = parse_text(text).expect_err(text).to_string();
+            assert!(error.contains(key), "{error}");
+        }
+        let error = parse_text("[attribution]\nenable = true\n").expect_err("typo");
+        assert!(error.to_string().contains("enable"), "{error}");
     }
 
     #[test]

@@ -394,3 +394,48 @@ pub fn is_customer_id(text: &str) -> bool {
         (5..=20).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
     })
 }
+/// Settings of the attribution stage, from the config's `[attribution]`
+/// table: whether findings are traced to the principal that made them in
+/// the cloud's audit log, and how many calls that may cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributionSettings {
+    /// Look up the actor of findings at all.
+    pub enabled: bool,
+    /// Look up expected findings too, not only unexpected ones.
+    pub all_findings: bool,
+    /// Time added before the previous scan and after this one, for clock
+    /// skew and for the audit log's delivery delay.
+    pub margin: Duration,
+    /// Length of the window when the scope has no previous scan time.
+    pub first_window: Duration,
+    /// Most findings looked up per scope; the rest are marked unavailable.
+    pub max_lookups_per_scope: usize,
+    /// CloudTrail region that records IAM events.
+    pub aws_region: String,
+    /// CloudTrail endpoint in place of AWS's, for fakes.
+    pub aws_endpoint_url: Option<String>,
+    /// LookupEvents calls per second per account.
+    pub aws_calls_per_second: u32,
+    /// Graph base URL in place of the tenant's, for fakes.
+    pub azure_graph_url: Option<String>,
+    /// Cloud Logging API base URL.
+    pub gcp_logging_url: String,
+}
+
+impl Default for AttributionSettings {
+    fn default() -> AttributionSettings {
+        AttributionSettings {
+            enabled: false,
+            all_findings: false,
+            margin: Duration::from_secs(10 * 60),
+            first_window: Duration::from_secs(7 * 24 * 3600),
+            max_lookups_per_scope: 50,
+            aws_region: "us-east-1".to_string(),
+            aws_endpoint_url: None,
+            // LookupEvents' quota: 2 requests per second per account and region.
+            aws_calls_per_second: 2,
+            azure_graph_url: None,
+            gcp_logging_url: "https://logging.googleapis.com".to_string(),
+        }
+    }
+}

@@ -166,12 +166,7 @@ impl SnapshotStore {
     ) -> Result<(), StoreError> {
         check_scope(scope)?;
         self.ignore_metadata_folder()?;
-        let path = self
-            .root
-            .join(".idrift")
-            .join("last-scan")
-            .join(provider.as_str())
-            .join(format!("{scope}.json"));
+        let path = self.metadata_path(provider, scope);
         let mut text = serde_json::to_string_pretty(metadata).unwrap_or_default();
         text.push('\n');
         write_atomically(&path, text.as_bytes())
@@ -179,6 +174,25 @@ impl SnapshotStore {
 }
 
 impl SnapshotStore {
+    /// Returns when the scope was last scanned (`scanned_at` of its scan
+    /// metadata, RFC 3339), or none when no metadata is there or it cannot
+    /// be read: the metadata is optional, so its absence is not an error.
+    pub fn previous_scan_time(&self, provider: Provider, scope: &str) -> Option<String> {
+        check_scope(scope).ok()?;
+        let text = fs::read_to_string(self.metadata_path(provider, scope)).ok()?;
+        let metadata: serde_json::Value = serde_json::from_str(&text).ok()?;
+        metadata["scanned_at"].as_str().map(str::to_string)
+    }
+
+    /// Returns the scan metadata file of a scope, beside the snapshots.
+    fn metadata_path(&self, provider: Provider, scope: &str) -> PathBuf {
+        self.root
+            .join(".idrift")
+            .join("last-scan")
+            .join(provider.as_str())
+            .join(format!("{scope}.json"))
+    }
+
     /// Writes `.idrift/.gitignore` so that git ignores the scan metadata and
     /// the lock, which change on every run, unless the file is there already.
     fn ignore_metadata_folder(&self) -> Result<(), StoreError> {

@@ -186,9 +186,10 @@ fn reach(rule: &ExpectedRule, expired: bool, snapshots: &[Snapshot]) -> RuleReac
     let mut matches = Vec::new();
     for snapshot in snapshots {
         for identity in &snapshot.identities {
+            // The actor is known only at scan time, from the audit log.
             if rule
                 .matching
-                .matches(snapshot.provider, &snapshot.scope, identity)
+                .matches_identity(snapshot.provider, &snapshot.scope, identity)
             {
                 matches.push(MatchedIdentity {
                     provider: snapshot.provider,

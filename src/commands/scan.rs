@@ -6,7 +6,9 @@ use std::time::{Instant, SystemTime};
 
 use tracing::{info, warn};
 
+use crate::attribute::{ScopeAccess, ScopeTarget, Window};
 use crate::cli::{ScanSettings, Source};
+use crate::collect::parallel::ApiScope;
 use crate::collect::{CollectError, Collected, parallel};
 use crate::diff::{NotCompared, diff_snapshots};
 use crate::judge::{Finding, expired_rule_findings, judge_with_rules};
@@ -21,6 +23,13 @@ struct ScanResults {
     scopes: Vec<ScopeSummary>,
     findings: Vec<Finding>,
     errors: Vec<String>,
+    /// Compared scopes with the time of their previous scan, if recorded.
+    compared: Vec<(Provider, String, Option<String>)>,
+    /// How to reach the audit log of each scope collected through its API.
+    access: Vec<(Provider, String, ScopeAccess)>,
+    /// The change behind each finding judged from a diff, in the order of
+    /// `findings`.
+    changes: Vec<crate::diff::Change>,
 }
 
 /// Runs a scan and returns its report.
@@ -62,6 +71,7 @@ pub async fn run(settings: &ScanSettings) -> Report {
             results.scopes.extend(failures.iter().map(failed_scope));
             // Each scope is recorded as soon as it is collected, into its
             // own results, which are then joined in config order.
+            let planned = scopes.clone();
             let mut per_scope: Vec<ScanResults> =
                 scopes.iter().map(|_| ScanResults::default()).collect();
             let record = |index: usize, outcome: parallel::ScopeOutcome| {
@@ -73,6 +83,13 @@ pub async fn run(settings: &ScanSettings) -> Report {
                 let slot = &mut per_scope[index];
                 match outcome.result {
                     Ok(collected) => {
+                        let (provider, scope) = scope_key(&collected);
+                        let access = match &planned[index] {
+                            ApiScope::Aws(account) => ScopeAccess::Aws(account.clone()),
+                            ApiScope::Azure(tenant) => ScopeAccess::Azure(tenant.clone()),
+                            ApiScope::Gcp(_) => ScopeAccess::Gcp(gcp.clone()),
+                        };
+                        slot.access.push((provider, scope, access));
                         record_scope(&store, settings, collected, started, "api", slot)
                     }
                     Err(error) => slot.scopes.push(failed_scope(&error)),
@@ -83,6 +100,9 @@ pub async fn run(settings: &ScanSettings) -> Report {
                 results.scopes.extend(scope.scopes);
                 results.findings.extend(scope.findings);
                 results.errors.extend(scope.errors);
+                results.compared.extend(scope.compared);
+                results.access.extend(scope.access);
+                results.changes.extend(scope.changes);
             }
             if !gworkspace.is_empty() {
                 let started = Instant::now();
@@ -91,12 +111,16 @@ pub async fn run(settings: &ScanSettings) -> Report {
                 {
                     match result {
                         Ok(collected) => {
+                            let (provider, scope) = scope_key(&collected);
+                            let access = ScopeAccess::Gworkspace;
+                            results.access.push((provider, scope, access));
                             record_scope(&store, settings, collected, started, "api", &mut results)
                         }
                         Err(error) => results.scopes.push(failed_scope(&error)),
                     }
                 }
             }
+            attribute_findings(&mut results, settings, retry).await;
         }
     }
     let read_scopes = results
@@ -116,6 +140,51 @@ pub async fn run(settings: &ScanSettings) -> Report {
         crate::notify::notify(&mut report, webhook).await;
     }
     report
+}
+
+fn scope_key(collected: &Collected) -> (Provider, String) {
+    (
+        collected.snapshot.provider,
+        collected.snapshot.scope.clone(),
+    )
+}
+
+/// Looks up who made the findings of the compared scopes, in the window
+/// since each scope's previous scan, then judges the findings again with
+/// their actors.
+async fn attribute_findings(
+    results: &mut ScanResults,
+    settings: &ScanSettings,
+    retry: &crate::settings::RetrySettings,
+) {
+    if !settings.attribution.enabled {
+        return;
+    }
+    let now = SystemTime::now();
+    let targets: Vec<ScopeTarget> = results
+        .compared
+        .iter()
+        .filter_map(|(provider, scope, previous)| {
+            let (_, _, access) = results
+                .access
+                .iter()
+                .find(|(p, s, _)| p == provider && s == scope)?;
+            Some(ScopeTarget {
+                provider: *provider,
+                scope: scope.clone(),
+                window: Window::since(previous.as_deref(), now, &settings.attribution),
+                access: access.clone(),
+            })
+        })
+        .collect();
+    crate::attribute::attribute(
+        &mut results.findings,
+        &targets,
+        &settings.attribution,
+        retry,
+    )
+    .await;
+    crate::judge::apply_actors(&mut results.findings, &results.changes, &settings.rules);
 }
 
 fn failed_scope(error: &CollectError) -> ScopeSummary {
@@ -209,10 +278,15 @@ fn record_scope(
         Some(previous) => {
             let diff = diff_snapshots(previous, &merged);
             summary.status = ScopeStatus::Compared;
+            let previous_scan = store.previous_scan_time(provider, &scope);
+            results
+                .compared
+                .push((provider, scope.clone(), previous_scan));
             summary.not_compared = diff.not_compared.clone();
             results
                 .findings
                 .extend(judge_with_rules(&diff, &settings.rules));
+            results.changes.extend(diff.changes.iter().cloned());
         }
     }
 

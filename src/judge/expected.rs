@@ -14,10 +14,23 @@ use crate::rules::{ExpectedRule, RuleSet};
 /// Applies the rules to the finding of one change. A finding that built-in
 /// knowledge already explains keeps that explanation.
 pub(super) fn apply(rules: &RuleSet, diff: &ScopeDiff, change: &Change, finding: &mut Finding) {
+    apply_with_actors(rules, diff.provider, &diff.scope, change, &[], finding);
+}
+
+/// Applies the rules to the finding of one change, with the actors that
+/// attribution found, which rules that set `actor` need.
+pub(super) fn apply_with_actors(
+    rules: &RuleSet,
+    provider: Provider,
+    scope: &str,
+    change: &Change,
+    actors: &[&str],
+    finding: &mut Finding,
+) {
     if finding.expected {
         return;
     }
-    let verdict = rules.judge(diff.provider, &diff.scope, change);
+    let verdict = rules.judge_with_actors(provider, scope, change, actors);
     if !verdict.expired.is_empty() {
         let expired: Vec<String> = verdict
             .expired
@@ -108,6 +121,7 @@ fn expired_rule_finding(rule: &ExpectedRule, provider: Provider, scope: &str) ->
         ),
         evidence,
         response: Vec::new(),
+        attribution: None,
     }
 }
 

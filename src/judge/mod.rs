@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+mod actors;
 mod aws;
 mod aws_access;
 mod azure;
@@ -18,8 +19,10 @@ mod expected;
 pub mod gcp;
 mod gworkspace;
 
+pub use actors::apply_actors;
 pub use expected::expired_rule_findings;
 
+use crate::attribute::Attribution;
 use crate::diff::{Change, ChangeKind, ScopeDiff};
 use crate::model::{CredentialKind, Identity, IdentityKind, Provider};
 use crate::rules::RuleSet;
@@ -135,6 +138,10 @@ pub struct Finding {
     pub evidence: BTreeMap<String, String>,
     /// Provider CLI commands that contain the change, filled with real ids.
     pub response: Vec<String>,
+    /// Who made the change, from the provider's audit log; absent when
+    /// attribution is off or the finding was not looked up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
 }
 
 impl Finding {
@@ -199,6 +206,7 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
         summary: summarize(change),
         evidence,
         response: Vec::new(),
+        attribution: None,
     };
     // Expected changes need no containment (and a service-linked role
     // cannot take a deny policy anyway), but they can still be reviewed.

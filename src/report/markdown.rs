@@ -170,6 +170,9 @@ fn render_details(out: &mut String, number: usize, finding: &Finding) {
             let _ = writeln!(out, "  - {key}: {}", escape(value));
         }
     }
+    if let Some(attribution) = &finding.attribution {
+        render_attribution(out, attribution);
+    }
     let _ = writeln!(out);
     if !finding.response.is_empty() {
         let _ = writeln!(out, "Respond:");
@@ -186,6 +189,31 @@ fn render_details(out: &mut String, number: usize, finding: &Finding) {
         }
         let _ = writeln!(out, "{fence}");
         let _ = writeln!(out);
+    }
+}
+
+/// Writes the attribution as a list item with one nested item per event.
+fn render_attribution(out: &mut String, attribution: &crate::attribute::Attribution) {
+    let _ = writeln!(out, "- **Attribution:** {}", escape(&attribution.note));
+    for event in &attribution.events {
+        let source = event
+            .source_ip
+            .as_deref()
+            .map(|ip| format!(" from {}", code_span(ip)))
+            .unwrap_or_default();
+        let agent = event
+            .user_agent
+            .as_deref()
+            .map(|agent| format!(", user agent {}", code_span(agent)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  - {} by {}{source} at {}{agent}; open: {}",
+            escape(&event.event_name),
+            code_span(&event.actor),
+            escape(&event.time),
+            code_span(&event.open_command)
+        );
     }
 }
 

@@ -5,8 +5,10 @@
 //! Events use the `cloud` profile. The ATT&CK technique goes in
 //! `finding_info.attacks` (technique and sub-technique, tactic Persistence),
 //! the identity in `resources`, and the response commands in
-//! `remediation.desc`, one a line. Fields OCSF has no place for (evidence,
-//! the verdict's reasons, the commands as a list) go in `unmapped`.
+//! `remediation.desc`, one a line. The audit events of an attribution go in
+//! `evidences`, each with its actor and source address.
+//! Fields OCSF has no place for (evidence, the verdict's reasons, the
+//! commands as a list, the attribution's note and window) go in `unmapped`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -82,7 +84,48 @@ pub fn event(report: &Report, finding: &Finding, time: u64) -> Value {
     if let Some(remediation) = remediation(finding) {
         event["remediation"] = remediation;
     }
+    if let Some(attribution) = &finding.attribution {
+        add_attribution(&mut event, attribution);
+    }
     event
+}
+
+/// Puts each audit event in `evidences`: its `actor`, `src_endpoint`, the
+/// user agent in `http_request` and the operation in `api`. The event's
+/// own `actor` is left out, because the OCSF 1.5.0 schema rejects it in a
+/// Detection Finding with only the `cloud` profile. The whole attribution,
+/// note and window included, stays in `unmapped`.
+fn add_attribution(event: &mut Value, attribution: &crate::attribute::Attribution) {
+    let evidences: Vec<Value> = attribution.events.iter().map(evidence).collect();
+    if !evidences.is_empty() {
+        event["evidences"] = json!(evidences);
+    }
+    event["unmapped"]["idrift"]["attribution"] = json!(attribution);
+}
+
+fn evidence(audit: &crate::attribute::AuditEvent) -> Value {
+    let mut evidence = json!({
+        "name": audit.event_name,
+        "uid": audit.event_id,
+        "actor": actor_object(&audit.actor),
+        "api": { "operation": audit.event_name },
+    });
+    if let Some(source) = &audit.source_ip {
+        // CloudTrail names a service, not an address, for calls AWS made itself.
+        evidence["src_endpoint"] = if source.parse::<std::net::IpAddr>().is_ok() {
+            json!({ "ip": source })
+        } else {
+            json!({ "hostname": source })
+        };
+    }
+    if let Some(agent) = &audit.user_agent {
+        evidence["http_request"] = json!({ "user_agent": agent });
+    }
+    evidence
+}
+
+fn actor_object(actor: &str) -> Value {
+    json!({ "user": { "uid": actor, "name": actor } })
 }
 
 fn finding_info(finding: &Finding) -> Value {

@@ -180,6 +180,19 @@ fn message(finding: &Finding) -> String {
     if let Some(technique) = &finding.technique {
         text.push_str(&format!(" ATT&CK {} {}.", technique.id, technique.name));
     }
+    if let Some(attribution) = &finding.attribution {
+        let actors = attribution.actors().join(", ");
+        let text_of_actors = if actors.is_empty() {
+            String::new()
+        } else {
+            format!(" by {actors}")
+        };
+        text.push_str(&format!(
+            " Attribution: {}{}.",
+            super::sanitize(&attribution.note),
+            super::sanitize(&text_of_actors)
+        ));
+    }
     if !finding.response.is_empty() {
         let commands: Vec<String> = finding
             .response
@@ -214,6 +227,13 @@ fn properties(finding: &Finding) -> Value {
         (
             "technique",
             finding.technique.as_ref().map(|technique| json!(technique)),
+        ),
+        (
+            "attribution",
+            finding
+                .attribution
+                .as_ref()
+                .map(|attribution| json!(attribution)),
         ),
     ];
     for (key, value) in optional {

@@ -142,6 +142,34 @@ fn render_details(out: &mut String, number: usize, finding: &Finding) {
     for command in &finding.response {
         let _ = writeln!(out, "    respond: {}", sanitize(command));
     }
+    if let Some(attribution) = &finding.attribution {
+        render_attribution(out, attribution);
+    }
+}
+
+/// Writes who made the change: the note, then one line per event and the
+/// command that opens it.
+fn render_attribution(out: &mut String, attribution: &crate::attribute::Attribution) {
+    let _ = writeln!(out, "    attribution: {}", sanitize(&attribution.note));
+    for event in &attribution.events {
+        let source = event
+            .source_ip
+            .as_deref()
+            .map(|ip| format!(" from {}", sanitize(ip)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "      actor {}{source} at {}: {} (event {})",
+            sanitize(&event.actor),
+            sanitize(&event.time),
+            sanitize(&event.event_name),
+            sanitize(&event.event_id)
+        );
+        if let Some(agent) = &event.user_agent {
+            let _ = writeln!(out, "        user agent: {}", sanitize(agent));
+        }
+        let _ = writeln!(out, "        open: {}", sanitize(&event.open_command));
+    }
 }
 
 fn closing_line(report: &Report) -> String {

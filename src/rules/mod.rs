@@ -78,11 +78,39 @@ pub struct RuleMatch {
     pub tag: Option<TagMatch>,
     /// Pattern that every principal of a role's trust policy must match.
     pub trust: Option<Glob>,
+    /// Pattern that the actor of every audit event behind the change must
+    /// match: an ARN, user principal name, application id or email.
+    pub actor: Option<Glob>,
 }
 
 impl RuleMatch {
-    /// Returns true when every field that is set matches the identity.
+    /// Returns true when every field that is set matches the identity. A
+    /// rule that sets `actor` never matches here, because the actor is
+    /// known only from the audit log; see [`RuleMatch::matches_with_actors`].
     pub fn matches(&self, provider: Provider, scope: &str, identity: &Identity) -> bool {
+        self.matches_with_actors(provider, scope, identity, &[])
+    }
+
+    /// Returns true when every field that is set matches the identity and
+    /// the actors of the change's audit events. `actor` matches when there
+    /// is at least one actor and every one matches, so an unexplained
+    /// actor beside the expected one voids the match.
+    pub fn matches_with_actors(
+        &self,
+        provider: Provider,
+        scope: &str,
+        identity: &Identity,
+        actors: &[&str],
+    ) -> bool {
+        let actor_matches = self.actor.as_ref().is_none_or(|glob| {
+            !actors.is_empty() && actors.iter().all(|actor| glob.matches(actor))
+        });
+        actor_matches && self.matches_identity(provider, scope, identity)
+    }
+
+    /// Returns true when every field that is set, `actor` aside, matches
+    /// the identity: what a rule can reach in snapshots, which record no actors.
+    pub fn matches_identity(&self, provider: Provider, scope: &str, identity: &Identity) -> bool {
         self.provider.is_none_or(|wanted| wanted == provider)
             && self.scope.as_ref().is_none_or(|glob| glob.matches(scope))
             && self.kind.is_none_or(|kind| kind == identity.kind)
@@ -137,6 +165,7 @@ impl RuleMatch {
         let tag = self.tag.as_ref();
         push("tag", tag.map(|tag| format!("{}={}", tag.key, tag.value)));
         push("trust", self.trust.as_ref().map(Glob::to_string));
+        push("actor", self.actor.as_ref().map(Glob::to_string));
         fields
     }
 }
@@ -271,9 +300,23 @@ impl RuleSet {
 
     /// Finds the rule that mutes a change, and the expired ones that would have.
     pub fn judge(&self, provider: Provider, scope: &str, change: &Change) -> RuleVerdict<'_> {
+        self.judge_with_actors(provider, scope, change, &[])
+    }
+
+    /// Like [`RuleSet::judge`], with the actors of the change's audit
+    /// events, which rules that set `actor` need.
+    pub fn judge_with_actors(
+        &self,
+        provider: Provider,
+        scope: &str,
+        change: &Change,
+        actors: &[&str],
+    ) -> RuleVerdict<'_> {
         let mut verdict = RuleVerdict::default();
         let matching = self.rules.iter().filter(|rule| {
-            rule.matching.matches(provider, scope, &change.identity) && rule.mutes(change)
+            rule.matching
+                .matches_with_actors(provider, scope, &change.identity, actors)
+                && rule.mutes(change)
         });
         for rule in matching {
             if rule.is_expired(self.today) {

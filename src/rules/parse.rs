@@ -9,7 +9,7 @@ use crate::diff::ChangeKind;
 use crate::model::{IdentityKind, Provider};
 
 /// Every field an `[[expected]]` table may set: the match fields first.
-pub const FIELDS: [&str; 12] = [
+pub const FIELDS: [&str; 13] = [
     "provider",
     "scope",
     "kind",
@@ -18,6 +18,7 @@ pub const FIELDS: [&str; 12] = [
     "path_prefix",
     "tag",
     "trust",
+    "actor",
     "owner",
     "reason",
     "expires",
@@ -25,7 +26,7 @@ pub const FIELDS: [&str; 12] = [
 ];
 
 /// The number of match fields at the start of [`FIELDS`].
-const MATCH_FIELDS: usize = 8;
+const MATCH_FIELDS: usize = 9;
 
 /// An invalid rule: the key at fault, such as `expected[2].name_regex`,
 /// and the problem.
@@ -106,6 +107,10 @@ fn resolve_rule(index: usize, table: &toml::Table) -> Result<ExpectedRule, KeyEr
             .map(Glob::new)
             .transpose()
             .map_err(at("trust"))?,
+        actor: field("actor")?
+            .map(Glob::new)
+            .transpose()
+            .map_err(at("actor"))?,
     };
     check_match(table, &matching)?;
 

@@ -25,6 +25,8 @@
 //!   admin of the customer; `customer=my_customer` names the caller's own.
 //!   Its 403 is the Directory API's legacy body, with an `errors` list and
 //!   no `status`.
+//! - Cloud Logging v2 `entries:list` (`POST`, paged by `pageToken` in the
+//!   body) over the audit log entries of [`FakeGcp::add_log_entry`].
 //!
 //! Every API request needs `Authorization: Bearer` with a token the fake
 //! issued and that has not expired or been revoked. Errors use Google's
@@ -39,6 +41,7 @@
 //!   clients send, is accepted, but enums are always sent by name.
 //! - `fields` (partial responses) is ignored.
 //! - `projects:search` evaluates only the query terms `parent`, `state` and `id`.
+//! - `entries:list` evaluates a filter only as far as [`log_entries_matching`] describes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -1193,6 +1196,106 @@ struct ActiveFault {
     hits: usize,
 }
 
+/// Path of Cloud Logging's `entries:list`.
+pub const LOG_ENTRIES_LIST_PATH: &str = "/v2/entries:list";
+
+/// Builds an Admin Activity audit log entry of `project`, made by `principal`.
+/// `subject` is the service account email a service account method names
+/// (in `response.email` and `resourceName`), or the policy member that a
+/// `SetIamPolicy` entry adds (in `serviceData.policyDelta.bindingDeltas`).
+pub fn audit_log_entry(
+    insert_id: &str,
+    method: &str,
+    time: &str,
+    project: &str,
+    subject: &str,
+    principal: &str,
+) -> Value {
+    let mut payload = json!({
+        "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+        "authenticationInfo": { "principalEmail": principal },
+        "requestMetadata": {
+            "callerIp": "192.0.2.44",
+            "callerSuppliedUserAgent": "google-cloud-sdk gcloud/470.0.0",
+        },
+        "methodName": method,
+    });
+    if method == "SetIamPolicy" {
+        payload["serviceName"] = json!("cloudresourcemanager.googleapis.com");
+        payload["resourceName"] = json!(format!("projects/{project}"));
+        payload["serviceData"] = json!({
+            "@type": "type.googleapis.com/google.iam.v1.logging.AuditData",
+            "policyDelta": { "bindingDeltas": [
+                { "action": "ADD", "role": "roles/editor", "member": subject },
+            ]},
+        });
+    } else {
+        payload["serviceName"] = json!("iam.googleapis.com");
+        payload["resourceName"] = json!(format!("projects/-/serviceAccounts/{subject}"));
+        payload["response"] = json!({ "email": subject });
+    }
+    json!({
+        "insertId": insert_id,
+        "logName": format!("projects/{project}/logs/cloudaudit.googleapis.com%2Factivity"),
+        "protoPayload": payload,
+        "resource": { "type": "service_account", "labels": { "project_id": project } },
+        "timestamp": time,
+        "severity": "NOTICE",
+    })
+}
+
+/// Keeps the entries of a project that a filter matches, oldest first.
+///
+/// The fake does not parse the Logging query language. It reads the
+/// filter's `timestamp>="…"` and `timestamp<="…"` bounds and its quoted
+/// values. An entry is kept when its `logName` is quoted in the filter (if
+/// the filter names one) and its `methodName` is quoted. One quoted value
+/// must also be the entry's `response.email` or a binding delta's member,
+/// or be contained in its `resourceName`.
+pub fn log_entries_matching(entries: &[Value], project: &str, filter: &str) -> Vec<Value> {
+    let quoted: Vec<&str> = filter.split('"').skip(1).step_by(2).collect();
+    let bound = |operator: &str| {
+        filter
+            .split(&format!("timestamp{operator}\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+    };
+    let (start, end) = (bound(">="), bound("<="));
+    let names_log = filter.contains("logName=");
+    let mut kept: Vec<Value> = entries
+        .iter()
+        .filter(|entry| {
+            let payload = &entry["protoPayload"];
+            let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
+            let time = text(&entry["timestamp"]);
+            let log_name = text(&entry["logName"]);
+            let in_project = log_name.starts_with(&format!("projects/{project}/"));
+            let in_window = start.is_none_or(|start| time.as_str() >= start)
+                && end.is_none_or(|end| time.as_str() <= end);
+            let log_ok = !names_log || quoted.contains(&log_name.as_str());
+            let method_ok = quoted.contains(&text(&payload["methodName"]).as_str());
+            let members: Vec<String> = payload["serviceData"]["policyDelta"]["bindingDeltas"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|delta| text(&delta["member"]))
+                .collect();
+            let email = text(&payload["response"]["email"]);
+            let resource = text(&payload["resourceName"]);
+            let subject_ok = quoted.iter().any(|value| {
+                !value.is_empty()
+                    && (*value == email
+                        || members.iter().any(|member| member == value)
+                        || resource.contains(value))
+            });
+            in_project && in_window && log_ok && method_ok && subject_ok
+        })
+        .cloned()
+        .collect();
+    kept.sort_by(|a, b| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()));
+    kept
+}
+
 /// Returns true when a fault's path pattern matches a request path.
 fn path_matches(pattern: &str, path: &str) -> bool {
     match pattern.strip_suffix('*') {
@@ -1331,6 +1434,8 @@ struct State {
     page_tokens: BTreeMap<String, (String, Position)>,
     faults: Vec<ActiveFault>,
     requests: Vec<RecordedRequest>,
+    /// Audit log entries that `entries:list` serves.
+    log_entries: Vec<Value>,
 }
 
 /// A fake Google Cloud on 127.0.0.1, stopped when dropped.
@@ -1367,6 +1472,7 @@ impl FakeGcp {
             revoked_tokens: BTreeSet::new(),
             issued_tokens: Vec::new(),
             page_tokens: BTreeMap::new(),
+            log_entries: Vec::new(),
             faults: Vec::new(),
             requests: Vec::new(),
         }));
@@ -1530,6 +1636,11 @@ impl FakeGcp {
     /// Returns every access token issued so far, in order.
     pub fn issued_tokens(&self) -> Vec<IssuedToken> {
         self.state().issued_tokens.clone()
+    }
+
+    /// Adds an audit log entry, such as one from [`audit_log_entry`].
+    pub fn add_log_entry(&self, entry: Value) {
+        self.state().log_entries.push(entry);
     }
 
     /// Clears the requests recorded so far.
@@ -1743,6 +1854,7 @@ enum ApiMethod {
     ListFolders,
     GenerateAccessToken,
     ListUsers,
+    ListLogEntries,
 }
 
 impl ApiMethod {
@@ -1759,6 +1871,7 @@ impl ApiMethod {
             }
             ApiMethod::GenerateAccessToken => "iamcredentials.googleapis.com",
             ApiMethod::ListUsers => "admin.googleapis.com",
+            ApiMethod::ListLogEntries => "logging.googleapis.com",
         }
     }
 
@@ -1779,6 +1892,7 @@ impl ApiMethod {
                 "google.iam.credentials.v1.IAMCredentials.GenerateAccessToken"
             }
             ApiMethod::ListUsers => "ccc.hosted.frontend.directory.v1.DirectoryUsers.List",
+            ApiMethod::ListLogEntries => "google.logging.v2.LoggingServiceV2.ListLogEntries",
         }
     }
 
@@ -1796,6 +1910,7 @@ impl ApiMethod {
             ApiMethod::GenerateAccessToken => "iam.serviceAccounts.getAccessToken",
             // Workspace has admin privileges, not IAM permissions.
             ApiMethod::ListUsers => "Users read (admin privilege)",
+            ApiMethod::ListLogEntries => "logging.logEntries.list",
         }
     }
 
@@ -1988,16 +2103,37 @@ struct Position {
 /// A parsed API request: which method, and about which project or account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
-    ListServiceAccounts { project: String },
-    ListKeys { project: String, account: String },
-    GetAccountPolicy { project: String, account: String },
-    ListPools { project: String },
-    ListProviders { project: String, pool: String },
-    GetIamPolicy { project: String },
+    ListServiceAccounts {
+        project: String,
+    },
+    ListKeys {
+        project: String,
+        account: String,
+    },
+    GetAccountPolicy {
+        project: String,
+        account: String,
+    },
+    ListPools {
+        project: String,
+    },
+    ListProviders {
+        project: String,
+        pool: String,
+    },
+    GetIamPolicy {
+        project: String,
+    },
     SearchProjects,
     ListFolders,
-    GenerateAccessToken { email: String },
+    GenerateAccessToken {
+        email: String,
+    },
     ListUsers,
+    /// The project comes from the body's `resourceNames`, filled in by `api`.
+    ListLogEntries {
+        project: String,
+    },
 }
 
 impl Route {
@@ -2011,6 +2147,11 @@ impl Route {
         }
         if path == DIRECTORY_USERS_PATH {
             return Some(Route::ListUsers);
+        }
+        if path == LOG_ENTRIES_LIST_PATH {
+            return Some(Route::ListLogEntries {
+                project: String::new(),
+            });
         }
         if let Some(rest) = path.strip_prefix("/v3/projects/") {
             let project = rest.strip_suffix(":getIamPolicy")?;
@@ -2074,6 +2215,7 @@ impl Route {
             Route::ListFolders => ApiMethod::ListFolders,
             Route::GenerateAccessToken { .. } => ApiMethod::GenerateAccessToken,
             Route::ListUsers => ApiMethod::ListUsers,
+            Route::ListLogEntries { .. } => ApiMethod::ListLogEntries,
         }
     }
 
@@ -2082,7 +2224,8 @@ impl Route {
         match self {
             Route::GetIamPolicy { .. }
             | Route::GetAccountPolicy { .. }
-            | Route::GenerateAccessToken { .. } => "POST",
+            | Route::GenerateAccessToken { .. }
+            | Route::ListLogEntries { .. } => "POST",
             _ => "GET",
         }
     }
@@ -2095,7 +2238,8 @@ impl Route {
             | Route::GetAccountPolicy { project, .. }
             | Route::ListPools { project }
             | Route::ListProviders { project, .. }
-            | Route::GetIamPolicy { project } => Some(project),
+            | Route::GetIamPolicy { project }
+            | Route::ListLogEntries { project } => Some(project),
             Route::SearchProjects
             | Route::ListFolders
             | Route::GenerateAccessToken { .. }
@@ -2336,10 +2480,18 @@ impl State {
 
     /// Responds to an API request, or returns the error and the page it was for.
     fn api(&mut self, incoming: &Incoming) -> Result<Reply, Rejection> {
-        let Some(route) = Route::parse(&incoming.path) else {
+        let Some(mut route) = Route::parse(&incoming.path) else {
             let message = format!("The fake serves no path {}.", incoming.path);
             return Err((GoogleError::not_found(message), None));
         };
+        if let Route::ListLogEntries { project } = &mut route {
+            let body: Value = serde_json::from_str(&incoming.body).unwrap_or(Value::Null);
+            let name = body["resourceNames"][0].as_str().unwrap_or_default();
+            *project = name
+                .strip_prefix("projects/")
+                .unwrap_or_default()
+                .to_string();
+        }
         let method = route.method();
         let token = self
             .authenticate(incoming, method)
@@ -2383,6 +2535,7 @@ impl State {
             (Route::GenerateAccessToken { email }, _) => {
                 self.generate_access_token(incoming, email)
             }
+            (Route::ListLogEntries { project }, _) => self.list_log_entries(incoming, project),
             _ => unreachable!("listings always have a position"),
         };
         result.map_err(|error| (error, page))
@@ -2703,6 +2856,58 @@ impl State {
     /// Hands out an opaque page token for a position of a listing. The
     /// token is base64 with `+`, `/` or `=` in it, so a client that does
     /// not percent-encode it breaks it.
+    /// Lists the audit log entries of a project that the body's filter
+    /// matches, oldest first, paged by the body's `pageSize` and `pageToken`.
+    fn list_log_entries(
+        &mut self,
+        incoming: &Incoming,
+        project: &str,
+    ) -> Result<Reply, GoogleError> {
+        let body: Value = serde_json::from_str(&incoming.body)
+            .map_err(|_| GoogleError::invalid_argument("The request body is not JSON."))?;
+        if project.is_empty() || self.organization.project(project).is_none() {
+            return Err(GoogleError::permission_denied(
+                ApiMethod::ListLogEntries,
+                &format!("projects/{project}"),
+            ));
+        }
+        let filter = body["filter"].as_str().unwrap_or_default();
+        let records = log_entries_matching(&self.log_entries, project, filter);
+
+        let position = match body["pageToken"].as_str() {
+            None | Some("") => Position { page: 1, offset: 0 },
+            Some(token) => match self.page_tokens.get(token) {
+                Some((path, position)) if *path == incoming.path => *position,
+                _ => {
+                    return Err(GoogleError::invalid_argument(format!(
+                        "Invalid page token '{token}'."
+                    )));
+                }
+            },
+        };
+
+        let requested = body["pageSize"].as_u64().unwrap_or(50).clamp(1, 1000) as usize;
+        let size = requested.min(self.page_size);
+        let end = (position.offset + size).min(records.len());
+        let entries = records[position.offset.min(end)..end].to_vec();
+        let mut reply_body = json!({ "entries": entries });
+        let next = (end < records.len()).then(|| {
+            let next = Position {
+                page: position.page + 1,
+                offset: end,
+            };
+            self.page_token(&incoming.path, next)
+        });
+        if let Some(token) = &next {
+            reply_body["nextPageToken"] = json!(token);
+        }
+        let mut reply = Reply::json(200, &reply_body);
+        reply.page = Some(position.page);
+        reply.next_page_token = next;
+        reply.record_count = Some(entries.len());
+        Ok(reply)
+    }
+
     fn page_token(&mut self, path: &str, position: Position) -> String {
         let seed = format!("{path}\n{}\n{}", position.page, position.offset);
         let mut bytes = Vec::new();

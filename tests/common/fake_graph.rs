@@ -77,6 +77,8 @@ pub const APPLICATIONS_PATH: &str = "/v1.0/applications";
 pub const ROLE_ASSIGNMENTS_PATH: &str = "/v1.0/roleManagement/directory/roleAssignments";
 /// Path of the organization, which names the tenant.
 pub const ORGANIZATION_PATH: &str = "/v1.0/organization";
+/// Path of the directory audit list, served from [`FakeGraph::add_directory_audit`].
+pub const DIRECTORY_AUDITS_PATH: &str = "/v1.0/auditLogs/directoryAudits";
 /// Path prefix of groups: `/v1.0/groups/{id}` is one group.
 pub const GROUPS_PATH: &str = "/v1.0/groups";
 
@@ -1092,6 +1094,8 @@ struct State {
     requests: Vec<RecordedRequest>,
     /// Wait before each response.
     latency: std::time::Duration,
+    /// Directory audit records, served newest first.
+    audits: Vec<Value>,
 }
 
 /// A fake Graph and managed identity token endpoint on 127.0.0.1, stopped when dropped.
@@ -1128,6 +1132,7 @@ impl FakeGraph {
             faults: Vec::new(),
             requests: Vec::new(),
             latency: std::time::Duration::ZERO,
+            audits: Vec::new(),
         }));
         let stopping = Arc::new(AtomicBool::new(false));
 
@@ -1144,6 +1149,11 @@ impl FakeGraph {
             stopping,
             worker: Some(worker),
         }
+    }
+
+    /// Adds a directory audit record, such as one from [`directory_audit`].
+    pub fn add_directory_audit(&self, audit: Value) {
+        self.state().audits.push(audit);
     }
 
     /// Returns the Graph base URL, `http://127.0.0.1:PORT/v1.0`.
@@ -1336,7 +1346,7 @@ fn write_reply(request: Request, reply: &Reply) {
 }
 
 /// A parsed request, before the fake responds to it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Incoming {
     method: String,
     /// The request target as sent: path and raw query.
@@ -1622,6 +1632,101 @@ fn apply_filter(records: Vec<Value>, filter: &str) -> Result<Vec<Value>, GraphEr
     Ok(records.into_iter().filter(matches).collect())
 }
 
+/// Builds a directory audit record as Graph returns it. `actor` is a user
+/// principal name, or an application id when it has no `@`.
+pub fn directory_audit(
+    id: &str,
+    activity: &str,
+    time: &str,
+    target_id: &str,
+    actor: &str,
+) -> Value {
+    let initiated_by = if actor.contains('@') {
+        json!({
+            "app": null,
+            "user": {
+                "id": guid(id_kind::USER, 900),
+                "displayName": null,
+                "userPrincipalName": actor,
+                "ipAddress": "198.51.100.23",
+                "userType": null,
+            },
+        })
+    } else {
+        json!({
+            "app": {
+                "appId": actor,
+                "displayName": "automation",
+                "servicePrincipalId": guid(id_kind::SERVICE_PRINCIPAL, 900),
+                "servicePrincipalName": null,
+            },
+            "user": null,
+        })
+    };
+    json!({
+        "id": id,
+        "category": "ApplicationManagement",
+        "correlationId": guid(id_kind::USER, 901),
+        "result": "success",
+        "resultReason": "",
+        "activityDisplayName": activity,
+        "activityDateTime": time,
+        "loggedByService": "Core Directory",
+        "operationType": "Add",
+        "initiatedBy": initiated_by,
+        "targetResources": [{
+            "id": target_id,
+            "displayName": null,
+            "type": "ServicePrincipal",
+            "modifiedProperties": [],
+        }],
+        "additionalDetails": [{"key": "User-Agent", "value": "Mozilla/5.0 (fake portal)"}],
+    })
+}
+
+/// Keeps the audits that a directory audit `$filter` matches, newest
+/// first. The clauses are joined by ` and `: `activityDateTime ge|le
+/// <time>`, `targetResources/any(t:t/id eq '<id>')` and
+/// `activityDisplayName eq '<name>'`. Times compare as RFC 3339 text in UTC.
+fn filter_audits(audits: &[Value], filter: &str) -> Result<Vec<Value>, GraphError> {
+    let mut kept: Vec<Value> = audits.to_vec();
+    for clause in filter
+        .split(" and ")
+        .filter(|clause| !clause.trim().is_empty())
+    {
+        let clause = clause.trim();
+        let field =
+            |record: &Value, name: &str| record[name].as_str().unwrap_or_default().to_string();
+        if let Some(time) = clause.strip_prefix("activityDateTime ge ") {
+            kept.retain(|record| field(record, "activityDateTime").as_str() >= time);
+        } else if let Some(time) = clause.strip_prefix("activityDateTime le ") {
+            kept.retain(|record| field(record, "activityDateTime").as_str() <= time);
+        } else if let Some(id) = clause
+            .strip_prefix("targetResources/any(t:t/id eq '")
+            .and_then(|rest| rest.strip_suffix("')"))
+        {
+            kept.retain(|record| {
+                record["targetResources"]
+                    .as_array()
+                    .is_some_and(|targets| targets.iter().any(|target| target["id"] == id))
+            });
+        } else if let Some(name) = clause
+            .strip_prefix("activityDisplayName eq '")
+            .and_then(|rest| rest.strip_suffix('\''))
+        {
+            kept.retain(|record| field(record, "activityDisplayName") == name);
+        } else {
+            return Err(unsupported_filter(filter));
+        }
+    }
+    kept.sort_by(|a, b| {
+        b["activityDateTime"]
+            .as_str()
+            .cmp(&a["activityDateTime"].as_str())
+    });
+    Ok(kept)
+}
+
 fn unsupported_filter(filter: &str) -> GraphError {
     GraphError::new(
         400,
@@ -1825,6 +1930,22 @@ impl State {
             return Err((error, page));
         }
 
+        if incoming.path == DIRECTORY_AUDITS_PATH {
+            let filter = incoming.param("$filter").unwrap_or_default().to_string();
+            let records = filter_audits(&self.audits, &filter).map_err(|error| (error, page))?;
+            // The audit filter is evaluated here, not by the generic one.
+            let mut unfiltered = incoming.clone();
+            unfiltered.params.retain(|(name, _)| name != "$filter");
+            return self
+                .list_page(
+                    &unfiltered,
+                    records,
+                    position,
+                    request_id,
+                    client_request_id,
+                )
+                .map_err(|error| (error, page));
+        }
         if let Some(object) = self.tenant.object(&incoming.path) {
             return self
                 .single_object(incoming, object, request_id, client_request_id)

@@ -122,7 +122,7 @@ fn certificate_path(tenant: &AzureTenantSettings) -> Option<PathBuf> {
 
 /// Builds the tenant's credential with azure_identity.
 #[allow(clippy::field_reassign_with_default)]
-fn build_credential(
+pub(crate) fn build_credential(
     tenant: &AzureTenantSettings,
     retry: &RetrySettings,
 ) -> Result<Arc<dyn TokenCredential>, String> {

@@ -98,6 +98,20 @@ fn build_credentials(settings: &GcpSettings, source: &str) -> Result<Credentials
         })
 }
 
+/// Builds a client with the application default credentials (or the
+/// impersonated account) of the `[gcp]` settings, as the collector does.
+pub(crate) fn new_client(
+    settings: &GcpSettings,
+    retry: &RetrySettings,
+) -> Result<GcpClient, String> {
+    let source = credential_source();
+    let factory_settings = settings.clone();
+    let factory_source = source.clone();
+    let factory: CredentialsFactory =
+        Box::new(move || build_credentials(&factory_settings, &factory_source));
+    GcpClient::new(factory, source, retry, settings.concurrency)
+}
+
 /// One Google Cloud project to collect, with the client that every project
 /// of the scan shares, so that `concurrency` bounds their requests together.
 #[derive(Clone)]
@@ -133,12 +147,7 @@ pub async fn plan_projects(
             .cloned()
             .unwrap_or_default()
     };
-    let source = credential_source();
-    let factory_settings = settings.clone();
-    let factory_source = source.clone();
-    let factory: CredentialsFactory =
-        Box::new(move || build_credentials(&factory_settings, &factory_source));
-    let client = match GcpClient::new(factory, source, retry, settings.concurrency) {
+    let client = match new_client(settings, retry) {
         Ok(client) => Arc::new(client),
         Err(reason) => return (Vec::new(), vec![unavailable(&scope_label(), reason)]),
     };
