@@ -107,6 +107,11 @@ struct AzureTenantFile {
     certificate_path: Option<PathBuf>,
     graph_url: Option<String>,
     authority_url: Option<String>,
+    #[serde(default)]
+    subscriptions: Vec<String>,
+    #[serde(default)]
+    management_groups: Vec<String>,
+    arm_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -447,6 +452,10 @@ fn resolve_tenant(
         check_authority_url(authority_url, source_name, credential)
             .map_err(|message| ("authority_url".to_string(), message))?;
     }
+    if let Some(arm_url) = &tenant.arm_url {
+        check_endpoint(arm_url).map_err(|message| ("arm_url".to_string(), message))?;
+    }
+    check_arm_scopes(tenant)?;
     let certificate_path = match &tenant.certificate_path {
         Some(path) => Some(
             resolve_certificate_path(path, folder, source_name, credential)
@@ -464,7 +473,37 @@ fn resolve_tenant(
         authority_url: tenant.authority_url.clone(),
         page_size,
         concurrency,
+        subscriptions: tenant.subscriptions.clone(),
+        management_groups: tenant.management_groups.clone(),
+        arm_url: tenant.arm_url.clone(),
     })
+}
+
+/// Accepts subscription ids that are GUIDs and management group ids that
+/// Azure allows (letters, digits, `-`, `_`, `(`, `)` and `.`, at most 90),
+/// because both go into Azure Resource Manager URL paths.
+fn check_arm_scopes(tenant: &AzureTenantFile) -> Result<(), KeyError> {
+    for (position, subscription) in tenant.subscriptions.iter().enumerate() {
+        if !is_guid(subscription) {
+            return Err((
+                format!("subscriptions[{position}]"),
+                format!("{subscription:?} is not a subscription id (a GUID)"),
+            ));
+        }
+    }
+    for (position, group) in tenant.management_groups.iter().enumerate() {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "-_().".contains(c);
+        if group.is_empty() || group.len() > 90 || !group.chars().all(allowed) {
+            return Err((
+                format!("management_groups[{position}]"),
+                format!(
+                    "{group:?} is not a management group id: use its id (letters, digits, \
+                     -, _, (, ) and . only), not its display name"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Accepts a certificate path only for the `client_certificate` credential,

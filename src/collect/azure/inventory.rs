@@ -27,8 +27,8 @@ pub enum PrincipalLookup {
 /// A tenant's records being assembled from the listings that succeeded.
 #[derive(Debug, Default)]
 pub struct TenantInventory {
-    identities: Vec<Identity>,
-    collections: BTreeMap<CollectionName, Completeness>,
+    pub(super) identities: Vec<Identity>,
+    pub(super) collections: BTreeMap<CollectionName, Completeness>,
 }
 
 impl TenantInventory {
@@ -39,7 +39,12 @@ impl TenantInventory {
 
     /// Marks a collection incomplete for the `unlisted` identities only
     /// (for all of them when the list is empty), and logs it.
-    fn incomplete_for(&mut self, name: CollectionName, reason: String, unlisted: Vec<String>) {
+    pub(super) fn incomplete_for(
+        &mut self,
+        name: CollectionName,
+        reason: String,
+        unlisted: Vec<String>,
+    ) {
         warn!(collection = %name, reason = %sanitize(&reason), "listing incomplete");
         self.collections.insert(
             name,
