@@ -866,6 +866,39 @@ mod tests {
     }
 
     #[test]
+    fn arm_scopes_are_validated() {
+        let tenant = "[[azure.tenants]]\ntenant_id = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\n";
+        let good = format!(
+            "{tenant}subscriptions = [\"5b5c0000-0000-4000-8000-000000000001\"]\n\
+             management_groups = [\"corp-(eu).1\"]\narm_url = \"http://127.0.0.1:9\"\n"
+        );
+        let config = parse_text(&good).unwrap();
+        let settings = &config.azure_tenants[0];
+        assert_eq!(settings.subscriptions.len(), 1);
+        assert_eq!(settings.management_groups, vec!["corp-(eu).1".to_string()]);
+        assert_eq!(settings.arm_url.as_deref(), Some("http://127.0.0.1:9"));
+
+        let cases = [
+            ("subscriptions = [\"my-sub\"]", "subscriptions[0]"),
+            (
+                "management_groups = [\"Corp Root\"]",
+                "management_groups[0]",
+            ),
+            ("management_groups = [\"a/../b\"]", "management_groups[0]"),
+            ("arm_url = \"ftp://x\"", "arm_url"),
+        ];
+        for (line, key) in cases {
+            let error = parse_text(&format!("{tenant}{line}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&format!("azure.tenants[0].{key}")),
+                "{line}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn retry_bounds_are_checked() {
         assert!(parse_text("[retry]\nattempt_timeout_seconds = 9223372036854775807\n").is_err());
         assert!(parse_text("[retry]\ninitial_backoff_ms = 500\nmax_backoff_ms = 0\n").is_err());

@@ -495,6 +495,162 @@ mod tests {
         }
     }
 
+    fn rbac_grant(role_id: &str, role: &str) -> AdminGrant {
+        AdminGrant {
+            via: AZURE_RBAC_VIA.to_string(),
+            policy: format!("{role} at /subscriptions/s1"),
+            group: None,
+            group_id: None,
+            reason: format!("role definition {role_id}"),
+            assignment_id: Some(
+                "/subscriptions/s1/providers/Microsoft.Authorization/roleAssignments/a1"
+                    .to_string(),
+            ),
+        }
+    }
+
+    fn empty_diff() -> ScopeDiff {
+        ScopeDiff {
+            provider: crate::model::Provider::Azure,
+            scope: "t1".to_string(),
+            changes: Vec::new(),
+            not_compared: Vec::new(),
+            privileged_app_ids: Default::default(),
+        }
+    }
+
+    #[test]
+    fn rbac_roles_are_critical_or_high() {
+        let owner = rbac_grant("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "Owner");
+        let contributor = rbac_grant("b24988ac-6180-42a0-ab88-20f7382dd24c", "Contributor");
+        let principal = service_principal("11111111-2222-3333-4444-555555555555");
+        assert_eq!(
+            assess_rbac_grant(&principal, &owner).severity,
+            Severity::Critical
+        );
+        assert_eq!(
+            assess_rbac_grant(&principal, &contributor).severity,
+            Severity::High
+        );
+
+        let mut created = principal.clone();
+        created.admin_grants.push(owner.clone());
+        let verdict = assess_creation(&created);
+        assert_eq!(verdict.severity, Severity::Critical);
+        assert!(
+            verdict.reason.contains("Owner at /subscriptions/s1"),
+            "{}",
+            verdict.reason
+        );
+        let commands = disable_identity(&created);
+        assert!(
+            commands
+                .iter()
+                .any(|command| command
+                    .starts_with("az role assignment delete --ids /subscriptions/s1/")),
+            "{commands:?}"
+        );
+    }
+
+    #[test]
+    fn first_party_rbac_is_expected_unless_credentialed() {
+        let contributor = rbac_grant("b24988ac-6180-42a0-ab88-20f7382dd24c", "Contributor");
+        let mut first_party = service_principal(MICROSOFT_TENANT_ID);
+        first_party.admin_grants.push(contributor.clone());
+        let verdict = assess_rbac_grant(&first_party, &contributor);
+        assert!(verdict.expected_reason.is_some());
+        assert_eq!(verdict.severity, Severity::Low);
+        assert!(assess_creation(&first_party).expected_reason.is_some());
+
+        // A directory role or a credential voids the expectation.
+        let mut directory = first_party.clone();
+        directory.admin_grants.push(AdminGrant {
+            via: "directory_role".to_string(),
+            reason: "role template 62e90394-69f5-4237-9190-012177145e10".to_string(),
+            policy: "Global Administrator".to_string(),
+            ..contributor.clone()
+        });
+        assert!(
+            assess_rbac_grant(&directory, &contributor)
+                .expected_reason
+                .is_none()
+        );
+        assert_eq!(assess_creation(&directory).severity, Severity::Critical);
+        let mut credentialed = first_party;
+        credentialed.credentials.push(Credential {
+            kind: CredentialKind::ClientSecret,
+            id: "key-1".to_string(),
+            status: None,
+            created: None,
+            expires: None,
+            display_name: None,
+            detail: None,
+        });
+        assert!(
+            assess_rbac_grant(&credentialed, &contributor)
+                .expected_reason
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn owner_severity_follows_reach() {
+        let owner = |user_type: Option<&str>| Owner {
+            id: "u9".to_string(),
+            kind: Some("user".to_string()),
+            name: Some("someone@x".to_string()),
+            user_type: user_type.map(str::to_string),
+        };
+        let mut app = Identity::new("o1", IdentityKind::AzureApplication, "deploy");
+        app.attributes
+            .insert(attribute::APP_ID.to_string(), "a1".to_string());
+        let mut diff = empty_diff();
+        assert_eq!(
+            assess_owner(&diff, &app, &owner(Some("Member"))).severity,
+            Severity::Medium
+        );
+        assert_eq!(
+            assess_owner(&diff, &app, &owner(Some("Guest"))).severity,
+            Severity::High
+        );
+        diff.changes.push(Change {
+            kind: ChangeKind::IdentityAdded,
+            identity: Identity::new("u9", IdentityKind::AzureUser, "someone@x"),
+        });
+        assert_eq!(
+            assess_owner(&diff, &app, &owner(None)).severity,
+            Severity::High
+        );
+        diff.privileged_app_ids.insert("a1".to_string());
+        assert_eq!(
+            assess_owner(&diff, &app, &owner(None)).severity,
+            Severity::Critical
+        );
+        let commands = remove_owner(&app, &owner(None));
+        assert_eq!(
+            commands,
+            vec!["az ad app owner remove --id o1 --owner-object-id u9".to_string()]
+        );
+    }
+
+    #[test]
+    fn managed_identity_credential_command_names_its_parts() {
+        let id = "/subscriptions/s1/resourcegroups/rg-1/providers/Microsoft.ManagedIdentity/\
+                  userAssignedIdentities/mi-1/federatedIdentityCredentials/gh";
+        assert_eq!(
+            delete_managed_identity_credential(id),
+            vec![
+                "az identity federated-credential delete --name gh --identity-name mi-1 \
+                 --resource-group rg-1 --subscription s1 --yes"
+                    .to_string()
+            ]
+        );
+        assert_eq!(
+            delete_managed_identity_credential("/odd/id"),
+            vec!["az resource delete --ids /odd/id".to_string()]
+        );
+    }
+
     #[test]
     fn guest_user_is_high() {
         let mut guest = Identity::new("u1", IdentityKind::AzureUser, "eve@example.com");

@@ -268,6 +268,15 @@ impl TenantInventory {
             .collect();
         let mut failures = Vec::new();
         let mut orphans = 0;
+        // Without both principal listings, an unmatched principal may be a
+        // user or service principal that was not listed, not a deleted one.
+        let principals_listed = [CollectionName::Users, CollectionName::ServicePrincipals]
+            .iter()
+            .all(|name| {
+                self.collections
+                    .get(name)
+                    .is_some_and(Completeness::is_complete)
+            });
         for assignment in &assignments {
             let grant = rbac_grant(assignment);
             if let Some(&position) = index.get(&assignment.principal_id) {
@@ -279,10 +288,11 @@ impl TenantInventory {
                     self.add_rbac_group_grants(&grant, group, &index);
                 }
                 Some(PrincipalLookup::Failed(reason)) => failures.push(reason.clone()),
-                Some(PrincipalLookup::NotFound) | None => {
+                Some(PrincipalLookup::NotFound) | None if principals_listed => {
                     orphans += 1;
                     warn_orphan(assignment);
                 }
+                Some(PrincipalLookup::NotFound) | None => {}
             }
         }
         if orphans > 0 {
