@@ -1881,7 +1881,7 @@ fn failed_owner_listing_keeps_other_owners() {
     scan.assert_exit(2);
     assert_eq!(scan.collection_status("owners"), "incomplete");
     assert_eq!(
-        scan.collection(&"owners")["unlisted"],
+        scan.collection("owners")["unlisted"],
         serde_json::json!([application])
     );
     // The app keeps its 20 owners, and the service principal's new owner is reported.
@@ -1948,8 +1948,7 @@ fn arm_baseline() -> (FakeGraph, Workspace, Scan) {
 
 #[test]
 fn rbac_grants_land_on_principals() {
-    let (fake, _workspace, baseline) = arm_baseline();
-    let _ = fake;
+    let (_fake, _workspace, baseline) = arm_baseline();
     let owner_grants = grants_of(&baseline, &guid(id_kind::USER, 1));
     assert_eq!(owner_grants.len(), 2, "{owner_grants:#?}");
     let rbac: Vec<&Value> = owner_grants

@@ -270,6 +270,11 @@ fn arm_error(status: u16, code: &str, message: &str) -> Reply {
     reply
 }
 
+/// An ARM error, boxed for a `Result`.
+fn boxed_error(status: u16, code: &str, message: &str) -> Box<Reply> {
+    Box::new(arm_error(status, code, message))
+}
+
 fn pattern_matches(pattern: &str, path: &str) -> bool {
     let (path, pattern) = (path.to_ascii_lowercase(), pattern.to_ascii_lowercase());
     match pattern.strip_suffix('*') {
@@ -311,7 +316,7 @@ impl ArmData {
         }
         match self.records(incoming) {
             Ok(records) => self.page(incoming, endpoint, records),
-            Err(reply) => reply,
+            Err(reply) => *reply,
         }
     }
 
@@ -356,7 +361,7 @@ impl ArmData {
     }
 
     /// Returns the records of a list path, or the error reply.
-    fn records(&self, incoming: &Incoming) -> Result<Vec<Value>, Reply> {
+    fn records(&self, incoming: &Incoming) -> Result<Vec<Value>, Box<Reply>> {
         let path = incoming.path.as_str();
         let lower = path.to_ascii_lowercase();
         let version = incoming.param("api-version");
@@ -366,7 +371,7 @@ impl ArmData {
             MANAGED_IDENTITY_API_VERSION
         };
         if version != Some(expected_version) {
-            return Err(arm_error(
+            return Err(boxed_error(
                 400,
                 "InvalidApiVersionParameter",
                 &format!(
@@ -382,7 +387,7 @@ impl ArmData {
                 .iter()
                 .any(|known| known.to_ascii_lowercase() == subscription)
             {
-                return Err(arm_error(
+                return Err(boxed_error(
                     404,
                     "SubscriptionNotFound",
                     &format!("The subscription '{subscription}' could not be found."),
@@ -423,14 +428,14 @@ impl ArmData {
                     .iter()
                     .map(|credential| identity.credential_json(credential))
                     .collect()),
-                None => Err(arm_error(
+                None => Err(boxed_error(
                     404,
                     "ResourceNotFound",
                     &format!("The Resource '{identity_id}' was not found."),
                 )),
             };
         }
-        Err(arm_error(
+        Err(boxed_error(
             404,
             "InvalidResourceType",
             &format!("The fake serves no resource type at {path}."),
