@@ -169,7 +169,7 @@ pub struct ScopeDiff {
     /// Collections left out of the comparison.
     pub not_compared: Vec<NotCompared>,
     /// Application (client) ids whose service principal in the new
-    /// snapshot holds an admin grant: an owner of such an app registration
+    /// snapshot has an admin grant. An owner of such an app registration
     /// can add a credential and act with that grant.
     pub privileged_app_ids: BTreeSet<String>,
 }

@@ -507,7 +507,7 @@ pub struct Owner {
     /// The owner's object id.
     pub id: String,
     /// `user`, `service_principal`, or the short `@odata.type` of another
-    /// directory object; absent when the source does not say.
+    /// directory object. Absent when the source does not give it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// The user principal name or display name.

@@ -750,6 +750,7 @@ impl PersistenceDay {
     fn write_to(&self, root: &Path) -> PathBuf {
         let folder = root.join("azure").join(TENANT);
         write(&folder.join("users.json"), &Value::from(self.users.clone()));
+
         let principals = json!([
             {"id": DEPLOY_SP, "appId": "00000004-0000-4000-8000-000000000001", "displayName": "deploy",
              "servicePrincipalType": "Application", "appOwnerOrganizationId": TENANT,
@@ -765,6 +766,7 @@ impl PersistenceDay {
             &json!([{"id": DEPLOY_APP, "appId": "00000004-0000-4000-8000-000000000001", "displayName": "deploy",
                      "signInAudience": "AzureADMyOrg", "passwordCredentials": [], "keyCredentials": []}]),
         );
+
         write(
             &folder.join(format!("owners-{DEPLOY_APP}.json")),
             &Value::from(self.app_owners.clone()),
@@ -774,6 +776,7 @@ impl PersistenceDay {
             &folder.join(format!("owners-{IDENTITY_SP}.json")),
             &json!([]),
         );
+
         write(
             &folder.join("role-assignments-sub1.json"),
             &Value::from(self.assignments.clone()),

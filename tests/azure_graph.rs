@@ -1895,10 +1895,10 @@ fn failed_owner_listing_keeps_other_owners() {
     );
 }
 
-/// Builds the Azure Resource Manager baseline of [`Tenant::sample`]: two
-/// subscriptions, Owner of the first for member 1, Reader for member 2,
-/// Contributor at a management group for service principal 1, and the
-/// user-assigned identity `uami-deploy` (service principal 4) without
+/// Builds the Azure Resource Manager baseline of [`Tenant::sample`] with
+/// two subscriptions. Member 1 is Owner of the first and member 2 its
+/// Reader. Service principal 1 is Contributor at a management group. The
+/// user-assigned identity `uami-deploy` (service principal 4) has no
 /// federated credentials.
 fn arm_tenant() -> Tenant {
     let mut tenant = Tenant::sample();

@@ -333,7 +333,7 @@ fn disable_identity(identity: &Identity) -> Vec<String> {
         .flat_map(|credential| remove_credential(identity, credential))
         .collect();
     // Azure RBAC grants outlive a disabled service principal's sign-in, so
-    // they are deleted too; directory roles are left for review.
+    // they are deleted too. Directory roles are left for review.
     commands.extend(
         identity
             .admin_grants

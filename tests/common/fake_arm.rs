@@ -260,7 +260,7 @@ impl Default for ArmData {
     }
 }
 
-/// An ARM error, as `{"error": {"code", "message"}}`.
+/// Builds an ARM error reply, with the body `{"error": {"code", "message"}}`.
 fn arm_error(status: u16, code: &str, message: &str) -> Reply {
     let body = json!({"error": {"code": code, "message": message}});
     let mut reply = Reply::json(status, &body);
@@ -270,7 +270,7 @@ fn arm_error(status: u16, code: &str, message: &str) -> Reply {
     reply
 }
 
-/// An ARM error, boxed for a `Result`.
+/// Builds an ARM error reply, boxed for a `Result`.
 fn boxed_error(status: u16, code: &str, message: &str) -> Box<Reply> {
     Box::new(arm_error(status, code, message))
 }

@@ -91,9 +91,9 @@ pub const GROUPS_PATH: &str = "/v1.0/groups";
 pub const MAX_PAGE_SIZE: usize = 999;
 /// The page size Graph uses when a request has no `$top`.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
-/// The most objects Graph expands for one directory relationship.
+/// The maximum number of objects Graph expands for one directory relationship.
 pub const EXPANDED_OWNERS_LIMIT: usize = 20;
-/// The most records a page holds when the request expands a relationship.
+/// The maximum number of records in a page when the request expands a relationship.
 pub const EXPANDED_PAGE_SIZE: usize = 100;
 
 /// Creation time of every user and application built by the helpers.

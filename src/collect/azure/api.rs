@@ -442,7 +442,7 @@ pub async fn collect_tenant(
     Ok(inventory.into_collected(&tenant.tenant_id, calls))
 }
 
-/// What Azure Resource Manager listed for a tenant.
+/// The Azure Resource Manager listings of a tenant, with the requests they took.
 struct ResourceManagerListings {
     rbac: Result<Vec<RbacAssignment>, String>,
     user_assigned: Result<Vec<IdentityCredentials>, String>,

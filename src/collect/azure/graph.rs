@@ -31,11 +31,11 @@ const MAX_PAGES: usize = 10_000;
 pub struct RestApi {
     /// The API's name in messages.
     pub name: &'static str,
-    /// The field of a page that holds the URL of the next page.
+    /// The field of a page that contains the URL of the next page.
     pub next_link: &'static str,
     /// The error codes of a 404 that means no object has the requested id.
     pub not_found_codes: &'static [&'static str],
-    /// What to do about a 403.
+    /// The next step for the user after a 403.
     pub forbidden_hint: &'static str,
 }
 

@@ -1,7 +1,7 @@
 //! Owners of app registrations and service principals: an owner can add a
 //! credential to what it owns and sign in as it.
 //!
-//! The API collector asks Graph for owners with `$expand=owners` on the
+//! The API collector requests owners from Graph with `$expand=owners` on the
 //! application and service principal listings. Graph returns at most 20
 //! expanded objects of a directory relationship and no link to the rest
 //! (Microsoft Graph known issues, "$expand on relationships of directory
