@@ -797,6 +797,13 @@ impl PersistenceDay {
     }
 }
 
+/// Reads the tenant's snapshot under a snapshot folder.
+fn read_snapshot(snapshots: &Path) -> Value {
+    let path = snapshots.join(format!("azure/{TENANT}.json"));
+    let text = std::fs::read_to_string(&path).expect("read the snapshot");
+    serde_json::from_str(&text).expect("the snapshot is JSON")
+}
+
 fn finding_of<'a>(report: &'a Value, change: &str, id: &str) -> &'a Value {
     report["findings"]
         .as_array()
@@ -813,10 +820,7 @@ fn persistence_paths_from_export() {
     let day_one = PersistenceDay::first().write_to(&work.path().join("day-1"));
     let (code, report) = scan(work.path(), &day_one, &snapshots);
     assert_eq!(code, 0, "{report:#}");
-    let snapshot: Value = serde_json::from_str(
-        &std::fs::read_to_string(snapshots.join(format!("azure/{TENANT}.json"))).expect("snapshot"),
-    )
-    .expect("snapshot is JSON");
+    let snapshot = read_snapshot(&snapshots);
     for name in ["owners", "azure_rbac", "user_assigned_identities"] {
         assert_eq!(
             snapshot["collections"][name]["status"], "complete",
@@ -895,10 +899,7 @@ fn missing_arm_exports_never_read_empty() {
     let (code, report) = scan(work.path(), &export, &snapshots);
 
     assert_eq!(code, 2, "{report:#}");
-    let snapshot: Value = serde_json::from_str(
-        &std::fs::read_to_string(snapshots.join(format!("azure/{TENANT}.json"))).expect("snapshot"),
-    )
-    .expect("snapshot is JSON");
+    let snapshot = read_snapshot(&snapshots);
     let collections = &snapshot["collections"];
     assert_eq!(
         collections["owners"]["status"], "not_collected",
@@ -1033,10 +1034,7 @@ fn public_role_assignment_versions_convert() {
     let (code, report) = scan(work.path(), &work.path().join("export"), &snapshots);
 
     assert_eq!(code, 0, "{report:#}");
-    let snapshot: Value = serde_json::from_str(
-        &std::fs::read_to_string(snapshots.join(format!("azure/{TENANT}.json"))).expect("snapshot"),
-    )
-    .expect("snapshot is JSON");
+    let snapshot = read_snapshot(&snapshots);
     assert_eq!(snapshot["collections"]["azure_rbac"]["status"], "complete");
     let owner = snapshot["identities"]
         .as_array()

@@ -442,10 +442,8 @@ mod tests {
         assert_eq!(lookalike.severity, Severity::Medium);
     }
 
-    #[test]
-    fn first_party_with_secret_is_not_expected() {
-        let mut identity = service_principal(MICROSOFT_TENANT_ID);
-        identity.credentials.push(Credential {
+    fn secret() -> Credential {
+        Credential {
             kind: CredentialKind::ClientSecret,
             id: "key-1".to_string(),
             status: None,
@@ -453,7 +451,13 @@ mod tests {
             expires: None,
             display_name: None,
             detail: None,
-        });
+        }
+    }
+
+    #[test]
+    fn first_party_with_secret_is_not_expected() {
+        let mut identity = service_principal(MICROSOFT_TENANT_ID);
+        identity.credentials.push(secret());
         let verdict = assess_creation(&identity);
         assert!(verdict.expected_reason.is_none());
         assert_eq!(verdict.severity, Severity::High);
@@ -577,15 +581,7 @@ mod tests {
         );
         assert_eq!(assess_creation(&directory).severity, Severity::Critical);
         let mut credentialed = first_party;
-        credentialed.credentials.push(Credential {
-            kind: CredentialKind::ClientSecret,
-            id: "key-1".to_string(),
-            status: None,
-            created: None,
-            expires: None,
-            display_name: None,
-            detail: None,
-        });
+        credentialed.credentials.push(secret());
         assert!(
             assess_rbac_grant(&credentialed, &contributor)
                 .expected_reason

@@ -11,17 +11,16 @@
 // NOTE: assignments at resource group or resource scope, and custom roles
 // with the same rights, are not collected.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use serde_json::Value;
 use tracing::warn;
 
 use super::inventory::{PrincipalLookup, TenantInventory};
-use super::records::RoleGroup;
+use super::records::{RoleGroup, text};
 use crate::model::azure_attribute as attribute;
 use crate::model::{
-    AZURE_RBAC_VIA, AdminGrant, CollectionName, Completeness, Credential, CredentialKind, Identity,
-    IdentityKind,
+    AZURE_RBAC_VIA, AdminGrant, CollectionName, Completeness, Credential, Identity, IdentityKind,
 };
 use crate::report::sanitize;
 use crate::settings::is_guid;
@@ -116,13 +115,6 @@ pub fn rbac_assignments(records: &[Value]) -> Vec<RbacAssignment> {
         .collect()
 }
 
-fn text<'a>(record: &'a Value, key: &str) -> Option<&'a str> {
-    record
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|value| !value.is_empty())
-}
-
 /// Turns an Azure RBAC role assignment into the admin grant on its principal.
 pub fn rbac_grant(assignment: &RbacAssignment) -> AdminGrant {
     let condition = if assignment.conditional {
@@ -183,36 +175,24 @@ pub fn is_safe_arm_id(arm_id: &str) -> bool {
 }
 
 /// Converts a managed identity's `federatedIdentityCredentials` records,
-/// keyed by their Azure Resource Manager id.
+/// keyed by their Azure Resource Manager id. ARM nests issuer, subject and
+/// audiences in `properties`, so they are lifted out first.
 pub fn managed_identity_federated_credentials(records: &[Value]) -> Vec<Credential> {
-    records
+    let flattened: Vec<Value> = records
         .iter()
-        .filter_map(|record| {
-            let id = text(record, "id")?;
-            let audiences: Vec<&str> = record
-                .get("properties")
-                .and_then(|properties| properties.get("audiences"))
-                .or_else(|| record.get("audiences"))
-                .and_then(Value::as_array)
-                .map(|list| list.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let detail = format!(
-                "issuer {}, subject {}, audiences {}",
-                field(record, "issuer").unwrap_or("-"),
-                field(record, "subject").unwrap_or("-"),
-                audiences.join(" ")
-            );
-            Some(Credential {
-                kind: CredentialKind::FederatedCredential,
-                id: id.to_string(),
-                status: None,
-                created: None,
-                expires: None,
-                display_name: text(record, "name").map(str::to_string),
-                detail: Some(detail),
-            })
+        .map(|record| {
+            let mut flat = record.clone();
+            if let (Value::Object(fields), Some(Value::Object(properties))) =
+                (&mut flat, record.get("properties"))
+            {
+                for (key, value) in properties {
+                    fields.entry(key.clone()).or_insert_with(|| value.clone());
+                }
+            }
+            flat
         })
-        .collect()
+        .collect();
+    super::records::federated_credentials(&flattened)
 }
 
 /// One managed identity with its federated credential listing, or why that
@@ -223,23 +203,16 @@ impl TenantInventory {
     /// Returns the principals of Azure RBAC assignments that match no
     /// listed identity and may be groups, sorted and without repeats.
     pub fn unmatched_rbac_principals(&self, assignments: &[RbacAssignment]) -> Vec<String> {
-        let known: BTreeSet<&str> = self
-            .identities
+        let maybe_groups = assignments
             .iter()
-            .map(|identity| identity.id.as_str())
-            .collect();
-        let unmatched: BTreeSet<String> = assignments
-            .iter()
-            .filter(|assignment| !known.contains(assignment.principal_id.as_str()))
             .filter(|assignment| {
                 assignment
                     .principal_type
                     .as_deref()
                     .is_none_or(|kind| kind == "Group")
             })
-            .map(|assignment| assignment.principal_id.clone())
-            .collect();
-        unmatched.into_iter().collect()
+            .map(|assignment| assignment.principal_id.as_str());
+        self.unmatched_ids(maybe_groups)
     }
 
     /// Records Azure RBAC assignments as admin grants on their principals,
@@ -260,12 +233,7 @@ impl TenantInventory {
                 return self.incomplete(CollectionName::AzureRbac, reason);
             }
         };
-        let index: HashMap<String, usize> = self
-            .identities
-            .iter()
-            .enumerate()
-            .map(|(position, identity)| (identity.id.clone(), position))
-            .collect();
+        let index = self.positions_by_id();
         let mut failures = Vec::new();
         let mut orphans = 0;
         // Without both principal listings, an unmatched principal may be a

@@ -551,27 +551,14 @@ fn add_azure_rbac(inventory: &mut TenantInventory, tenant_id: &str, export: &Ten
     let assignments = super::arm::rbac_assignments(found);
     let mut groups = HashMap::new();
     for principal in inventory.unmatched_rbac_principals(&assignments) {
-        let files: Vec<&GroupMembersFile> = export
-            .group_members
-            .iter()
-            .filter(|listing| listing.group == principal)
-            .collect();
-        let lookup = if files.is_empty() {
+        let lookup = exported_group(export, &principal).unwrap_or_else(|| {
             PrincipalLookup::Failed(format!(
                 "an Azure RBAC role assignment names principal {principal}, which is not a \
                  listed user or service principal; if it is a group, add its members as \
                  {GROUP_MEMBERS_PREFIX}{principal}.json (`az ad group member list --group \
                  {principal}`)"
             ))
-        } else {
-            let members: Vec<Value> = files
-                .iter()
-                .flat_map(|listing| listing.records.iter().cloned())
-                .collect();
-            let mut group = RoleGroup::new(&principal, group_record(export, &principal));
-            group.members = records::group_members(&members);
-            PrincipalLookup::Group(group)
-        };
+        });
         groups.insert(principal, lookup);
     }
     inventory.add_rbac_assignments(tenant_id, Ok(assignments), &groups);
@@ -661,26 +648,33 @@ fn exported_groups(
 ) -> HashMap<String, PrincipalLookup> {
     let mut lookups = HashMap::new();
     for principal in inventory.unmatched_principals(assignments) {
-        let key = principal.to_ascii_lowercase();
-        let files: Vec<&GroupMembersFile> = export
-            .group_members
-            .iter()
-            .filter(|listing| listing.group == key)
-            .collect();
-        let lookup = if files.is_empty() {
+        let lookup = exported_group(export, &principal).unwrap_or_else(|| {
             PrincipalLookup::Failed(missing_members_file(&principal, assignments))
-        } else {
-            let members: Vec<Value> = files
-                .iter()
-                .flat_map(|listing| listing.records.iter().cloned())
-                .collect();
-            let mut group = RoleGroup::new(&principal, group_record(export, &principal));
-            group.members = records::group_members(&members);
-            PrincipalLookup::Group(group)
-        };
+        });
         lookups.insert(principal, lookup);
     }
     lookups
+}
+
+/// Returns a principal as a group with the members of its
+/// `group-members-<id>.json` files, or `None` when the export has none.
+fn exported_group(export: &TenantExport, principal: &str) -> Option<PrincipalLookup> {
+    let key = principal.to_ascii_lowercase();
+    let files: Vec<&GroupMembersFile> = export
+        .group_members
+        .iter()
+        .filter(|listing| listing.group == key)
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
+    let members: Vec<Value> = files
+        .iter()
+        .flat_map(|listing| listing.records.iter().cloned())
+        .collect();
+    let mut group = RoleGroup::new(principal, group_record(export, principal));
+    group.members = records::group_members(&members);
+    Some(PrincipalLookup::Group(group))
 }
 
 /// Returns the `az ad group list` record of a group, if the export has one.

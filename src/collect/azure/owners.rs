@@ -15,6 +15,7 @@ use serde_json::Value;
 use tracing::warn;
 
 use super::inventory::TenantInventory;
+use super::records::text;
 use crate::model::azure_attribute as attribute;
 use crate::model::{CollectionName, Completeness, IdentityKind, Owner};
 use crate::report::sanitize;
@@ -64,13 +65,6 @@ pub fn owners(records: &[Value]) -> Vec<Owner> {
             })
         })
         .collect()
-}
-
-fn text<'a>(record: &'a Value, key: &str) -> Option<&'a str> {
-    record
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|value| !value.is_empty())
 }
 
 /// Returns `user`, `service_principal` or the short `@odata.type` of
