@@ -2150,3 +2150,95 @@ fn arm_token_for_graph_is_refused() {
         "InvalidAuthenticationTokenAudience"
     );
 }
+
+#[test]
+fn rbac_unknown_principals_are_warned() {
+    // Owner for a deleted user, and Contributor for a group Graph does not
+    // find: neither lands on an identity, and both are named on stderr.
+    let deleted_user = guid(id_kind::USER, 90);
+    let deleted_group = guid(id_kind::GROUP, 91);
+    let mut tenant = arm_tenant();
+    let subscription = subscription_scope(SUBSCRIPTION_ID);
+    tenant.arm.role_assignments.push(FakeRbacAssignment::new(
+        6,
+        &subscription,
+        OWNER,
+        &deleted_user,
+        "User",
+    ));
+    tenant.arm.role_assignments.push(FakeRbacAssignment::new(
+        7,
+        &subscription,
+        CONTRIBUTOR,
+        &deleted_group,
+        "Group",
+    ));
+    let fake = FakeGraph::start(tenant);
+    let workspace = Workspace::new(&fake, "");
+    workspace.add_tenant_lines(&format!(
+        "subscriptions = [\"{SUBSCRIPTION_ID}\"]\narm_url = \"{}\"\n",
+        fake.arm_url()
+    ));
+    let scan = workspace.scan(&fake);
+
+    scan.assert_exit(0);
+    assert_eq!(scan.collection_status("azure_rbac"), "complete");
+    for (number, principal) in [(6, &deleted_user), (7, &deleted_group)] {
+        let assignment = guid(common::fake_arm::RBAC_ASSIGNMENT_KIND, number);
+        assert!(
+            scan.stderr.contains(&assignment),
+            "{assignment}: {}",
+            scan.stderr
+        );
+        assert!(
+            scan.stderr.contains(principal.as_str()),
+            "{principal}: {}",
+            scan.stderr
+        );
+        let holders: Vec<Value> = scan
+            .identities()
+            .into_iter()
+            .filter(|identity| identity.to_string().contains(&assignment))
+            .collect();
+        assert!(holders.is_empty(), "{holders:#?}");
+    }
+    assert!(scan.stderr.contains("Owner"), "{}", scan.stderr);
+    // The group principal was looked up in Graph once.
+    assert_eq!(fake.requests_for(&group_path(&deleted_group)).len(), 1);
+}
+
+#[test]
+fn rbac_group_grant_reaches_members() {
+    // Owner of the subscription through a group of member 2 and service principal 1.
+    let members = [guid(id_kind::USER, 2), guid(id_kind::SERVICE_PRINCIPAL, 1)];
+    let group = FakeGroup::role_assignable(1, &members);
+    let mut tenant = arm_tenant();
+    tenant.arm.role_assignments.push(FakeRbacAssignment::new(
+        8,
+        &subscription_scope(SUBSCRIPTION_ID),
+        OWNER,
+        &group.id,
+        "Group",
+    ));
+    let group_id = group.id.clone();
+    tenant.groups.push(group);
+    let fake = FakeGraph::start(tenant);
+    let workspace = Workspace::new(&fake, "");
+    workspace.add_tenant_lines(&format!(
+        "subscriptions = [\"{SUBSCRIPTION_ID}\"]\narm_url = \"{}\"\n",
+        fake.arm_url()
+    ));
+    let scan = workspace.scan(&fake);
+
+    scan.assert_exit(0);
+    assert_eq!(scan.collection_status("azure_rbac"), "complete");
+    for member in &members {
+        let grants = grants_of(&scan, member);
+        let through_group: Vec<&Value> = grants
+            .iter()
+            .filter(|grant| grant["group_id"] == group_id.as_str())
+            .collect();
+        assert_eq!(through_group.len(), 1, "{member}: {grants:#?}");
+        assert_eq!(through_group[0]["via"], "azure_rbac");
+    }
+}
