@@ -686,9 +686,6 @@ pub mod azure_attribute {
     pub const MANAGED_IDENTITY: &str = "managed_identity";
     /// The Azure resource a managed identity belongs to.
     pub const RESOURCE_ID: &str = "resource_id";
-    /// The Azure Resource Manager id of a user-assigned managed identity,
-    /// from its subscription's listing.
-    pub const ARM_ID: &str = "arm_id";
 }
 
 /// Attribute names the Google Cloud collector records and the judge reads.
