@@ -14,7 +14,9 @@ The server plays two roles for `idrift scan`:
 The fake waits --latency-ms before each response. It serves each connection
 on its own thread, so concurrent requests wait in parallel, as on a real
 network. `$select` is accepted but ignored: records carry only the fields
-idrift selects. `GET /bench/requests` returns the requests served so far by
+idrift selects. `$expand=owners` on the application and service principal
+lists is answered as Graph answers it: pages of at most 100 records, each
+with its (here always empty) `owners` list. `GET /bench/requests` returns the requests served so far by
 kind and the TCP connections accepted, as a check on idrift's own count.
 That request is not counted itself, but its connection is.
 
@@ -40,6 +42,7 @@ TOKEN_API_VERSION = "2019-08-01"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 TOKEN_LIFETIME_SECONDS = 86400
 DEFAULT_PAGE_SIZE = 100  # Graph's page size when a request has no $top
+EXPANDED_PAGE_SIZE = 100  # Graph's largest page when a request uses $expand
 
 CREATED = "2024-01-02T03:04:05Z"
 CREDENTIAL_START = "2024-02-03T04:05:06Z"
@@ -123,6 +126,7 @@ def service_principal(number):
             password_credential(2 * number),
         ],
         "keyCredentials": [],
+        "owners": [],
     }
 
 
@@ -134,6 +138,7 @@ def application(number):
         "createdDateTime": CREATED,
         "passwordCredentials": [],
         "keyCredentials": [],
+        "owners": [],
     }
 
 
@@ -297,6 +302,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_body(400, "Request_BadRequest", "$top must be 1 to 999.")
             return
         size = min(top, self.server.page_size_cap)
+        if "$expand" in params:
+            # Graph returns at most 100 records a page when a request expands a relationship.
+            size = min(size, EXPANDED_PAGE_SIZE)
         records = self.server.tenant.lists[LIST_PATHS[path]]
         end = offset + size
         next_link = None

@@ -160,6 +160,11 @@ struct AzureTenantFile {
     certificate_path: Option<PathBuf>,
     graph_url: Option<String>,
     authority_url: Option<String>,
+    #[serde(default)]
+    subscriptions: Vec<String>,
+    #[serde(default)]
+    management_groups: Vec<String>,
+    arm_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -707,6 +712,10 @@ fn resolve_tenant(
         check_authority_url(authority_url, source_name, credential)
             .map_err(|message| ("authority_url".to_string(), message))?;
     }
+    if let Some(arm_url) = &tenant.arm_url {
+        check_endpoint(arm_url).map_err(|message| ("arm_url".to_string(), message))?;
+    }
+    check_arm_scopes(tenant)?;
     let certificate_path = match &tenant.certificate_path {
         Some(path) => Some(
             resolve_certificate_path(path, folder, source_name, credential)
@@ -724,7 +733,37 @@ fn resolve_tenant(
         authority_url: tenant.authority_url.clone(),
         page_size,
         concurrency,
+        subscriptions: tenant.subscriptions.clone(),
+        management_groups: tenant.management_groups.clone(),
+        arm_url: tenant.arm_url.clone(),
     })
+}
+
+/// Accepts subscription ids that are GUIDs and management group ids that
+/// Azure allows (letters, digits, `-`, `_`, `(`, `)` and `.`, at most 90),
+/// because both go into Azure Resource Manager URL paths.
+fn check_arm_scopes(tenant: &AzureTenantFile) -> Result<(), KeyError> {
+    for (position, subscription) in tenant.subscriptions.iter().enumerate() {
+        if !is_guid(subscription) {
+            return Err((
+                format!("subscriptions[{position}]"),
+                format!("{subscription:?} is not a subscription id (a GUID)"),
+            ));
+        }
+    }
+    for (position, group) in tenant.management_groups.iter().enumerate() {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "-_().".contains(c);
+        if group.is_empty() || group.len() > 90 || !group.chars().all(allowed) {
+            return Err((
+                format!("management_groups[{position}]"),
+                format!(
+                    "{group:?} is not a management group id: use its id (letters, digits, \
+                     -, _, (, ) and . only), not its display name"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Accepts a certificate path only for the `client_certificate` credential,
@@ -1141,6 +1180,39 @@ mod tests {
         let text = "[[aws.accounts]]\naccount_id = \"123456789012\"\n[[aws.accounts]]\naccount_id = \"123456789012\"\nprofile = \"x\"\n";
         let error = parse_text(text).unwrap_err().to_string();
         assert!(error.contains("aws.accounts[1]"), "{error}");
+    }
+
+    #[test]
+    fn arm_scopes_are_validated() {
+        let tenant = "[[azure.tenants]]\ntenant_id = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\n";
+        let good = format!(
+            "{tenant}subscriptions = [\"5b5c0000-0000-4000-8000-000000000001\"]\n\
+             management_groups = [\"corp-(eu).1\"]\narm_url = \"http://127.0.0.1:9\"\n"
+        );
+        let config = parse_text(&good).unwrap();
+        let settings = &config.azure_tenants[0];
+        assert_eq!(settings.subscriptions.len(), 1);
+        assert_eq!(settings.management_groups, vec!["corp-(eu).1".to_string()]);
+        assert_eq!(settings.arm_url.as_deref(), Some("http://127.0.0.1:9"));
+
+        let cases = [
+            ("subscriptions = [\"my-sub\"]", "subscriptions[0]"),
+            (
+                "management_groups = [\"Corp Root\"]",
+                "management_groups[0]",
+            ),
+            ("management_groups = [\"a/../b\"]", "management_groups[0]"),
+            ("arm_url = \"ftp://x\"", "arm_url"),
+        ];
+        for (line, key) in cases {
+            let error = parse_text(&format!("{tenant}{line}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&format!("azure.tenants[0].{key}")),
+                "{line}: {error}"
+            );
+        }
     }
 
     #[test]

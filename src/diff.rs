@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::model::{
-    AdminGrant, CollectionName, Credential, Identity, IdentityKind, Provider, Snapshot,
+    AdminGrant, CollectionName, Credential, Identity, IdentityKind, Owner, Provider, Snapshot,
     TrustPrincipal,
 };
 
@@ -87,11 +87,22 @@ pub enum ChangeKind {
         /// The grant.
         grant: AdminGrant,
     },
+    /// A new owner of an Entra app registration or service principal, who
+    /// can add credentials to it.
+    OwnerAdded {
+        /// The new owner.
+        owner: Owner,
+    },
+    /// An owner that is gone.
+    OwnerRemoved {
+        /// The removed owner.
+        owner: Owner,
+    },
 }
 
 impl ChangeKind {
     /// The name of every kind of change, in declaration order.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 15] = [
         "identity_added",
         "identity_removed",
         "identity_recreated",
@@ -105,6 +116,8 @@ impl ChangeKind {
         "credential_status_changed",
         "privilege_added",
         "privilege_removed",
+        "owner_added",
+        "owner_removed",
     ];
 
     /// Returns the snake_case name of the change, as in the JSON report.
@@ -123,6 +136,8 @@ impl ChangeKind {
             ChangeKind::CredentialStatusChanged { .. } => "credential_status_changed",
             ChangeKind::PrivilegeAdded { .. } => "privilege_added",
             ChangeKind::PrivilegeRemoved { .. } => "privilege_removed",
+            ChangeKind::OwnerAdded { .. } => "owner_added",
+            ChangeKind::OwnerRemoved { .. } => "owner_removed",
         }
     }
 }
@@ -156,6 +171,10 @@ pub struct ScopeDiff {
     pub changes: Vec<Change>,
     /// Collections left out of the comparison.
     pub not_compared: Vec<NotCompared>,
+    /// Application (client) ids whose service principal in the new
+    /// snapshot has an admin grant. An owner of such an app registration
+    /// can add a credential and act with that grant.
+    pub privileged_app_ids: BTreeSet<String>,
 }
 
 /// Splits collections into those both snapshots allow comparing and the rest.
@@ -265,7 +284,24 @@ pub fn diff_snapshots(old: &Snapshot, new: &Snapshot) -> ScopeDiff {
         scope: new.scope.clone(),
         changes,
         not_compared,
+        privileged_app_ids: privileged_app_ids(new),
     }
+}
+
+/// Returns the application ids of the snapshot's service principals that
+/// hold an admin grant.
+fn privileged_app_ids(snapshot: &Snapshot) -> BTreeSet<String> {
+    snapshot
+        .identities
+        .iter()
+        .filter(|identity| identity.is_admin())
+        .filter_map(|identity| {
+            identity
+                .attributes
+                .get(crate::model::azure_attribute::APP_ID)
+        })
+        .cloned()
+        .collect()
 }
 
 /// Turns additions and removals into changes, pairing a removed and an added
@@ -317,8 +353,21 @@ fn compare_identity(old: &Identity, new: &Identity, comparable: &Comparable) -> 
             kinds.extend(compare_credentials(old, new, name));
         }
     }
-    if comparable.covers(new.kind.grant_collection(), &new.id) {
-        kinds.extend(compare_grants(old, new));
+    // Each grant is compared under the collection that lists it: Azure
+    // RBAC grants apart from directory roles and IAM policies.
+    let grant_collections: BTreeSet<CollectionName> = old
+        .admin_grants
+        .iter()
+        .chain(&new.admin_grants)
+        .map(|grant| grant.collection_on(new.kind))
+        .collect();
+    for name in grant_collections {
+        if comparable.covers(name, &new.id) {
+            kinds.extend(compare_grants(old, new, name));
+        }
+    }
+    if comparable.covers(CollectionName::Owners, &new.id) {
+        kinds.extend(compare_owners(old, new));
     }
     kinds
         .into_iter()
@@ -423,17 +472,21 @@ fn compare_credentials(
     kinds
 }
 
-fn compare_grants(old: &Identity, new: &Identity) -> Vec<ChangeKind> {
-    let keys = |identity: &Identity| -> BTreeSet<AdminGrant> {
+fn compare_grants(old: &Identity, new: &Identity, collection: CollectionName) -> Vec<ChangeKind> {
+    let of_collection = |identity: &Identity| -> Vec<AdminGrant> {
         identity
             .admin_grants
             .iter()
-            .map(AdminGrant::match_key)
+            .filter(|grant| grant.collection_on(identity.kind) == collection)
+            .cloned()
             .collect()
     };
-    let (old_keys, new_keys) = (keys(old), keys(new));
-    let mut kinds: Vec<ChangeKind> = new
-        .admin_grants
+    let (old_grants, new_grants) = (of_collection(old), of_collection(new));
+    let keys = |grants: &[AdminGrant]| -> BTreeSet<AdminGrant> {
+        grants.iter().map(AdminGrant::match_key).collect()
+    };
+    let (old_keys, new_keys) = (keys(&old_grants), keys(&new_grants));
+    let mut kinds: Vec<ChangeKind> = new_grants
         .iter()
         .filter(|grant| !old_keys.contains(&grant.match_key()))
         .map(|grant| ChangeKind::PrivilegeAdded {
@@ -441,11 +494,40 @@ fn compare_grants(old: &Identity, new: &Identity) -> Vec<ChangeKind> {
         })
         .collect();
     kinds.extend(
-        old.admin_grants
+        old_grants
             .iter()
             .filter(|grant| !new_keys.contains(&grant.match_key()))
             .map(|grant| ChangeKind::PrivilegeRemoved {
                 grant: grant.clone(),
+            }),
+    );
+    kinds
+}
+
+/// Compares the owners of an app registration or service principal by object id.
+fn compare_owners(old: &Identity, new: &Identity) -> Vec<ChangeKind> {
+    let ids = |identity: &Identity| -> BTreeSet<String> {
+        identity
+            .owners
+            .iter()
+            .map(|owner| owner.id.clone())
+            .collect()
+    };
+    let (old_ids, new_ids) = (ids(old), ids(new));
+    let mut kinds: Vec<ChangeKind> = new
+        .owners
+        .iter()
+        .filter(|owner| !old_ids.contains(&owner.id))
+        .map(|owner| ChangeKind::OwnerAdded {
+            owner: owner.clone(),
+        })
+        .collect();
+    kinds.extend(
+        old.owners
+            .iter()
+            .filter(|owner| !new_ids.contains(&owner.id))
+            .map(|owner| ChangeKind::OwnerRemoved {
+                owner: owner.clone(),
             }),
     );
     kinds
@@ -515,6 +597,12 @@ mod tests {
 
     #[test]
     fn names_list_every_change_kind() {
+        let owner = Owner {
+            id: "u1".to_string(),
+            kind: Some("user".to_string()),
+            name: None,
+            user_type: None,
+        };
         let grant = AdminGrant {
             via: "attached".to_string(),
             policy: "arn:aws:iam::aws:policy/AdministratorAccess".to_string(),
@@ -557,6 +645,10 @@ mod tests {
                 grant: grant.clone(),
             },
             ChangeKind::PrivilegeRemoved { grant },
+            ChangeKind::OwnerAdded {
+                owner: owner.clone(),
+            },
+            ChangeKind::OwnerRemoved { owner },
         ];
         let names: Vec<&str> = kinds.iter().map(ChangeKind::name).collect();
         assert_eq!(names, ChangeKind::NAMES);

@@ -298,6 +298,17 @@ pub enum CollectionName {
     ServiceAccountPolicies,
     /// A Google Cloud project's workload identity pool providers.
     WorkloadIdentityProviders,
+    /// Owners of Entra app registrations and service principals.
+    Owners,
+    /// Azure RBAC role assignments of Owner, Contributor, User Access
+    /// Administrator and Role Based Access Control Administrator at
+    /// subscription and management group scope, listed through Azure
+    /// Resource Manager.
+    AzureRbac,
+    /// User-assigned managed identities of the configured subscriptions,
+    /// with their federated identity credentials, listed through Azure
+    /// Resource Manager.
+    UserAssignedIdentities,
 }
 
 impl CollectionName {
@@ -362,6 +373,9 @@ impl CollectionName {
             CollectionName::PermissionSetAssignments => "permission_set_assignments",
             CollectionName::ServiceAccountPolicies => "service_account_policies",
             CollectionName::WorkloadIdentityProviders => "workload_identity_providers",
+            CollectionName::Owners => "owners",
+            CollectionName::AzureRbac => "azure_rbac",
+            CollectionName::UserAssignedIdentities => "user_assigned_identities",
         }
     }
 }
@@ -507,7 +521,8 @@ pub enum CredentialKind {
     ClientSecret,
     /// An Entra key credential (certificate) on an app or service principal.
     Certificate,
-    /// An Entra federated identity credential on an app registration.
+    /// An Entra federated identity credential on an app registration, or
+    /// on a user-assigned managed identity.
     FederatedCredential,
     /// A user-managed key of a Google Cloud service account.
     ServiceAccountKey,
@@ -531,9 +546,16 @@ impl CredentialKind {
         }
     }
 
-    /// Returns the collection that lists credentials of this kind on an identity.
+    /// Returns the collection that lists credentials of this kind on an
+    /// identity. Federated credentials of managed identities come from
+    /// Azure Resource Manager, apart from those of app registrations.
     pub fn collection_on(self, identity: IdentityKind) -> CollectionName {
-        self.collection().unwrap_or(identity.collection())
+        match (self, identity) {
+            (CredentialKind::FederatedCredential, IdentityKind::AzureManagedIdentity) => {
+                CollectionName::UserAssignedIdentities
+            }
+            _ => self.collection().unwrap_or(identity.collection()),
+        }
     }
 
     /// Returns the name shown in reports.
@@ -574,7 +596,20 @@ pub struct AdminGrant {
     pub assignment_id: Option<String>,
 }
 
+/// The `via` of an Azure RBAC role assignment's grant.
+pub const AZURE_RBAC_VIA: &str = "azure_rbac";
+
 impl AdminGrant {
+    /// Returns the collection whose listing produces this grant on an
+    /// identity: Azure RBAC grants come from their own listing.
+    pub fn collection_on(&self, identity: IdentityKind) -> CollectionName {
+        if self.via == AZURE_RBAC_VIA {
+            CollectionName::AzureRbac
+        } else {
+            identity.grant_collection()
+        }
+    }
+
     /// Returns what identifies the grant across scans: every field, with an
     /// Entra group's id standing for its display name, which can change.
     pub fn match_key(&self) -> AdminGrant {
@@ -583,6 +618,25 @@ impl AdminGrant {
             ..self.clone()
         }
     }
+}
+
+/// A principal that owns an Entra app registration or service principal,
+/// and so can add credentials to it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Owner {
+    /// The owner's object id.
+    pub id: String,
+    /// `user`, `service_principal`, or the short `@odata.type` of another
+    /// directory object. Absent when the source does not give it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The user principal name or display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `Member` or `Guest`, for users found in the tenant's user listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
 }
 
 /// One identity: a user, role, service principal or service account.
@@ -619,6 +673,9 @@ pub struct Identity {
     /// Admin grants, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admin_grants: Vec<AdminGrant>,
+    /// Owners of an Entra app registration or service principal, sorted by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<Owner>,
     /// Tags, by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
@@ -643,6 +700,7 @@ impl Identity {
             trust: Vec::new(),
             credentials: Vec::new(),
             admin_grants: Vec::new(),
+            owners: Vec::new(),
             tags: BTreeMap::new(),
             attributes: BTreeMap::new(),
         }
@@ -658,6 +716,8 @@ impl Identity {
         self.credentials.dedup();
         self.admin_grants.sort();
         self.admin_grants.dedup();
+        self.owners.sort();
+        self.owners.dedup_by(|a, b| a.id == b.id);
         // Deserializing grows each list to a capacity of at least four, which
         // for a million identities is most of the memory a snapshot takes.
         self.groups.shrink_to_fit();

@@ -248,6 +248,14 @@ pub struct AzureTenantSettings {
     pub page_size: u32,
     /// Apps whose federated credentials are listed at once.
     pub concurrency: usize,
+    /// Subscription ids whose Azure RBAC role assignments and user-assigned
+    /// managed identities are listed through Azure Resource Manager.
+    pub subscriptions: Vec<String>,
+    /// Management group ids whose Azure RBAC role assignments are listed.
+    pub management_groups: Vec<String>,
+    /// Azure Resource Manager base URL in place of the cloud's, for fakes
+    /// and proxies.
+    pub arm_url: Option<String>,
 }
 
 /// Report output format.

@@ -475,10 +475,22 @@ fn copy_attribute(
             continue;
         };
         match name {
-            CollectionName::Privileges | CollectionName::IamPolicy
-                if identity.kind.grant_collection() == name =>
+            CollectionName::Privileges | CollectionName::IamPolicy | CollectionName::AzureRbac
+                if identity.kind.grant_collection() == name
+                    || name == CollectionName::AzureRbac =>
             {
-                identity.admin_grants = old.admin_grants.clone();
+                // Only the grants this collection lists are replaced: an
+                // identity's Azure RBAC grants and directory roles come
+                // from different listings.
+                let kind = identity.kind;
+                identity
+                    .admin_grants
+                    .retain(|grant| grant.collection_on(kind) != name);
+                let kept = old
+                    .admin_grants
+                    .iter()
+                    .filter(|grant| grant.collection_on(kind) == name);
+                identity.admin_grants.extend(kept.cloned());
                 // A Google Cloud policy also lists every role of the
                 // service accounts it names.
                 if name == CollectionName::IamPolicy {
@@ -493,21 +505,24 @@ fn copy_attribute(
                     }
                 }
             }
-            CollectionName::Privileges | CollectionName::IamPolicy => {}
+            CollectionName::Privileges | CollectionName::IamPolicy | CollectionName::AzureRbac => {}
             CollectionName::AccessKeys
             | CollectionName::ConsolePasswords
             | CollectionName::FederatedCredentials
             | CollectionName::ServiceAccountKeys
-            | CollectionName::ServiceAccountPolicies => {
+            | CollectionName::ServiceAccountPolicies
+            | CollectionName::UserAssignedIdentities => {
+                let kind = identity.kind;
                 identity
                     .credentials
-                    .retain(|credential| credential.kind.collection() != Some(name));
+                    .retain(|credential| credential.kind.collection_on(kind) != name);
                 let kept = old
                     .credentials
                     .iter()
-                    .filter(|credential| credential.kind.collection() == Some(name));
+                    .filter(|credential| credential.kind.collection_on(kind) == name);
                 identity.credentials.extend(kept.cloned());
             }
+            CollectionName::Owners => identity.owners = old.owners.clone(),
             // Identity lists are carried over whole, credentials included.
             CollectionName::Users
             | CollectionName::Roles

@@ -700,3 +700,372 @@ fn cut_short_member_dump_is_incomplete() {
     assert!(incomplete.contains("privileges"), "{incomplete}");
     assert!(incomplete.contains("--paginate"), "{incomplete}");
 }
+
+const SUBSCRIPTION: &str = "5b5c0000-0000-4000-8000-000000000001";
+const OWNER_ROLE: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
+const ALICE: &str = "00000001-0000-4000-8000-000000000001";
+const EVE: &str = "00000001-0000-4000-8000-000000000002";
+const DEPLOY_SP: &str = "00000002-0000-4000-8000-000000000001";
+const IDENTITY_SP: &str = "00000002-0000-4000-8000-000000000002";
+const DEPLOY_APP: &str = "00000003-0000-4000-8000-000000000001";
+
+/// Returns an `az role assignment list` entry of Owner at the subscription.
+fn owner_assignment(number: u32, principal: &str, principal_type: &str) -> Value {
+    let scope = format!("/subscriptions/{SUBSCRIPTION}");
+    json!({
+        "condition": null, "conditionVersion": null, "createdBy": null, "createdOn": "2024-03-04T05:06:07.000000+00:00",
+        "delegatedManagedIdentityResourceId": null, "description": null,
+        "id": format!("{scope}/providers/Microsoft.Authorization/roleAssignments/0000000{number}-0000-4000-8000-000000000000"),
+        "name": format!("0000000{number}-0000-4000-8000-000000000000"),
+        "principalId": principal, "principalName": "someone", "principalType": principal_type,
+        "roleDefinitionId": format!("{scope}/providers/Microsoft.Authorization/roleDefinitions/{OWNER_ROLE}"),
+        "roleDefinitionName": "Owner", "scope": scope,
+        "type": "Microsoft.Authorization/roleAssignments",
+    })
+}
+
+/// Writes one day of a tenant with GUID ids: Graph listings, owner files,
+/// `az role assignment list`, `az identity list` and the identity's
+/// federated credentials.
+struct PersistenceDay {
+    users: Vec<Value>,
+    app_owners: Vec<Value>,
+    assignments: Vec<Value>,
+    identity_credentials: Vec<Value>,
+}
+
+impl PersistenceDay {
+    fn first() -> PersistenceDay {
+        PersistenceDay {
+            users: vec![
+                json!({"id": ALICE, "userPrincipalName": "alice@contoso.com", "userType": "Member"}),
+            ],
+            app_owners: vec![json!({"@odata.type": "#microsoft.graph.user", "id": ALICE,
+                                    "userPrincipalName": "alice@contoso.com"})],
+            assignments: vec![owner_assignment(1, ALICE, "User")],
+            identity_credentials: Vec::new(),
+        }
+    }
+
+    fn write_to(&self, root: &Path) -> PathBuf {
+        let folder = root.join("azure").join(TENANT);
+        write(&folder.join("users.json"), &Value::from(self.users.clone()));
+
+        let principals = json!([
+            {"id": DEPLOY_SP, "appId": "00000004-0000-4000-8000-000000000001", "displayName": "deploy",
+             "servicePrincipalType": "Application", "appOwnerOrganizationId": TENANT,
+             "passwordCredentials": [], "keyCredentials": []},
+            {"id": IDENTITY_SP, "appId": "00000004-0000-4000-8000-000000000002", "displayName": "uami-deploy",
+             "servicePrincipalType": "ManagedIdentity",
+             "alternativeNames": ["isExplicit=True", format!("/subscriptions/{SUBSCRIPTION}/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uami-deploy")],
+             "passwordCredentials": [], "keyCredentials": []},
+        ]);
+        write(&folder.join("service-principals.json"), &principals);
+        write(
+            &folder.join("applications.json"),
+            &json!([{"id": DEPLOY_APP, "appId": "00000004-0000-4000-8000-000000000001", "displayName": "deploy",
+                     "signInAudience": "AzureADMyOrg", "passwordCredentials": [], "keyCredentials": []}]),
+        );
+
+        write(
+            &folder.join(format!("owners-{DEPLOY_APP}.json")),
+            &Value::from(self.app_owners.clone()),
+        );
+        write(&folder.join(format!("owners-{DEPLOY_SP}.json")), &json!([]));
+        write(
+            &folder.join(format!("owners-{IDENTITY_SP}.json")),
+            &json!([]),
+        );
+
+        write(
+            &folder.join("role-assignments-sub1.json"),
+            &Value::from(self.assignments.clone()),
+        );
+        write(
+            &folder.join("identities.json"),
+            &json!([{"clientId": "00000004-0000-4000-8000-000000000002",
+                     "id": format!("/subscriptions/{SUBSCRIPTION}/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uami-deploy"),
+                     "location": "westeurope", "name": "uami-deploy", "principalId": IDENTITY_SP,
+                     "resourceGroup": "rg", "tags": {}, "tenantId": TENANT,
+                     "type": "Microsoft.ManagedIdentity/userAssignedIdentities"}]),
+        );
+        write(
+            &folder.join("mi-federated-credentials-uami-deploy.json"),
+            &Value::from(self.identity_credentials.clone()),
+        );
+        root.to_path_buf()
+    }
+}
+
+/// Reads the tenant's snapshot under a snapshot folder.
+fn read_snapshot(snapshots: &Path) -> Value {
+    let path = snapshots.join(format!("azure/{TENANT}.json"));
+    let text = std::fs::read_to_string(&path).expect("read the snapshot");
+    serde_json::from_str(&text).expect("the snapshot is JSON")
+}
+
+fn finding_of<'a>(report: &'a Value, change: &str, id: &str) -> &'a Value {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|finding| finding["change"] == change && finding["identity_id"] == id)
+        .unwrap_or_else(|| panic!("no {change} finding for {id}: {report:#}"))
+}
+
+#[test]
+fn persistence_paths_from_export() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let day_one = PersistenceDay::first().write_to(&work.path().join("day-1"));
+    let (code, report) = scan(work.path(), &day_one, &snapshots);
+    assert_eq!(code, 0, "{report:#}");
+    let snapshot = read_snapshot(&snapshots);
+    for name in ["owners", "azure_rbac", "user_assigned_identities"] {
+        assert_eq!(
+            snapshot["collections"][name]["status"], "complete",
+            "{name}: {snapshot:#}"
+        );
+    }
+
+    let mut day = PersistenceDay::first();
+    day.users.push(
+        json!({"id": EVE, "userPrincipalName": "eve_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+                          "userType": "Guest"}),
+    );
+    day.app_owners.push(json!({"@odata.type": "#microsoft.graph.user", "id": EVE,
+                               "userPrincipalName": "eve_fabrikam.com#EXT#@contoso.onmicrosoft.com"}));
+    day.assignments
+        .push(owner_assignment(2, DEPLOY_SP, "ServicePrincipal"));
+    day.identity_credentials.push(json!({
+        "audiences": ["api://AzureADTokenExchange"],
+        "id": format!("/subscriptions/{SUBSCRIPTION}/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uami-deploy/federatedIdentityCredentials/gh"),
+        "issuer": "https://token.actions.githubusercontent.com", "name": "gh", "resourceGroup": "rg",
+        "subject": "repo:attacker/repo:ref:refs/heads/main",
+        "type": "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials"}));
+    let day_two = day.write_to(&work.path().join("day-2"));
+    let (code, report) = scan(work.path(), &day_two, &snapshots);
+
+    assert_eq!(code, 1, "{report:#}");
+    // The app's service principal became Owner of the subscription the
+    // same day, so its new owner can act as an Owner.
+    let owner = finding_of(&report, "owner_added", DEPLOY_APP);
+    assert_eq!(owner["severity"], "critical", "{owner:#}");
+    assert_eq!(owner["technique"]["id"], "T1098");
+    assert_eq!(owner["evidence"]["owner_user_type"], "Guest");
+    let grant = finding_of(&report, "privilege_added", DEPLOY_SP);
+    assert_eq!(grant["severity"], "critical", "{grant:#}");
+    assert_eq!(grant["technique"]["id"], "T1098.003");
+    assert!(
+        grant["response"]
+            .to_string()
+            .contains("az role assignment delete --ids /subscriptions/")
+    );
+    let credential = finding_of(&report, "credential_added", IDENTITY_SP);
+    assert_eq!(credential["severity"], "high", "{credential:#}");
+    assert!(
+        credential["evidence"]["credential_detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("repo:attacker/repo"))
+    );
+    assert!(
+        credential["response"]
+            .to_string()
+            .contains("az identity federated-credential delete --name gh --identity-name uami-deploy --resource-group rg")
+    );
+    // The guest is new too; nothing else changed.
+    assert_eq!(
+        report["findings"].as_array().map(Vec::len),
+        Some(4),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn missing_arm_exports_never_read_empty() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = PersistenceDay::first().write_to(&work.path().join("export"));
+    let folder = export.join("azure").join(TENANT);
+    for file in [
+        "role-assignments-sub1.json".to_string(),
+        "mi-federated-credentials-uami-deploy.json".to_string(),
+        format!("owners-{DEPLOY_APP}.json"),
+        format!("owners-{DEPLOY_SP}.json"),
+        format!("owners-{IDENTITY_SP}.json"),
+    ] {
+        std::fs::remove_file(folder.join(file)).expect("remove a file");
+    }
+    let snapshots = work.path().join("snapshots");
+    let (code, report) = scan(work.path(), &export, &snapshots);
+
+    assert_eq!(code, 2, "{report:#}");
+    let snapshot = read_snapshot(&snapshots);
+    let collections = &snapshot["collections"];
+    assert_eq!(
+        collections["owners"]["status"], "not_collected",
+        "{collections:#}"
+    );
+    assert_eq!(
+        collections["azure_rbac"]["status"], "not_collected",
+        "{collections:#}"
+    );
+    let identities = &collections["user_assigned_identities"];
+    assert_eq!(identities["status"], "incomplete", "{identities:#}");
+    assert_eq!(identities["unlisted"], json!([IDENTITY_SP]));
+    assert!(
+        identities["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("mi-federated-credentials-uami-deploy.json")),
+        "{identities:#}"
+    );
+}
+
+#[test]
+fn owner_file_must_name_an_object_id() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = PersistenceDay::first().write_to(&work.path().join("export"));
+    let folder = export.join("azure").join(TENANT);
+    write(&folder.join("owners-deploy.json"), &json!([]));
+    let (code, report) = scan(work.path(), &export, &work.path().join("snapshots"));
+    assert_eq!(code, 2, "{report:#}");
+    let text = report.to_string();
+    assert!(text.contains("owners-deploy.json"), "{text}");
+    assert!(text.contains("not an object id"), "{text}");
+}
+
+/// Returns the ARM replies of a Cloud Custodian cassette whose request path ends with `suffix`.
+fn custodian_replies(name: &str, suffix: &str) -> Vec<Value> {
+    let path = common::public_fixtures().join("azure").join(name);
+    let cassette: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read cassette")).expect("JSON");
+    cassette["interactions"]
+        .as_array()
+        .expect("interactions")
+        .iter()
+        .filter(|interaction| {
+            let uri = interaction["request"]["uri"].as_str().unwrap_or_default();
+            uri.split('?')
+                .next()
+                .is_some_and(|path| path.ends_with(suffix))
+        })
+        .map(|interaction| interaction["response"]["body"]["data"].clone())
+        .collect()
+}
+
+/// Returns the ARM reply bodies of an azure-cli cassette whose request path ends with `suffix`.
+fn azure_cli_replies(name: &str, suffix: &str) -> Vec<Value> {
+    let path = common::public_fixtures().join("azure").join(name);
+    let text = std::fs::read_to_string(path).expect("read cassette");
+    let recording: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("YAML");
+    recording["interactions"]
+        .as_sequence()
+        .expect("interactions")
+        .iter()
+        .filter(|interaction| {
+            let uri = interaction["request"]["uri"].as_str().unwrap_or_default();
+            uri.split('?')
+                .next()
+                .is_some_and(|path| path.ends_with(suffix))
+        })
+        .filter_map(|interaction| interaction["response"]["body"]["string"].as_str())
+        .filter_map(|body| serde_json::from_str(body).ok())
+        .collect()
+}
+
+#[test]
+fn public_role_assignment_versions_convert() {
+    // Cloud Custodian's 2018-09-01-preview listing: 74 assignments. The
+    // principals of every Owner at subscription scope are listed as users.
+    let replies = custodian_replies(
+        "custodian-role-assignments-cassette.json",
+        "/providers/Microsoft.Authorization/roleAssignments",
+    );
+    assert_eq!(replies.len(), 1);
+    let records = replies[0]["value"].as_array().expect("value").clone();
+    assert_eq!(records.len(), 74);
+    let owner_of_subscription = |record: &&Value| {
+        let properties = &record["properties"];
+        properties["roleDefinitionId"]
+            .as_str()
+            .is_some_and(|id| id.ends_with(OWNER_ROLE))
+            && properties["scope"].as_str().is_some_and(|scope| {
+                scope.starts_with("/subscriptions/") && scope.matches('/').count() == 2
+            })
+    };
+    let owners: Vec<&Value> = records.iter().filter(owner_of_subscription).collect();
+    assert!(!owners.is_empty());
+    let owner_id = owners[0]["properties"]["principalId"]
+        .as_str()
+        .expect("principal");
+
+    let work = tempfile::tempdir().expect("temp dir");
+    let folder = work.path().join("export/azure").join(TENANT);
+    write(&folder.join("role-assignments.json"), &replies[0]);
+    write(
+        &folder.join("users.json"),
+        &json!([{"id": owner_id, "userPrincipalName": "owner@contoso.com", "userType": "Member"}]),
+    );
+    write(
+        &folder.join("service-principals.json"),
+        &json!([{"id": DEPLOY_SP, "appId": "a", "servicePrincipalType": "Application"}]),
+    );
+    // The azure-cli 2022-04-01 recording: a managed identity and role
+    // assignment lists that hold only Reader at resource group scope.
+    let identities = azure_cli_replies(
+        "azure-cli-rec-role-assignment-at-scope.yaml",
+        "/userAssignedIdentities/clitest000002",
+    );
+    assert_eq!(identities.len(), 1);
+    write(&folder.join("identities.json"), &Value::from(identities));
+    for (index, reply) in azure_cli_replies(
+        "azure-cli-rec-role-assignment-at-scope.yaml",
+        "/providers/Microsoft.Authorization/roleAssignments",
+    )
+    .iter()
+    .enumerate()
+    {
+        write(&folder.join(format!("cli-assignments-{index}.json")), reply);
+    }
+    write(
+        &folder.join("mi-federated-credentials-clitest000002.json"),
+        &json!([]),
+    );
+    let snapshots = work.path().join("snapshots");
+    let (code, report) = scan(work.path(), &work.path().join("export"), &snapshots);
+
+    assert_eq!(code, 0, "{report:#}");
+    let snapshot = read_snapshot(&snapshots);
+    assert_eq!(snapshot["collections"]["azure_rbac"]["status"], "complete");
+    let owner = snapshot["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .find(|identity| identity["id"] == owner_id)
+        .expect("the owner is recorded");
+    let grants: Vec<&str> = owner["admin_grants"]
+        .as_array()
+        .expect("grants")
+        .iter()
+        .filter_map(|grant| grant["policy"].as_str())
+        .collect();
+    assert!(
+        grants
+            .iter()
+            .any(|policy| policy.starts_with("Owner at /subscriptions/")),
+        "{grants:?}"
+    );
+    // The identity has no service principal in the listing, so it is recorded from ARM.
+    let identity = snapshot["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .find(|identity| identity["id"] == "88c53162-584e-4c98-984b-62149c2e9bca")
+        .expect("the managed identity is recorded");
+    assert_eq!(identity["kind"], "azure_managed_identity");
+    assert_eq!(identity["name"], "clitest000002");
+    assert_eq!(identity["attributes"]["managed_identity"], "user_assigned");
+    assert_eq!(
+        snapshot["collections"]["user_assigned_identities"]["status"],
+        "complete"
+    );
+}

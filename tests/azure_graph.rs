@@ -20,13 +20,18 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
+use common::fake_arm::{
+    ArmFault, CONTRIBUTOR, FakeIdentityCredential, FakeRbacAssignment, FakeUserAssignedIdentity,
+    OWNER, READER, management_group_scope, subscription_scope,
+};
 use common::fake_graph::{
-    APPLICATIONS_PATH, Editable, FakeApplication, FakeFederatedCredential, FakeGraph, FakeGroup,
-    FakeKeyCredential, FakePasswordCredential, FakeRoleAssignment, FakeServicePrincipal, FakeUser,
-    Fault, GLOBAL_ADMINISTRATOR, IDENTITY_HEADER, MAX_PAGE_SIZE, MICROSOFT_TENANT_ID,
-    ROLE_ASSIGNMENTS_PATH, RecordedRequest, SERVICE_PRINCIPALS_PATH, TENANT_ID, TOKEN_PATH,
-    TOKEN_PREFIX, Tenant, USERS_PATH, federated_credentials_path, group_members_path, group_path,
-    guid, id_kind, odd_tenant,
+    APPLICATIONS_PATH, EXPANDED_OWNERS_LIMIT, Editable, FakeApplication, FakeFederatedCredential,
+    FakeGraph, FakeGroup, FakeKeyCredential, FakePasswordCredential, FakeRoleAssignment,
+    FakeServicePrincipal, FakeUser, Fault, GLOBAL_ADMINISTRATOR, IDENTITY_HEADER, MAX_PAGE_SIZE,
+    MICROSOFT_TENANT_ID, ROLE_ASSIGNMENTS_PATH, RecordedRequest, SERVICE_PRINCIPALS_PATH,
+    SUBSCRIPTION_ID, TENANT_ID, TOKEN_PATH, TOKEN_PREFIX, Tenant, USERS_PATH,
+    federated_credentials_path, group_members_path, group_path, guid, id_kind, odd_tenant,
+    owners_path,
 };
 
 /// A response read off the wire.
@@ -1711,4 +1716,529 @@ fn unknown_principal_is_a_warning() {
         .filter(|identity| identity.to_string().contains(&assignment_id))
         .collect();
     assert!(holders.is_empty(), "{holders:#?}");
+}
+
+/// The second subscription of the Azure Resource Manager tests.
+const SECOND_SUBSCRIPTION: &str = "5b5c0000-0000-4000-8000-000000000002";
+
+impl Workspace {
+    /// Adds lines to the tenant's table, which ends the config file.
+    fn add_tenant_lines(&self, lines: &str) {
+        let mut text = std::fs::read_to_string(&self.config).expect("read the config");
+        text.push_str(lines);
+        std::fs::write(&self.config, text).expect("write the config");
+    }
+}
+
+/// Returns the owner ids recorded on an identity of a scan's snapshot.
+fn owner_ids(scan: &Scan, id: &str) -> Vec<String> {
+    let identity = scan.identity(id);
+    let owners = identity["owners"].as_array().cloned().unwrap_or_default();
+    owners
+        .iter()
+        .map(|owner| owner["id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn new_owners_are_judged_by_reach() {
+    // App 1 is owned by member 2. App 2's service principal (5) becomes
+    // Global Administrator, so a new owner of app 2 can act as one.
+    let mut tenant = scenario_tenant();
+    tenant.applications[0].owners = vec![guid(id_kind::USER, 2)];
+    let (fake, workspace, baseline) = fake_with_baseline(tenant, "");
+    assert_eq!(
+        owner_ids(&baseline, &guid(id_kind::APPLICATION, 1)),
+        vec![guid(id_kind::USER, 2)]
+    );
+    assert_eq!(baseline.collection_status("owners"), "complete");
+
+    let guest = guid(id_kind::USER, 10);
+    let member = guid(id_kind::USER, 1);
+    let principal = guid(id_kind::SERVICE_PRINCIPAL, 5);
+    fake.edit_tenant(|tenant| {
+        tenant.users.push(FakeUser::guest(10));
+        tenant.applications[0].owners.push(guest.clone());
+        tenant.applications[1].owners.push(member.clone());
+        tenant
+            .role_assignments
+            .push(FakeRoleAssignment::tenant_wide(
+                2,
+                &principal,
+                GLOBAL_ADMINISTRATOR,
+            ));
+        tenant.service_principals[0].owners.push(member.clone());
+    });
+    let scan = workspace.scan(&fake);
+
+    scan.assert_exit(1);
+    assert_eq!(scan.collection_status("owners"), "complete");
+    let application_1 = guid(id_kind::APPLICATION, 1);
+    let application_2 = guid(id_kind::APPLICATION, 2);
+    let service_principal_1 = guid(id_kind::SERVICE_PRINCIPAL, 1);
+    // (identity, owner, severity)
+    let cases = [
+        (&application_1, &guest, "high"),
+        (&application_2, &member, "critical"),
+        (&service_principal_1, &member, "medium"),
+    ];
+    for (identity, owner, severity) in cases {
+        let finding = scan.finding("owner_added", identity);
+        assert_eq!(finding["severity"], severity, "{finding:#}");
+        assert_eq!(finding["expected"], false, "{finding:#}");
+        assert_eq!(finding["technique"]["id"], "T1098", "{finding:#}");
+        assert_eq!(
+            finding["evidence"]["owner_id"],
+            owner.as_str(),
+            "{finding:#}"
+        );
+    }
+    let guest_owner = scan.finding("owner_added", &application_1);
+    assert_eq!(guest_owner["evidence"]["owner_user_type"], "Guest");
+    let commands = guest_owner["response"].to_string();
+    assert!(
+        commands.contains(&format!(
+            "az ad app owner remove --id {application_1} --owner-object-id {guest}"
+        )),
+        "{commands}"
+    );
+    let sp_owner = scan.finding("owner_added", &service_principal_1);
+    let commands = sp_owner["response"].to_string();
+    assert!(commands.contains("/owners/"), "{commands}");
+    assert!(commands.contains("$ref"), "{commands}");
+
+    // The owners came from $expand on both lists, with no per-object listing.
+    for path in [APPLICATIONS_PATH, SERVICE_PRINCIPALS_PATH] {
+        let requests = fake.requests_for(path);
+        assert!(!requests.is_empty(), "{path}");
+        for request in requests {
+            assert_eq!(request.param("$expand"), Some("owners"), "{}", request.url);
+        }
+    }
+    let per_object = fake
+        .requests()
+        .iter()
+        .filter(|request| request.path.ends_with("/owners"))
+        .count();
+    assert_eq!(per_object, 0);
+}
+
+#[test]
+fn owners_past_expand_cap_are_listed() {
+    // Graph expands at most 20 owners, so an app with 25 has its owners
+    // listed on their own, over pages of 10.
+    let mut tenant = Tenant::sample();
+    tenant.users.extend((3..=27).map(FakeUser::member));
+    tenant.applications[0].owners = (3..=27).map(|number| guid(id_kind::USER, number)).collect();
+    tenant.service_principals[0].owners =
+        (3..=22).map(|number| guid(id_kind::USER, number)).collect();
+    let fake = FakeGraph::start(tenant);
+    let workspace = Workspace::new(&fake, "page_size = 10");
+    let scan = workspace.scan(&fake);
+
+    scan.assert_exit(0);
+    assert_eq!(scan.collection_status("owners"), "complete");
+    let application = guid(id_kind::APPLICATION, 1);
+    let principal = guid(id_kind::SERVICE_PRINCIPAL, 1);
+    assert_eq!(owner_ids(&scan, &application).len(), 25);
+    // Exactly 20 expanded may be cut short too, so they are listed again.
+    assert_eq!(owner_ids(&scan, &principal).len(), EXPANDED_OWNERS_LIMIT);
+    let application_owner_pages = fake.requests_for(&owners_path(APPLICATIONS_PATH, &application));
+    assert_eq!(
+        application_owner_pages.len(),
+        3,
+        "{application_owner_pages:#?}"
+    );
+    assert_links_followed(&application_owner_pages);
+    assert_eq!(
+        fake.requests_for(&owners_path(SERVICE_PRINCIPALS_PATH, &principal))
+            .len(),
+        2
+    );
+    let owner = scan.identity(&application)["owners"][0].clone();
+    assert_eq!(owner["kind"], "user");
+    assert_eq!(owner["user_type"], "Member");
+}
+
+#[test]
+fn failed_owner_listing_keeps_other_owners() {
+    let mut tenant = Tenant::sample();
+    tenant.users.extend((3..=22).map(FakeUser::member));
+    tenant.applications[0].owners = (3..=22).map(|number| guid(id_kind::USER, number)).collect();
+    tenant.service_principals[0].owners = vec![guid(id_kind::USER, 2)];
+    let (fake, workspace, _) = fake_with_baseline(tenant, "");
+    let application = guid(id_kind::APPLICATION, 1);
+    fake.add_fault(Fault::Forbidden {
+        path: owners_path(APPLICATIONS_PATH, &application),
+    });
+    fake.edit_tenant(|tenant| {
+        tenant.service_principals[0]
+            .owners
+            .push(guid(id_kind::USER, 3))
+    });
+    let scan = workspace.scan(&fake);
+
+    scan.assert_exit(2);
+    assert_eq!(scan.collection_status("owners"), "incomplete");
+    assert_eq!(
+        scan.collection("owners")["unlisted"],
+        serde_json::json!([application])
+    );
+    // The app keeps its 20 owners, and the service principal's new owner is reported.
+    assert_eq!(owner_ids(&scan, &application).len(), 20);
+    assert_eq!(
+        scan.finding_keys(),
+        vec![(
+            "owner_added".to_string(),
+            guid(id_kind::SERVICE_PRINCIPAL, 1)
+        )]
+    );
+}
+
+/// Builds the Azure Resource Manager baseline of [`Tenant::sample`] with
+/// two subscriptions. Member 1 is Owner of the first and member 2 its
+/// Reader. Service principal 1 is Contributor at a management group. The
+/// user-assigned identity `uami-deploy` (service principal 4) has no
+/// federated credentials.
+fn arm_tenant() -> Tenant {
+    let mut tenant = Tenant::sample();
+    let arm = &mut tenant.arm;
+    arm.subscriptions = vec![SUBSCRIPTION_ID.to_string(), SECOND_SUBSCRIPTION.to_string()];
+    let subscription = subscription_scope(SUBSCRIPTION_ID);
+    arm.role_assignments = vec![
+        FakeRbacAssignment::new(1, &subscription, OWNER, &guid(id_kind::USER, 1), "User"),
+        FakeRbacAssignment::new(2, &subscription, READER, &guid(id_kind::USER, 2), "User"),
+        FakeRbacAssignment::new(
+            3,
+            &management_group_scope("corp"),
+            CONTRIBUTOR,
+            &guid(id_kind::SERVICE_PRINCIPAL, 1),
+            "ServicePrincipal",
+        ),
+    ];
+    arm.identities = vec![FakeUserAssignedIdentity::new(
+        1,
+        SUBSCRIPTION_ID,
+        "uami-deploy",
+        &guid(id_kind::SERVICE_PRINCIPAL, 4),
+    )];
+    arm.page_size = 1;
+    tenant
+}
+
+/// Starts a fake of [`arm_tenant`], scans a baseline that lists both
+/// subscriptions and management group `corp`, and clears its requests.
+fn arm_baseline() -> (FakeGraph, Workspace, Scan) {
+    let fake = FakeGraph::start(arm_tenant());
+    let workspace = Workspace::new(&fake, "");
+    workspace.add_tenant_lines(&format!(
+        "subscriptions = [\"{SUBSCRIPTION_ID}\", \"{SECOND_SUBSCRIPTION}\"]\n\
+         management_groups = [\"corp\"]\narm_url = \"{}\"\n",
+        fake.arm_url()
+    ));
+    let baseline = workspace.scan(&fake);
+    baseline.assert_exit(0);
+    assert_all_complete(&baseline);
+    for name in ["owners", "azure_rbac", "user_assigned_identities"] {
+        assert_eq!(baseline.collection_status(name), "complete", "{name}");
+    }
+    fake.clear_requests();
+    (fake, workspace, baseline)
+}
+
+#[test]
+fn rbac_grants_land_on_principals() {
+    let (_fake, _workspace, baseline) = arm_baseline();
+    let owner_grants = grants_of(&baseline, &guid(id_kind::USER, 1));
+    assert_eq!(owner_grants.len(), 2, "{owner_grants:#?}");
+    let rbac: Vec<&Value> = owner_grants
+        .iter()
+        .filter(|grant| grant["via"] == "azure_rbac")
+        .collect();
+    assert_eq!(rbac.len(), 1);
+    assert_eq!(
+        rbac[0]["policy"],
+        format!("Owner at /subscriptions/{SUBSCRIPTION_ID}")
+    );
+    assert!(
+        rbac[0]["assignment_id"]
+            .as_str()
+            .is_some_and(|id| id.ends_with(&guid(common::fake_arm::RBAC_ASSIGNMENT_KIND, 1)))
+    );
+    // Reader is not recorded; the management group's Contributor is,
+    // once although both subscriptions list it.
+    assert!(grants_of(&baseline, &guid(id_kind::USER, 2)).is_empty());
+    let contributor = grants_of(&baseline, &guid(id_kind::SERVICE_PRINCIPAL, 1));
+    assert_eq!(contributor.len(), 1, "{contributor:#?}");
+    assert_eq!(
+        contributor[0]["policy"],
+        "Contributor at /providers/Microsoft.Management/managementGroups/corp"
+    );
+}
+
+#[test]
+fn rbac_scenario_reports_each_way_in() {
+    let (fake, workspace, _) = arm_baseline();
+    let new_principal = guid(id_kind::SERVICE_PRINCIPAL, 8);
+    let first_party = guid(id_kind::SERVICE_PRINCIPAL, 2);
+    let managed = guid(id_kind::SERVICE_PRINCIPAL, 4);
+    let subscription = subscription_scope(SUBSCRIPTION_ID);
+    fake.edit_tenant(|tenant| {
+        tenant
+            .service_principals
+            .push(FakeServicePrincipal::application(8));
+        let arm = &mut tenant.arm;
+        arm.role_assignments.push(FakeRbacAssignment::new(
+            4,
+            &subscription,
+            OWNER,
+            &new_principal,
+            "ServicePrincipal",
+        ));
+        arm.role_assignments.push(FakeRbacAssignment::new(
+            5,
+            &subscription,
+            CONTRIBUTOR,
+            &first_party,
+            "ServicePrincipal",
+        ));
+        arm.identities[0]
+            .credentials
+            .push(FakeIdentityCredential::github("gh-prod", "attacker/repo"));
+    });
+    fake.add_arm_fault(ArmFault::Throttle {
+        path: format!("{subscription}/providers/Microsoft.Authorization/roleAssignments"),
+        times: 2,
+        retry_after_seconds: 1,
+    });
+    let scan = workspace.scan(&fake);
+
+    scan.assert_exit(1);
+    assert_eq!(scan.collection_status("azure_rbac"), "complete");
+    let mut expected_keys = vec![
+        ("credential_added".to_string(), managed.clone()),
+        ("identity_added".to_string(), new_principal.clone()),
+        ("privilege_added".to_string(), first_party.clone()),
+    ];
+    expected_keys.sort();
+    assert_eq!(scan.finding_keys(), expected_keys, "{:#}", scan.report);
+
+    let created = scan.finding("identity_added", &new_principal);
+    assert_eq!(created["severity"], "critical", "{created:#}");
+    assert_eq!(created["expected"], false);
+    assert!(
+        created["severity_reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("Owner at /subscriptions/")),
+        "{created:#}"
+    );
+    let commands = created["response"].to_string();
+    assert!(
+        commands.contains(&format!(
+            "az role assignment delete --ids {subscription}/providers/Microsoft.Authorization/roleAssignments/"
+        )),
+        "{commands}"
+    );
+
+    let platform = scan.finding("privilege_added", &first_party);
+    assert_eq!(platform["expected"], true, "{platform:#}");
+    assert_eq!(platform["severity"], "low", "{platform:#}");
+    assert_eq!(platform["technique"]["id"], "T1098.003");
+
+    let federated = scan.finding("credential_added", &managed);
+    assert_eq!(federated["severity"], "high", "{federated:#}");
+    assert_eq!(federated["technique"]["id"], "T1098.001");
+    let detail = federated["evidence"]["credential_detail"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        detail.contains("https://token.actions.githubusercontent.com"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("repo:attacker/repo:environment:production"),
+        "{detail}"
+    );
+    let commands = federated["response"].to_string();
+    assert!(
+        commands.contains(&format!(
+            "az identity federated-credential delete --name gh-prod --identity-name uami-deploy \
+             --resource-group rg-fake --subscription {SUBSCRIPTION_ID} --yes"
+        )),
+        "{commands}"
+    );
+
+    // Both throttled requests were retried, every list followed nextLink
+    // one record at a time, and every ARM request carried an ARM token.
+    let requests = fake.arm_requests();
+    let throttled: Vec<&RecordedRequest> = requests
+        .iter()
+        .filter(|request| request.status == 429)
+        .collect();
+    assert_eq!(throttled.len(), 2);
+    let role_pages: Vec<RecordedRequest> = requests
+        .iter()
+        .filter(|request| {
+            request.path
+                == format!("{subscription}/providers/Microsoft.Authorization/roleAssignments")
+                && request.status == 200
+        })
+        .cloned()
+        .collect();
+    assert_links_followed(&role_pages);
+    assert!(role_pages.len() >= 3, "{role_pages:#?}");
+    for request in &requests {
+        assert_eq!(
+            request.param("$filter").is_some(),
+            request.path.ends_with("roleAssignments")
+        );
+        assert_ne!(request.status, 401, "{}", request.url);
+    }
+}
+
+#[test]
+fn arm_denied_subscription_is_incomplete() {
+    let (fake, workspace, baseline) = arm_baseline();
+    let member = guid(id_kind::USER, 1);
+    assert_eq!(grants_of(&baseline, &member).len(), 2);
+    // The second subscription is denied; the first loses member 1's Owner,
+    // which must not read as a removal while the collection is incomplete.
+    fake.add_arm_fault(ArmFault::Forbidden {
+        path: format!(
+            "{}/providers/Microsoft.Authorization/roleAssignments",
+            subscription_scope(SECOND_SUBSCRIPTION)
+        ),
+    });
+    fake.edit_tenant(|tenant| {
+        tenant.arm.role_assignments.remove(0);
+    });
+    let scan = workspace.scan(&fake);
+
+    scan.assert_exit(2);
+    assert_eq!(scan.collection_status("azure_rbac"), "incomplete");
+    assert_eq!(scan.collection("azure_rbac")["kept_previous"], true);
+    let reason = scan.collection_reason("azure_rbac");
+    for needed in [
+        TENANT_ID,
+        SECOND_SUBSCRIPTION,
+        "Reader",
+        "AuthorizationFailed",
+        "403",
+    ] {
+        assert!(reason.contains(needed), "{needed} missing from {reason}");
+    }
+    assert!(scan.findings().is_empty(), "{:#}", scan.report);
+    assert!(scan.report_incomplete().contains(&"azure_rbac".to_string()));
+    assert_eq!(grants_of(&scan, &member).len(), 2);
+    // The directory role listing is unaffected.
+    assert_eq!(scan.collection_status("privileges"), "complete");
+}
+
+#[test]
+fn arm_token_for_graph_is_refused() {
+    // A token issued for Graph gets ARM's audience error from the fake.
+    let fake = FakeGraph::start(arm_tenant());
+    let token = fetch_token(&fake);
+    let url = format!(
+        "{}/subscriptions/{SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01",
+        fake.arm_url()
+    );
+    let response = graph_get(&url, &token);
+    assert_eq!(response.status, 401, "{response:?}");
+    assert_eq!(
+        response.json()["error"]["code"],
+        "InvalidAuthenticationTokenAudience"
+    );
+}
+
+#[test]
+fn rbac_unknown_principals_are_warned() {
+    // Owner for a deleted user, and Contributor for a group Graph does not
+    // find: neither lands on an identity, and both are named on stderr.
+    let deleted_user = guid(id_kind::USER, 90);
+    let deleted_group = guid(id_kind::GROUP, 91);
+    let mut tenant = arm_tenant();
+    let subscription = subscription_scope(SUBSCRIPTION_ID);
+    tenant.arm.role_assignments.push(FakeRbacAssignment::new(
+        6,
+        &subscription,
+        OWNER,
+        &deleted_user,
+        "User",
+    ));
+    tenant.arm.role_assignments.push(FakeRbacAssignment::new(
+        7,
+        &subscription,
+        CONTRIBUTOR,
+        &deleted_group,
+        "Group",
+    ));
+    let fake = FakeGraph::start(tenant);
+    let workspace = Workspace::new(&fake, "");
+    workspace.add_tenant_lines(&format!(
+        "subscriptions = [\"{SUBSCRIPTION_ID}\"]\narm_url = \"{}\"\n",
+        fake.arm_url()
+    ));
+    let scan = workspace.scan(&fake);
+
+    scan.assert_exit(0);
+    assert_eq!(scan.collection_status("azure_rbac"), "complete");
+    for (number, principal) in [(6, &deleted_user), (7, &deleted_group)] {
+        let assignment = guid(common::fake_arm::RBAC_ASSIGNMENT_KIND, number);
+        assert!(
+            scan.stderr.contains(&assignment),
+            "{assignment}: {}",
+            scan.stderr
+        );
+        assert!(
+            scan.stderr.contains(principal.as_str()),
+            "{principal}: {}",
+            scan.stderr
+        );
+        let holders: Vec<Value> = scan
+            .identities()
+            .into_iter()
+            .filter(|identity| identity.to_string().contains(&assignment))
+            .collect();
+        assert!(holders.is_empty(), "{holders:#?}");
+    }
+    assert!(scan.stderr.contains("Owner"), "{}", scan.stderr);
+    // The group principal was looked up in Graph once.
+    assert_eq!(fake.requests_for(&group_path(&deleted_group)).len(), 1);
+}
+
+#[test]
+fn rbac_group_grant_reaches_members() {
+    // Owner of the subscription through a group of member 2 and service principal 1.
+    let members = [guid(id_kind::USER, 2), guid(id_kind::SERVICE_PRINCIPAL, 1)];
+    let group = FakeGroup::role_assignable(1, &members);
+    let mut tenant = arm_tenant();
+    tenant.arm.role_assignments.push(FakeRbacAssignment::new(
+        8,
+        &subscription_scope(SUBSCRIPTION_ID),
+        OWNER,
+        &group.id,
+        "Group",
+    ));
+    let group_id = group.id.clone();
+    tenant.groups.push(group);
+    let fake = FakeGraph::start(tenant);
+    let workspace = Workspace::new(&fake, "");
+    workspace.add_tenant_lines(&format!(
+        "subscriptions = [\"{SUBSCRIPTION_ID}\"]\narm_url = \"{}\"\n",
+        fake.arm_url()
+    ));
+    let scan = workspace.scan(&fake);
+
+    scan.assert_exit(0);
+    assert_eq!(scan.collection_status("azure_rbac"), "complete");
+    for member in &members {
+        let grants = grants_of(&scan, member);
+        let through_group: Vec<&Value> = grants
+            .iter()
+            .filter(|grant| grant["group_id"] == group_id.as_str())
+            .collect();
+        assert_eq!(through_group.len(), 1, "{member}: {grants:#?}");
+        assert_eq!(through_group[0]["via"], "azure_rbac");
+    }
 }

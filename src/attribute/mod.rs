@@ -402,6 +402,7 @@ pub(crate) fn test_finding(
             identity,
         }],
         not_compared: Vec::new(),
+        privileged_app_ids: Default::default(),
     };
     let mut finding = crate::judge::judge(&diff).remove(0);
     finding.change = change;

@@ -208,6 +208,7 @@ mod tests {
             scope: "123456789012".to_string(),
             changes: changes.to_vec(),
             not_compared: Vec::new(),
+            privileged_app_ids: Default::default(),
         };
         super::super::judge_with_rules(&diff, rules)
     }

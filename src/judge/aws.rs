@@ -53,7 +53,10 @@ pub(super) fn assess(scope: &str, change: &Change) -> Verdict {
         | ChangeKind::PathChanged { .. }
         | ChangeKind::AttributeChanged { .. }
         | ChangeKind::CredentialRemoved { .. }
-        | ChangeKind::PrivilegeRemoved { .. } => {
+        | ChangeKind::PrivilegeRemoved { .. }
+        // IAM records carry no owners; only Entra objects do.
+        | ChangeKind::OwnerAdded { .. }
+        | ChangeKind::OwnerRemoved { .. } => {
             Verdict::new(Severity::Info, "removes access or renames; no new way in")
         }
     }

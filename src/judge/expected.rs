@@ -149,6 +149,7 @@ mod tests {
                 identity,
             }],
             not_compared: Vec::new(),
+            privileged_app_ids: Default::default(),
         }
     }
 

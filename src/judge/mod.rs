@@ -177,7 +177,7 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
     let identity = &change.identity;
     let verdict = match diff.provider {
         Provider::Aws => aws::assess(&diff.scope, change),
-        Provider::Azure => azure::assess(change),
+        Provider::Azure => azure::assess(diff, change),
         Provider::Gcp => gcp::assess(&diff.scope, change),
         Provider::Gworkspace => gworkspace::assess(change),
     };
@@ -310,9 +310,12 @@ fn technique_for(change: &Change) -> Technique {
         ChangeKind::PrivilegeAdded { .. } | ChangeKind::TrustChanged { .. } => {
             ADDITIONAL_CLOUD_ROLES
         }
+        // An owner can add credentials to what it owns: a path to T1098.001.
+        ChangeKind::OwnerAdded { .. } => ACCOUNT_MANIPULATION,
         ChangeKind::IdentityRemoved
         | ChangeKind::CredentialRemoved { .. }
-        | ChangeKind::PrivilegeRemoved { .. } => ACCOUNT_ACCESS_REMOVAL,
+        | ChangeKind::PrivilegeRemoved { .. }
+        | ChangeKind::OwnerRemoved { .. } => ACCOUNT_ACCESS_REMOVAL,
         ChangeKind::EnabledChanged { .. } if change.identity.enabled == Some(false) => {
             ACCOUNT_ACCESS_REMOVAL
         }
@@ -400,6 +403,25 @@ fn summarize(change: &Change) -> String {
         ChangeKind::PrivilegeRemoved { grant } => {
             format!("{who} lost admin through {}", grant_source(grant))
         }
+        ChangeKind::OwnerAdded { owner } => {
+            format!("{} became an owner of {who}", owner_label(owner))
+        }
+        ChangeKind::OwnerRemoved { owner } => {
+            format!("{} is no longer an owner of {who}", owner_label(owner))
+        }
+    }
+}
+
+/// Names an owner: its kind, name and object id, as far as they are known.
+fn owner_label(owner: &crate::model::Owner) -> String {
+    let kind = owner
+        .kind
+        .as_deref()
+        .unwrap_or("principal")
+        .replace('_', " ");
+    match &owner.name {
+        Some(name) => format!("{kind} {name} ({})", owner.id),
+        None => format!("{kind} {}", owner.id),
     }
 }
 
@@ -480,6 +502,10 @@ fn identity_evidence(identity: &Identity) -> BTreeMap<String, String> {
     if !identity.groups.is_empty() {
         evidence.insert("groups".to_string(), identity.groups.join(", "));
     }
+    if !identity.owners.is_empty() {
+        let owners: Vec<String> = identity.owners.iter().map(owner_label).collect();
+        evidence.insert("owners".to_string(), owners.join("; "));
+    }
     if let Some(roles) = identity.attributes.get(crate::model::gcp_attribute::ROLES) {
         evidence.insert("roles".to_string(), roles.clone());
     }
@@ -529,7 +555,27 @@ fn change_evidence(kind: &ChangeKind) -> BTreeMap<String, String> {
                 }
             }
         }
+        ChangeKind::OwnerAdded { owner } | ChangeKind::OwnerRemoved { owner } => {
+            evidence.insert("owner_id".to_string(), owner.id.clone());
+            let optional = [
+                ("owner_kind", &owner.kind),
+                ("owner_name", &owner.name),
+                ("owner_user_type", &owner.user_type),
+            ];
+            for (key, value) in optional {
+                if let Some(value) = value {
+                    evidence.insert(key.to_string(), value.clone());
+                }
+            }
+        }
         ChangeKind::PrivilegeAdded { grant } | ChangeKind::PrivilegeRemoved { grant } => {
+            if let Some(assignment) = grant
+                .assignment_id
+                .as_ref()
+                .filter(|_| grant.via == crate::model::AZURE_RBAC_VIA)
+            {
+                evidence.insert("role_assignment_id".to_string(), assignment.clone());
+            }
             if let Some(group) = &grant.group {
                 evidence.insert("group".to_string(), group.clone());
             }

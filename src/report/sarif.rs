@@ -346,6 +346,8 @@ fn describe_change(change: &str) -> &'static str {
         "credential_status_changed" => "A credential was activated or deactivated",
         "privilege_added" => "An identity gained an admin grant",
         "privilege_removed" => "An identity lost an admin grant",
+        "owner_added" => "A new owner of an app registration or service principal",
+        "owner_removed" => "An owner of an app registration or service principal was removed",
         _ => "An identity changed",
     }
 }

@@ -26,6 +26,12 @@
 //!   "innerError"}}` body, and an unknown group or application id gets 404
 //!   `Request_ResourceNotFound`.
 //!
+//! Applications and service principals also serve their owners, both as
+//! `$expand=owners` on the lists (at most [`EXPANDED_OWNERS_LIMIT`] per
+//! object and at most 100 objects per page, as Graph does) and as
+//! `/{collection}/{id}/owners` lists. The same server plays Azure Resource
+//! Manager for the paths [`super::fake_arm`] serves.
+//!
 //! Each test scripts the fake with a data set ([`Tenant`]), a page size and
 //! a list of [`Fault`]s, and reads back every request it received.
 
@@ -40,6 +46,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use serde_json::{Map, Value, json};
 use tiny_http::{Method, Request, Server, StatusCode};
 
+use super::fake_arm::{ArmData, ArmFault};
 use super::fake_entra::{FakeClient, TokenRequest, check_token_request};
 
 /// The tenant id of the fake's directory.
@@ -86,6 +93,10 @@ pub const GROUPS_PATH: &str = "/v1.0/groups";
 pub const MAX_PAGE_SIZE: usize = 999;
 /// The page size Graph uses when a request has no `$top`.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// The maximum number of objects Graph expands for one directory relationship.
+pub const EXPANDED_OWNERS_LIMIT: usize = 20;
+/// The maximum number of records in a page when the request expands a relationship.
+pub const EXPANDED_PAGE_SIZE: usize = 100;
 
 /// Creation time of every user and application built by the helpers.
 pub const CREATED: &str = "2024-01-02T03:04:05Z";
@@ -441,6 +452,8 @@ pub struct FakeServicePrincipal {
     pub password_credentials: Vec<FakePasswordCredential>,
     /// Certificates.
     pub key_credentials: Vec<FakeKeyCredential>,
+    /// Object ids of the owners, users or service principals of the tenant.
+    pub owners: Vec<String>,
     /// Edits to the service principal's JSON.
     pub edits: JsonEdits,
 }
@@ -459,6 +472,7 @@ impl FakeServicePrincipal {
             account_enabled: Some(true),
             password_credentials: Vec::new(),
             key_credentials: Vec::new(),
+            owners: Vec::new(),
             edits: JsonEdits::default(),
         }
     }
@@ -569,6 +583,8 @@ pub struct FakeApplication {
     /// Federated identity credentials, served at
     /// [`federated_credentials_path`], never inside the application's record.
     pub federated_credentials: Vec<FakeFederatedCredential>,
+    /// Object ids of the owners, users or service principals of the tenant.
+    pub owners: Vec<String>,
     /// Edits to the application's JSON.
     pub edits: JsonEdits,
 }
@@ -585,6 +601,7 @@ impl FakeApplication {
             password_credentials: Vec::new(),
             key_credentials: Vec::new(),
             federated_credentials: Vec::new(),
+            owners: Vec::new(),
             edits: JsonEdits::default(),
         }
     }
@@ -619,6 +636,12 @@ impl Editable for FakeApplication {
     fn edits_mut(&mut self) -> &mut JsonEdits {
         &mut self.edits
     }
+}
+
+/// Returns the path that lists the owners of an application or service
+/// principal, from its collection path and object id.
+pub fn owners_path(collection_path: &str, object_id: &str) -> String {
+    format!("{collection_path}/{object_id}/owners")
 }
 
 /// Returns the path that lists an application's federated identity credentials.
@@ -743,6 +766,8 @@ pub struct Tenant {
     pub role_assignments: Vec<FakeRoleAssignment>,
     /// Groups, served only one by one and by their members.
     pub groups: Vec<FakeGroup>,
+    /// What the Azure Resource Manager paths serve.
+    pub arm: ArmData,
 }
 
 impl Tenant {
@@ -781,12 +806,74 @@ impl Tenant {
                 GLOBAL_ADMINISTRATOR,
             )],
             groups: Vec::new(),
+            arm: Default::default(),
         }
     }
 
     /// Returns the application with an object id, if there is one.
     pub fn application(&self, id: &str) -> Option<&FakeApplication> {
         self.applications.iter().find(|app| app.id == id)
+    }
+
+    /// Returns a directory object as an owner listing sends it: the
+    /// `@odata.type` and Graph's default properties, without `userType`.
+    fn owner_json(&self, id: &str) -> Option<Value> {
+        if let Some(user) = self.users.iter().find(|user| user.id == id) {
+            return Some(json!({
+                "@odata.type": "#microsoft.graph.user",
+                "businessPhones": [],
+                "displayName": user.display_name,
+                "id": user.id,
+                "mail": null,
+                "userPrincipalName": user.user_principal_name,
+            }));
+        }
+        let principal = self.service_principals.iter().find(|sp| sp.id == id)?;
+        Some(json!({
+            "@odata.type": "#microsoft.graph.servicePrincipal",
+            "appId": principal.app_id,
+            "displayName": principal.display_name,
+            "id": principal.id,
+            "servicePrincipalType": principal.service_principal_type,
+        }))
+    }
+
+    /// Returns the owner ids of the application or service principal with an object id.
+    fn owner_ids(&self, object_id: &str) -> Option<&[String]> {
+        let application = self.applications.iter().find(|app| app.id == object_id);
+        if let Some(application) = application {
+            return Some(&application.owners);
+        }
+        let principal = self
+            .service_principals
+            .iter()
+            .find(|sp| sp.id == object_id)?;
+        Some(&principal.owners)
+    }
+
+    /// Returns the owner records of an object, at most `limit` of them.
+    fn owner_records(&self, object_id: &str, limit: usize) -> Option<Vec<Value>> {
+        let ids = self.owner_ids(object_id)?;
+        let records = ids.iter().filter_map(|id| self.owner_json(id));
+        Some(records.take(limit).collect())
+    }
+
+    /// Adds each record's owners as `$expand=owners` does, at most
+    /// [`EXPANDED_OWNERS_LIMIT`] of them and no link to the rest.
+    fn expand_owners(&self, records: Vec<Value>) -> Vec<Value> {
+        records
+            .into_iter()
+            .map(|mut record| {
+                let id = record["id"].as_str().unwrap_or_default().to_string();
+                let owners = self
+                    .owner_records(&id, EXPANDED_OWNERS_LIMIT)
+                    .unwrap_or_default();
+                if let Value::Object(fields) = &mut record {
+                    fields.insert("owners".to_string(), Value::Array(owners));
+                }
+                record
+            })
+            .collect()
     }
 
     /// Returns the group with an object id, if there is one.
@@ -849,6 +936,10 @@ impl Tenant {
                 "id": TENANT_ID,
                 "verifiedDomains": [{"isDefault": true, "name": "fake.onmicrosoft.com"}],
             })],
+            _ if path.ends_with("/owners") => {
+                let object_id = path.strip_prefix("/v1.0/")?.split('/').nth(1)?;
+                self.owner_records(object_id, usize::MAX)?
+            }
             _ if path.starts_with(GROUPS_PATH) => {
                 let group_id = path
                     .strip_prefix(GROUPS_PATH)?
@@ -915,6 +1006,7 @@ pub fn odd_tenant() -> Tenant {
         applications: vec![application],
         role_assignments: Vec::new(),
         groups: Vec::new(),
+        arm: Default::default(),
     }
 }
 
@@ -1088,6 +1180,8 @@ struct State {
     revoked_tokens: BTreeSet<String>,
     /// Every token issued, in order.
     issued_tokens: Vec<String>,
+    /// The resource (audience) each token was issued for.
+    token_audiences: BTreeMap<String, String>,
     /// App registrations that the Entra token endpoint accepts.
     clients: Vec<FakeClient>,
     faults: Vec<ActiveFault>,
@@ -1128,6 +1222,7 @@ impl FakeGraph {
             valid_tokens: BTreeSet::new(),
             revoked_tokens: BTreeSet::new(),
             issued_tokens: Vec::new(),
+            token_audiences: BTreeMap::new(),
             clients: Vec::new(),
             faults: Vec::new(),
             requests: Vec::new(),
@@ -1259,6 +1354,27 @@ impl FakeGraph {
     pub fn clear_requests(&self) {
         self.state().requests.clear();
     }
+
+    /// Returns the Azure Resource Manager base URL, for `arm_url`: the
+    /// fake's endpoint, since one server serves both APIs.
+    pub fn arm_url(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    /// Adds a fault to the Azure Resource Manager paths.
+    pub fn add_arm_fault(&self, fault: ArmFault) {
+        self.state().tenant.arm.faults.push((fault, 0));
+    }
+
+    /// Returns the requests to Azure Resource Manager paths, in arrival order.
+    pub fn arm_requests(&self) -> Vec<RecordedRequest> {
+        let state = self.state();
+        let matching = state
+            .requests
+            .iter()
+            .filter(|request| super::fake_arm::serves(&request.path));
+        matching.cloned().collect()
+    }
 }
 
 impl Drop for FakeGraph {
@@ -1347,17 +1463,17 @@ fn write_reply(request: Request, reply: &Reply) {
 
 /// A parsed request, before the fake responds to it.
 #[derive(Debug, Clone)]
-struct Incoming {
-    method: String,
+pub(super) struct Incoming {
+    pub(super) method: String,
     /// The request target as sent: path and raw query.
-    target: String,
-    path: String,
+    pub(super) target: String,
+    pub(super) path: String,
     /// The raw query pairs, in order, undecoded.
-    raw_pairs: Vec<String>,
-    params: Vec<(String, String)>,
-    headers: BTreeMap<String, String>,
+    pub(super) raw_pairs: Vec<String>,
+    pub(super) params: Vec<(String, String)>,
+    pub(super) headers: BTreeMap<String, String>,
     /// The decoded fields of a form body.
-    form: Vec<(String, String)>,
+    pub(super) form: Vec<(String, String)>,
 }
 
 impl Incoming {
@@ -1399,7 +1515,7 @@ impl Incoming {
         }
     }
 
-    fn param(&self, name: &str) -> Option<&str> {
+    pub(super) fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
             .find(|(key, _)| key == name)
@@ -1408,6 +1524,11 @@ impl Incoming {
 
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
+    }
+
+    /// Returns the bearer token of the `Authorization` header, if any.
+    pub(super) fn bearer_token(&self) -> Option<&str> {
+        self.header("authorization")?.strip_prefix("Bearer ")
     }
 }
 
@@ -1423,29 +1544,29 @@ fn decode_form(text: &str) -> Vec<(String, String)> {
 }
 
 /// Decodes one query name or value: `+` is a space, then percent escapes.
-fn decode_query_text(text: &str) -> String {
+pub(super) fn decode_query_text(text: &str) -> String {
     let spaced = text.replace('+', " ");
     percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
 }
 
 /// An HTTP response.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
-    content_type: &'static str,
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) content_type: &'static str,
     /// Headers besides `Content-Type`, `Content-Length` and `Connection`.
-    headers: Vec<(&'static str, String)>,
-    body: String,
+    pub(super) headers: Vec<(&'static str, String)>,
+    pub(super) body: String,
     /// The page number of a list request, recorded for the tests.
-    page: Option<usize>,
+    pub(super) page: Option<usize>,
     /// The nextLink in the body, recorded for the tests.
-    next_link: Option<String>,
+    pub(super) next_link: Option<String>,
     /// How many records the body's `value` contains, recorded for the tests.
-    record_count: Option<usize>,
+    pub(super) record_count: Option<usize>,
 }
 
 impl Reply {
-    fn json(status: u16, body: &Value) -> Reply {
+    pub(super) fn json(status: u16, body: &Value) -> Reply {
         Reply {
             status,
             content_type: "application/json; charset=utf-8",
@@ -1750,6 +1871,13 @@ impl State {
             self.token(&incoming)
         } else if incoming.path.ends_with(ENTRA_TOKEN_SUFFIX) {
             self.entra_token(&incoming)
+        } else if super::fake_arm::serves(&incoming.path) {
+            let token = incoming.bearer_token().unwrap_or_default();
+            let audience = self.token_audiences.get(token).cloned();
+            let endpoint = self.endpoint.clone();
+            self.tenant
+                .arm
+                .handle(&incoming, &endpoint, audience.as_deref())
         } else if incoming.path.starts_with("/v1.0/") {
             match self.graph(&incoming, &request_id, &client_request_id) {
                 Ok(reply) => reply,
@@ -1807,7 +1935,7 @@ impl State {
             return failure(500, "the fake token endpoint is failing on purpose");
         }
 
-        let token = self.issue_token();
+        let token = self.issue_token(resource);
         let expires_on = unix_now() + self.token_lifetime_seconds;
         let body = json!({
             "access_token": token,
@@ -1818,11 +1946,15 @@ impl State {
         Reply::json(200, &body)
     }
 
-    /// Issues a token that Graph accepts from now on.
-    fn issue_token(&mut self) -> String {
+    /// Issues a token that Graph accepts from now on, for a resource such
+    /// as `https://management.azure.com` (a scope's `/.default` is dropped).
+    fn issue_token(&mut self, resource: &str) -> String {
         let token = format!("{TOKEN_PREFIX}{}", self.issued_tokens.len() + 1);
         self.issued_tokens.push(token.clone());
         self.valid_tokens.insert(token.clone());
+        let audience = resource.trim_end_matches("/.default").trim_end_matches('/');
+        self.token_audiences
+            .insert(token.clone(), audience.to_string());
         token
     }
 
@@ -1859,7 +1991,13 @@ impl State {
             return Reply::json(500, &body);
         }
 
-        let token = self.issue_token();
+        let scope = incoming
+            .form
+            .iter()
+            .find(|(key, _)| key == "scope")
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default();
+        let token = self.issue_token(&scope);
         let body = json!({
             "token_type": "Bearer",
             "expires_in": self.token_lifetime_seconds,
@@ -1954,7 +2092,11 @@ impl State {
         let Some(records) = self.tenant.records(&incoming.path) else {
             let mut segments = incoming.path.rsplit('/');
             let segment = segments.next().unwrap_or_default();
-            let nested = ["federatedIdentityCredentials", "transitiveMembers"];
+            let nested = [
+                "federatedIdentityCredentials",
+                "transitiveMembers",
+                "owners",
+            ];
             let error = if nested.contains(&segment) {
                 // The segment before the relation is the unknown object's id.
                 GraphError::not_found(segments.next().unwrap_or_default())
@@ -2082,9 +2224,27 @@ impl State {
             Some(filter) => apply_filter(records, filter)?,
             None => records,
         };
+        let expanded = incoming.param("$expand");
+        let records = match expanded {
+            None => records,
+            Some("owners")
+                if [APPLICATIONS_PATH, SERVICE_PRINCIPALS_PATH]
+                    .contains(&incoming.path.as_str()) =>
+            {
+                self.tenant.expand_owners(records)
+            }
+            Some(other) => {
+                return Err(GraphError::bad_request(format!(
+                    "Could not find a property named '{other}' that the fake can expand."
+                )));
+            }
+        };
 
         let path = incoming.path.as_str();
-        let size = top.min(self.page_size);
+        let mut size = top.min(self.page_size);
+        if expanded.is_some() {
+            size = size.min(EXPANDED_PAGE_SIZE);
+        }
         let empty = self.has_fault(|fault| {
             matches!(fault, Fault::EmptyPage { path: pattern, page }
                 if path_matches(pattern, path) && *page == position.page)

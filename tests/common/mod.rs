@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod aws_gate;
+pub mod fake_arm;
 pub mod fake_cloudtrail;
 pub mod fake_entra;
 pub mod fake_gcp;

@@ -7,6 +7,12 @@
 //! of a privileged role assignment that is not a listed user or service
 //! principal is read as a group, with its transitive members,
 //! `concurrency` groups at a time.
+//!
+//! The application and service principal listings expand their owners;
+//! objects whose expanded owners may be cut short have their owners listed
+//! on their own. When the tenant names subscriptions or management groups,
+//! Azure RBAC role assignments and user-assigned managed identities are
+//! listed through Azure Resource Manager beside the Graph listings.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,9 +32,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
+use super::arm::{IdentityCredentials, RbacAssignment};
+use super::arm_listing;
 use super::certificate;
-use super::graph::GraphClient;
+use super::graph::{ARM, GraphClient};
 use super::inventory::{PrincipalLookup, TenantInventory};
+use super::owners::{self, OwnerListing};
 use super::records::{self, RoleGroup};
 use super::{endpoints, tenant_cloud_configuration};
 use crate::collect::{CollectError, Collected, error_chain};
@@ -323,12 +332,16 @@ pub async fn collect_tenant(
     // listing ends, while the (often much longer) user listing goes on.
     let applications_with_federated = async {
         let url = graph.url(&format!(
-            "/v1.0/applications?$select={APPLICATION_FIELDS}&$top={top}"
+            "/v1.0/applications?$select={APPLICATION_FIELDS}&$expand=owners&$top={top}"
         ));
-        let applications = graph
-            .list("applications", url)
-            .await
-            .map(|records| records::applications(&records));
+        let listed = graph.list("applications", url).await;
+        let owners = match &listed {
+            Ok(records) => {
+                read_owners(&graph, "applications", records, top, tenant.concurrency).await
+            }
+            Err(_) => Vec::new(),
+        };
+        let applications = listed.map(|records| records::applications(&records));
         let federated = match &applications {
             Ok(converted) => {
                 let app_ids = converted
@@ -340,19 +353,44 @@ pub async fn collect_tenant(
             }
             Err(_) => None,
         };
-        (applications, federated)
+        (applications, federated, owners)
     };
-    let (users, service_principals, (applications, federated), assignments) = tokio::join!(
+    let service_principals_with_owners = async {
+        let url = graph.url(&format!(
+            "/v1.0/servicePrincipals?$select={SERVICE_PRINCIPAL_FIELDS}&$expand=owners&$top={top}"
+        ));
+        let listed = graph.list("servicePrincipals", url).await;
+        let owners = match &listed {
+            Ok(records) => {
+                read_owners(
+                    &graph,
+                    "servicePrincipals",
+                    records,
+                    top,
+                    tenant.concurrency,
+                )
+                .await
+            }
+            Err(_) => Vec::new(),
+        };
+        (listed, owners)
+    };
+    let resource_manager = read_resource_manager(tenant, retry);
+    let (
+        users,
+        (service_principals, service_principal_owners),
+        (applications, federated, application_owners),
+        assignments,
+        resource_manager,
+    ) = tokio::join!(
         graph.list("users", graph.url(&format!("/v1.0/users?$select={USER_FIELDS}&$top={top}"))),
-        graph.list(
-            "servicePrincipals",
-            graph.url(&format!("/v1.0/servicePrincipals?$select={SERVICE_PRINCIPAL_FIELDS}&$top={top}"))
-        ),
+        service_principals_with_owners,
         applications_with_federated,
         graph.list(
             "roleAssignments",
             graph.url("/v1.0/roleManagement/directory/roleAssignments?$select=id,principalId,roleDefinitionId,directoryScopeId")
         ),
+        resource_manager,
     );
 
     let mut inventory = TenantInventory::default();
@@ -365,6 +403,9 @@ pub async fn collect_tenant(
         service_principals.map(|records| records::service_principals(&records)),
     );
     inventory.add_listing(CollectionName::Applications, applications);
+    let mut owner_listings = application_owners;
+    owner_listings.extend(service_principal_owners);
+    inventory.add_owners(owner_listings);
     match federated {
         Some(federated) => inventory.add_federated_credentials(federated),
         None => inventory.not_collected(
@@ -375,16 +416,135 @@ pub async fn collect_tenant(
     let assignments = assignments.map(|records| records::privileged_assignments(&records));
     // Without every user and service principal listed, a principal that
     // matches neither need not be a group, and Privileges is incomplete anyway.
-    let groups = match &assignments {
-        Ok(assignments) if inventory.principals_listed() => {
-            let principals = inventory.unmatched_principals(assignments);
-            read_groups(&graph, principals, top, tenant.concurrency).await
+    let mut principals = Vec::new();
+    if inventory.principals_listed() {
+        if let Ok(assignments) = &assignments {
+            principals.extend(inventory.unmatched_principals(assignments));
         }
-        _ => HashMap::new(),
-    };
+        if let Some(ResourceManagerListings { rbac: Ok(rbac), .. }) = &resource_manager {
+            principals.extend(inventory.unmatched_rbac_principals(rbac));
+        }
+    }
+    principals.sort();
+    principals.dedup();
+    let groups = read_groups(&graph, principals, top, tenant.concurrency).await;
     inventory.add_role_assignments(assignments, &groups);
 
-    Ok(inventory.into_collected(&tenant.tenant_id, graph.calls()))
+    let mut calls = graph.calls();
+    if let Some(listings) = resource_manager {
+        let tenant_id = &tenant.tenant_id;
+        inventory.add_rbac_assignments(tenant_id, listings.rbac, &groups);
+        if !tenant.subscriptions.is_empty() {
+            inventory.add_user_assigned_identities(tenant_id, listings.user_assigned);
+        }
+        calls += listings.calls;
+    }
+    Ok(inventory.into_collected(&tenant.tenant_id, calls))
+}
+
+/// The Azure Resource Manager listings of a tenant, with the requests they took.
+struct ResourceManagerListings {
+    rbac: Result<Vec<RbacAssignment>, String>,
+    user_assigned: Result<Vec<IdentityCredentials>, String>,
+    calls: u64,
+}
+
+/// Lists Azure RBAC assignments and user-assigned managed identities when
+/// the tenant names subscriptions or management groups, and returns `None`
+/// otherwise. A credential that gets no Resource Manager token fails both
+/// listings, not the tenant.
+async fn read_resource_manager(
+    tenant: &AzureTenantSettings,
+    retry: &RetrySettings,
+) -> Option<ResourceManagerListings> {
+    if tenant.subscriptions.is_empty() && tenant.management_groups.is_empty() {
+        return None;
+    }
+    let cloud = endpoints(tenant.cloud);
+    let scope = format!("{}/.default", cloud.arm);
+    let base = tenant
+        .arm_url
+        .clone()
+        .unwrap_or_else(|| cloud.arm.to_string());
+    let factory = {
+        let (tenant, retry) = (tenant.clone(), retry.clone());
+        Box::new(move || build_credential(&tenant, &retry)) as super::graph::CredentialFactory
+    };
+    let failed = |reason: String| ResourceManagerListings {
+        rbac: Err(reason.clone()),
+        user_assigned: Err(reason),
+        calls: 0,
+    };
+    let client = match GraphClient::new(factory, scope, base, retry.clone()) {
+        Ok(client) => Arc::new(client.with_api(ARM)),
+        Err(reason) => return Some(failed(reason)),
+    };
+    if let Err(failure) = client.check_token().await {
+        return Some(failed(format!(
+            "the {} credential got no Azure Resource Manager token: {}",
+            source_name(resolve_source(tenant.credential)),
+            failure.reason
+        )));
+    }
+    let (rbac, user_assigned) = tokio::join!(
+        arm_listing::list_rbac(&client, tenant),
+        arm_listing::list_user_assigned(&client, tenant),
+    );
+    Some(ResourceManagerListings {
+        rbac,
+        user_assigned,
+        calls: client.calls(),
+    })
+}
+
+/// Takes the owners that a listing expanded, and lists again, `concurrency`
+/// objects at a time, those of objects whose expanded owners may be cut
+/// short. `collection` is `applications` or `servicePrincipals`.
+async fn read_owners(
+    graph: &Arc<GraphClient>,
+    collection: &'static str,
+    records: &[Value],
+    top: u32,
+    concurrency: usize,
+) -> Vec<OwnerListing> {
+    let (mut listings, to_list) = owners::split_expanded(records);
+    if !to_list.is_empty() {
+        debug!(
+            collection,
+            objects = to_list.len(),
+            "listing owners one object at a time"
+        );
+    }
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for object_id in to_list {
+        let graph = Arc::clone(graph);
+        let permits = Arc::clone(&permits);
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let listed = if is_guid(&object_id) {
+                let url = graph.url(&format!("/v1.0/{collection}/{object_id}/owners?$top={top}"));
+                graph
+                    .list(&format!("owners of {collection} {object_id}"), url)
+                    .await
+            } else {
+                Err(format!(
+                    "{collection} {object_id}: the object id is not a GUID"
+                ))
+            };
+            (object_id, listed)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(listing) => listings.push(listing),
+            Err(error) => listings.push((
+                String::new(),
+                Err(format!("an owner listing task failed: {error}")),
+            )),
+        }
+    }
+    listings
 }
 
 /// Reads each principal as a group with its members, `concurrency` at a time.

@@ -18,6 +18,16 @@
 //! `/groups/{id}/transitiveMembers`, whose `@odata.context`
 //! (`$metadata#directoryObjects`) does not name the group either. An
 //! `az ad group list` file, when present, gives the groups their names.
+//!
+//! Azure Resource Manager exports sit beside them: `az role assignment list
+//! --all --include-inherited` of each subscription (recognized by content,
+//! since every entry names its scope), `az identity list`, and each managed
+//! identity's `az identity federated-credential list` in a file named
+//! `mi-federated-credentials-<identity name or principal id>.json`, because
+//! an empty list names no identity. The owners of an app registration or
+//! service principal (`az ad app owner list`, `az ad sp owner list`) go in
+//! a file named `owners-<object id>.json`, since they are user and service
+//! principal records that name no owned object.
 
 use std::collections::HashMap;
 use std::fs;
@@ -42,6 +52,9 @@ enum Listing {
     FederatedCredentials,
     Groups,
     GroupMembers,
+    AzureRoleAssignments,
+    UserAssignedIdentities,
+    Owners,
 }
 
 /// The records found for one tenant, by listing, with the pages that report more to follow.
@@ -59,6 +72,15 @@ struct TenantExport {
     group_members: Vec<GroupMembersFile>,
     /// Files whose page carries `@odata.nextLink`: the dump is cut short.
     truncated: Vec<(Listing, String)>,
+    /// `az role assignment list` records of Azure RBAC.
+    azure_role_assignments: Option<Vec<Value>>,
+    /// `az identity list` records.
+    user_assigned: Option<Vec<Value>>,
+    /// Federated credential listings of managed identities, each with the
+    /// identity name or principal id its file names.
+    managed_identity_federated: Vec<(String, Vec<Value>)>,
+    /// Owner listings, each with the object id its file names.
+    owners: Vec<(String, Vec<Value>)>,
 }
 
 /// One app's federated credential listing.
@@ -83,6 +105,12 @@ const FEDERATED_PREFIX: &str = "federated-credentials-";
 
 /// The file name prefix of one group's member listing.
 const GROUP_MEMBERS_PREFIX: &str = "group-members-";
+
+/// The file name prefix of one managed identity's federated credential listing.
+const MANAGED_IDENTITY_FEDERATED_PREFIX: &str = "mi-federated-credentials-";
+
+/// The file name prefix of one app registration's or service principal's owner listing.
+const OWNERS_PREFIX: &str = "owners-";
 
 fn export_error(path: &Path, reason: String) -> CollectError {
     CollectError::Export {
@@ -183,13 +211,17 @@ fn read_file(export: &mut TenantExport, file: &Path) -> Result<(), CollectError>
         Value::Object(page) => match page.get("value").and_then(Value::as_array) {
             Some(records) => (
                 records.clone(),
-                page.get("@odata.nextLink")
-                    .is_some_and(|link| !link.is_null()),
+                ["@odata.nextLink", "nextLink"]
+                    .iter()
+                    .any(|key| page.get(*key).is_some_and(|link| !link.is_null())),
             ),
             None => return Err(not_an_export(file)),
         },
         _ => return Err(not_an_export(file)),
     };
+    if read_named_listing(export, file, &records, truncated)? {
+        return Ok(());
+    }
     if let Some(group) = group_named_by(file)? {
         info!(file = %file.display(), group = %group, "read group member listing");
         if truncated {
@@ -232,13 +264,15 @@ fn read_file(export: &mut TenantExport, file: &Path) -> Result<(), CollectError>
     }
 
     let target = match listing {
+        Listing::AzureRoleAssignments => &mut export.azure_role_assignments,
+        Listing::UserAssignedIdentities => &mut export.user_assigned,
         Listing::Users => &mut export.users,
         Listing::ServicePrincipals => &mut export.service_principals,
         Listing::Applications => &mut export.applications,
         Listing::RoleAssignments => &mut export.role_assignments,
         Listing::Groups => &mut export.groups,
-        // Member listings are recognized by file name, never by content.
-        Listing::GroupMembers => return Err(not_an_export(file)),
+        // Member and owner listings are recognized by file name, never by content.
+        Listing::GroupMembers | Listing::Owners => return Err(not_an_export(file)),
         Listing::FederatedCredentials => {
             let app = named_app.ok_or_else(|| {
                 export_error(
@@ -259,6 +293,62 @@ fn read_file(export: &mut TenantExport, file: &Path) -> Result<(), CollectError>
     };
     target.get_or_insert_with(Vec::new).extend(records);
     Ok(())
+}
+
+/// Reads a file whose name says what it lists: one object's owners or one
+/// managed identity's federated credentials. Returns false for other files.
+fn read_named_listing(
+    export: &mut TenantExport,
+    file: &Path,
+    records: &[Value],
+    truncated: bool,
+) -> Result<bool, CollectError> {
+    let stem = file
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or_default();
+    if let Some(identity) = stem.strip_prefix(MANAGED_IDENTITY_FEDERATED_PREFIX) {
+        if identity.is_empty() {
+            return Err(export_error(
+                file,
+                format!(
+                    "the file name names no managed identity: call it \
+                     {MANAGED_IDENTITY_FEDERATED_PREFIX}<identity name or principal id>.json"
+                ),
+            ));
+        }
+        if truncated {
+            let listing = (Listing::UserAssignedIdentities, file.display().to_string());
+            export.truncated.push(listing);
+        }
+        info!(file = %file.display(), identity, "read managed identity federated credentials");
+        let key = identity.to_ascii_lowercase();
+        export
+            .managed_identity_federated
+            .push((key, records.to_vec()));
+        return Ok(true);
+    }
+    if let Some(object) = stem.strip_prefix(OWNERS_PREFIX) {
+        if !is_guid(object) {
+            return Err(export_error(
+                file,
+                format!(
+                    "{object:?} is not an object id (a GUID): call the file \
+                     {OWNERS_PREFIX}<app registration or service principal object id>.json"
+                ),
+            ));
+        }
+        if truncated {
+            let listing = (Listing::Owners, file.display().to_string());
+            export.truncated.push(listing);
+        }
+        info!(file = %file.display(), object, "read owner listing");
+        export
+            .owners
+            .push((object.to_ascii_lowercase(), records.to_vec()));
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Returns the app a federated credential listing belongs to: the one in a
@@ -324,9 +414,9 @@ fn not_an_export(file: &Path) -> CollectError {
     export_error(
         file,
         "not an Entra export idrift reads: expected the JSON of `az ad user list`, `az ad sp list --all`, \
-         `az ad app list --all`, `az ad group list`, or an `az rest` dump of a Graph list \
-         ({\"value\": [...]}) of users, service principals, applications, groups or directory \
-         role assignments"
+         `az ad app list --all`, `az ad group list`, `az role assignment list`, `az identity \
+         list`, or an `az rest` dump of a Graph list ({\"value\": [...]}) of users, service \
+         principals, applications, groups or directory role assignments"
             .to_string(),
     )
 }
@@ -334,7 +424,25 @@ fn not_an_export(file: &Path) -> CollectError {
 /// Recognizes a listing by the fields of one of its records.
 fn recognize(record: &Value) -> Option<Listing> {
     let has = |key: &str| record.get(key).is_some();
-    if has("roleDefinitionId") && has("principalId") {
+    let resource_type = record
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let arm_field = |key: &str| {
+        record
+            .get("properties")
+            .and_then(|properties| properties.get(key))
+            .is_some()
+    };
+    if resource_type == "microsoft.authorization/roleassignments"
+        || (has("scope") && has("roleDefinitionId"))
+        || arm_field("roleDefinitionId")
+    {
+        Some(Listing::AzureRoleAssignments)
+    } else if resource_type == "microsoft.managedidentity/userassignedidentities" {
+        Some(Listing::UserAssignedIdentities)
+    } else if has("roleDefinitionId") && has("principalId") {
         Some(Listing::RoleAssignments)
     } else if has("issuer") && has("subject") {
         Some(Listing::FederatedCredentials)
@@ -390,6 +498,9 @@ fn build_inventory(tenant_id: &str, export: TenantExport) -> Collected {
         }
         None => inventory.not_collected(CollectionName::Privileges, &missing("role assignment")),
     }
+    add_owners(&mut inventory, &export);
+    add_azure_rbac(&mut inventory, tenant_id, &export);
+    add_user_assigned(&mut inventory, tenant_id, &export);
 
     for (listing, file) in &export.truncated {
         let collection = match listing {
@@ -398,6 +509,9 @@ fn build_inventory(tenant_id: &str, export: TenantExport) -> Collected {
             Listing::Applications => CollectionName::Applications,
             Listing::RoleAssignments | Listing::GroupMembers => CollectionName::Privileges,
             Listing::FederatedCredentials => CollectionName::FederatedCredentials,
+            Listing::AzureRoleAssignments => CollectionName::AzureRbac,
+            Listing::UserAssignedIdentities => CollectionName::UserAssignedIdentities,
+            Listing::Owners => CollectionName::Owners,
             // Group records only name groups, so a cut-short listing loses names, not grants.
             Listing::Groups => continue,
         };
@@ -410,6 +524,84 @@ fn build_inventory(tenant_id: &str, export: TenantExport) -> Collected {
         );
     }
     inventory.into_collected(tenant_id, 0)
+}
+
+/// Attaches each owner file to the app registration or service principal it names.
+fn add_owners(inventory: &mut TenantInventory, export: &TenantExport) {
+    if export.applications.is_none() || export.service_principals.is_none() {
+        inventory.not_collected(
+            CollectionName::Owners,
+            "owners need the application and service principal listings to name their objects",
+        );
+        return;
+    }
+    let unknown = inventory.add_exported_owners(export.owners.clone());
+    super::owners::warn_unknown_owner_files(&unknown);
+}
+
+/// Records the Azure RBAC grants of `az role assignment list` files.
+fn add_azure_rbac(inventory: &mut TenantInventory, tenant_id: &str, export: &TenantExport) {
+    let Some(found) = &export.azure_role_assignments else {
+        inventory.not_collected(
+            CollectionName::AzureRbac,
+            "the export has no `az role assignment list --all --include-inherited` output",
+        );
+        return;
+    };
+    let assignments = super::arm::rbac_assignments(found);
+    let mut groups = HashMap::new();
+    for principal in inventory.unmatched_rbac_principals(&assignments) {
+        let lookup = exported_group(export, &principal).unwrap_or_else(|| {
+            PrincipalLookup::Failed(format!(
+                "an Azure RBAC role assignment names principal {principal}, which is not a \
+                 listed user or service principal; if it is a group, add its members as \
+                 {GROUP_MEMBERS_PREFIX}{principal}.json (`az ad group member list --group \
+                 {principal}`)"
+            ))
+        });
+        groups.insert(principal, lookup);
+    }
+    inventory.add_rbac_assignments(tenant_id, Ok(assignments), &groups);
+}
+
+/// Attaches each `az identity list` entry's federated credential file.
+fn add_user_assigned(inventory: &mut TenantInventory, tenant_id: &str, export: &TenantExport) {
+    let Some(found) = &export.user_assigned else {
+        inventory.not_collected(
+            CollectionName::UserAssignedIdentities,
+            "the export has no `az identity list` output",
+        );
+        return;
+    };
+    let listed = super::arm::user_assigned_identities(found)
+        .into_iter()
+        .map(|identity| {
+            let keys = [
+                identity.name.to_ascii_lowercase(),
+                identity.principal_id.clone(),
+            ];
+            let files: Vec<&(String, Vec<Value>)> = export
+                .managed_identity_federated
+                .iter()
+                .filter(|(key, _)| keys.contains(key))
+                .collect();
+            let credentials = if files.is_empty() {
+                Err(format!(
+                    "managed identity {name} has no {MANAGED_IDENTITY_FEDERATED_PREFIX}{name}.json \
+                     file (`az identity federated-credential list --identity-name {name} \
+                     --resource-group <group>`)",
+                    name = identity.name
+                ))
+            } else {
+                Ok(files
+                    .iter()
+                    .flat_map(|(_, records)| records.iter().cloned())
+                    .collect())
+            };
+            (identity, credentials)
+        })
+        .collect();
+    inventory.add_user_assigned_identities(tenant_id, Ok(listed));
 }
 
 /// Attaches each app's federated credential file to the app it names.
@@ -456,26 +648,33 @@ fn exported_groups(
 ) -> HashMap<String, PrincipalLookup> {
     let mut lookups = HashMap::new();
     for principal in inventory.unmatched_principals(assignments) {
-        let key = principal.to_ascii_lowercase();
-        let files: Vec<&GroupMembersFile> = export
-            .group_members
-            .iter()
-            .filter(|listing| listing.group == key)
-            .collect();
-        let lookup = if files.is_empty() {
+        let lookup = exported_group(export, &principal).unwrap_or_else(|| {
             PrincipalLookup::Failed(missing_members_file(&principal, assignments))
-        } else {
-            let members: Vec<Value> = files
-                .iter()
-                .flat_map(|listing| listing.records.iter().cloned())
-                .collect();
-            let mut group = RoleGroup::new(&principal, group_record(export, &principal));
-            group.members = records::group_members(&members);
-            PrincipalLookup::Group(group)
-        };
+        });
         lookups.insert(principal, lookup);
     }
     lookups
+}
+
+/// Returns a principal as a group with the members of its
+/// `group-members-<id>.json` files, or `None` when the export has none.
+fn exported_group(export: &TenantExport, principal: &str) -> Option<PrincipalLookup> {
+    let key = principal.to_ascii_lowercase();
+    let files: Vec<&GroupMembersFile> = export
+        .group_members
+        .iter()
+        .filter(|listing| listing.group == key)
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
+    let members: Vec<Value> = files
+        .iter()
+        .flat_map(|listing| listing.records.iter().cloned())
+        .collect();
+    let mut group = RoleGroup::new(principal, group_record(export, principal));
+    group.members = records::group_members(&members);
+    Some(PrincipalLookup::Group(group))
 }
 
 /// Returns the `az ad group list` record of a group, if the export has one.

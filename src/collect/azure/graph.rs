@@ -25,8 +25,45 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Most pages read from one listing before it is declared cut short.
 const MAX_PAGES: usize = 10_000;
 
-/// A Graph client for one tenant.
+/// The conventions of one Microsoft REST API that differ between Graph
+/// and Azure Resource Manager: the next-page link and the error hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestApi {
+    /// The API's name in messages.
+    pub name: &'static str,
+    /// The field of a page that contains the URL of the next page.
+    pub next_link: &'static str,
+    /// The error codes of a 404 that means no object has the requested id.
+    pub not_found_codes: &'static [&'static str],
+    /// The next step for the user after a 403.
+    pub forbidden_hint: &'static str,
+}
+
+/// Microsoft Graph v1.0.
+pub const GRAPH: RestApi = RestApi {
+    name: "Graph",
+    next_link: "@odata.nextLink",
+    not_found_codes: &["Request_ResourceNotFound"],
+    forbidden_hint: "grant the application permissions in the README and admin consent",
+};
+
+/// Azure Resource Manager, whose lists page by `nextLink` and whose errors
+/// have Graph's `{"error": {"code", "message"}}` shape.
+pub const ARM: RestApi = RestApi {
+    name: "Azure Resource Manager",
+    next_link: "nextLink",
+    not_found_codes: &[
+        "ResourceNotFound",
+        "SubscriptionNotFound",
+        "ResourceGroupNotFound",
+    ],
+    forbidden_hint: "assign the scanning identity the Reader role on that subscription or \
+                     management group",
+};
+
+/// A Graph (or Azure Resource Manager) client for one tenant.
 pub struct GraphClient {
+    api: RestApi,
     http: reqwest::Client,
     credential: RwLock<Arc<dyn TokenCredential>>,
     new_credential: CredentialFactory,
@@ -81,6 +118,7 @@ impl GraphClient {
             .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
         let credential = new_credential()?;
         Ok(GraphClient {
+            api: GRAPH,
             http,
             credential: RwLock::new(credential),
             new_credential,
@@ -89,6 +127,12 @@ impl GraphClient {
             retry,
             calls: AtomicU64::new(0),
         })
+    }
+
+    /// Makes the client follow another API's conventions, such as [`ARM`].
+    pub fn with_api(mut self, api: RestApi) -> GraphClient {
+        self.api = api;
+        self
     }
 
     /// Gets a token for the client's scope, which the credential caches for
@@ -147,12 +191,13 @@ impl GraphClient {
                 }
             }
 
-            next = match page.get("@odata.nextLink") {
+            next = match page.get(self.api.next_link) {
                 None | Some(Value::Null) => None,
                 Some(Value::String(link)) => Some(link.clone()),
                 Some(other) => {
                     return Err(format!(
-                        "{what}: page {page_number} has a malformed @odata.nextLink: {other}"
+                        "{what}: page {page_number} has a malformed {}: {other}",
+                        self.api.next_link
                     ));
                 }
             };
@@ -194,7 +239,8 @@ impl GraphClient {
                 .await
                 .map_err(|error| {
                     format!(
-                        "{what}: could not get a Graph token: {}",
+                        "{what}: could not get a {} token: {}",
+                        self.api.name,
                         error_chain(&error)
                     )
                 })?;
@@ -217,7 +263,8 @@ impl GraphClient {
                 }
                 Err(error) => {
                     return Err(format!(
-                        "{what}: could not reach Graph after {attempt} attempts ({}); check graph_url, the network and proxy settings",
+                        "{what}: could not reach {} after {attempt} attempts ({}); check graph_url or arm_url, the network and proxy settings",
+                        self.api.name,
                         error_chain(&error)
                     ));
                 }
@@ -232,25 +279,32 @@ impl GraphClient {
                         .map(Fetched::Found)
                         .map_err(|error| format!("{what}: the page is not valid JSON: {error}"));
                 }
-                404 if graph_error_code(&body).as_deref() == Some("Request_ResourceNotFound") => {
-                    let failure = describe_status(what, status, &body, attempt);
+                404 if graph_error_code(&body)
+                    .is_some_and(|code| self.api.not_found_codes.contains(&code.as_str())) =>
+                {
+                    let failure = describe_status(&self.api, what, status, &body, attempt);
                     return Ok(Fetched::NotFound(failure));
                 }
                 401 if !refreshed => {
                     // azure_identity caches tokens and cannot be made to drop
                     // one, so a fresh credential (with an empty cache) replaces it.
-                    debug!(what, "401 from Graph; retrying with a fresh token");
+                    debug!(
+                        what,
+                        api = self.api.name,
+                        "401; retrying with a fresh token"
+                    );
                     self.replace_credential(&credential)?;
                     refreshed = true;
                 }
                 429 | 503 | 504 if retry_after.is_some_and(|wait| wait > MAX_RETRY_AFTER) => {
                     return Err(format!(
-                        "{what}: Graph asked to wait {} s (Retry-After), longer than idrift waits; scan later",
+                        "{what}: {} asked to wait {} s (Retry-After), longer than idrift waits; scan later",
+                        self.api.name,
                         retry_after.unwrap_or_default().as_secs()
                     ));
                 }
                 429 | 503 | 504 if attempt < self.retry.max_attempts => {
-                    // Graph's Retry-After is a minimum; backoff applies without one.
+                    // Retry-After is a minimum; backoff applies without one.
                     let wait = retry_after.unwrap_or_else(|| self.retry.backoff(attempt));
                     debug!(
                         what,
@@ -262,7 +316,7 @@ impl GraphClient {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                _ => return Err(describe_status(what, status, &body, attempt)),
+                _ => return Err(describe_status(&self.api, what, status, &body, attempt)),
             }
         }
     }
@@ -304,18 +358,19 @@ fn graph_error_code(body: &str) -> Option<String> {
     parsed["error"]["code"].as_str().map(str::to_string)
 }
 
-/// Describes a failed response by status and Graph's error code and message.
-fn describe_status(what: &str, status: u16, body: &str, attempts: u32) -> Failure {
+/// Describes a failed response by status and the API's error code and message.
+fn describe_status(api: &RestApi, what: &str, status: u16, body: &str, attempts: u32) -> Failure {
     let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let code = parsed["error"]["code"].as_str().unwrap_or("unknown error");
     let message = parsed["error"]["message"].as_str().unwrap_or("");
     let hint = match status {
-        401 => " (the token was refused; check the tenant id and the credential)",
-        403 => " (grant the application permissions in the README and admin consent)",
+        401 => " (the token was refused; check the tenant id and the credential)".to_string(),
+        403 => format!(" ({})", api.forbidden_hint),
         429 | 503 | 504 => {
             " (still throttled or unavailable after every retry; raise retry.max_attempts or scan later)"
+                .to_string()
         }
-        _ => "",
+        _ => String::new(),
     };
     format!("{what} failed with HTTP {status} {code}: {message}{hint} after {attempts} attempts")
 }

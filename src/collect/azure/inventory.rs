@@ -27,8 +27,8 @@ pub enum PrincipalLookup {
 /// A tenant's records being assembled from the listings that succeeded.
 #[derive(Debug, Default)]
 pub struct TenantInventory {
-    identities: Vec<Identity>,
-    collections: BTreeMap<CollectionName, Completeness>,
+    pub(super) identities: Vec<Identity>,
+    pub(super) collections: BTreeMap<CollectionName, Completeness>,
 }
 
 impl TenantInventory {
@@ -39,7 +39,12 @@ impl TenantInventory {
 
     /// Marks a collection incomplete for the `unlisted` identities only
     /// (for all of them when the list is empty), and logs it.
-    fn incomplete_for(&mut self, name: CollectionName, reason: String, unlisted: Vec<String>) {
+    pub(super) fn incomplete_for(
+        &mut self,
+        name: CollectionName,
+        reason: String,
+        unlisted: Vec<String>,
+    ) {
         warn!(collection = %name, reason = %sanitize(&reason), "listing incomplete");
         self.collections.insert(
             name,
@@ -199,15 +204,32 @@ impl TenantInventory {
     /// Returns the principal ids of role assignments that match no listed
     /// identity, sorted and without repeats: groups, or deleted objects.
     pub fn unmatched_principals(&self, assignments: &[records::RoleAssignment]) -> Vec<String> {
+        self.unmatched_ids(
+            assignments
+                .iter()
+                .map(|assignment| assignment.principal_id.as_str()),
+        )
+    }
+
+    /// Returns the position of each identity, by id.
+    pub(super) fn positions_by_id(&self) -> HashMap<String, usize> {
+        self.identities
+            .iter()
+            .enumerate()
+            .map(|(position, identity)| (identity.id.clone(), position))
+            .collect()
+    }
+
+    /// Returns the ids that match no listed identity, sorted and without repeats.
+    pub(super) fn unmatched_ids<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Vec<String> {
         let known: HashSet<&str> = self
             .identities
             .iter()
             .map(|identity| identity.id.as_str())
             .collect();
-        let unmatched: BTreeSet<String> = assignments
-            .iter()
-            .filter(|assignment| !known.contains(assignment.principal_id.as_str()))
-            .map(|assignment| assignment.principal_id.clone())
+        let unmatched: BTreeSet<String> = ids
+            .filter(|id| !known.contains(id))
+            .map(str::to_string)
             .collect();
         unmatched.into_iter().collect()
     }
@@ -229,12 +251,7 @@ impl TenantInventory {
             Ok(assignments) => assignments,
             Err(reason) => return self.incomplete(CollectionName::Privileges, reason),
         };
-        let index: HashMap<String, usize> = self
-            .identities
-            .iter()
-            .enumerate()
-            .map(|(position, identity)| (identity.id.clone(), position))
-            .collect();
+        let index = self.positions_by_id();
         let mut failures: Vec<String> = Vec::new();
         for assignment in &assignments {
             if let Some(&position) = index.get(&assignment.principal_id) {

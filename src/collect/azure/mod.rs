@@ -2,10 +2,13 @@
 //! v1.0 with tokens from azure_identity.
 
 pub mod api;
+pub mod arm;
+pub mod arm_listing;
 pub mod certificate;
 pub mod export;
 pub mod graph;
 pub mod inventory;
+pub mod owners;
 pub mod records;
 
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
@@ -19,23 +22,28 @@ pub struct CloudEndpoints {
     pub graph: &'static str,
     /// The Entra authority host that issues tokens.
     pub authority: &'static str,
+    /// The Azure Resource Manager host, which is also the token audience.
+    pub arm: &'static str,
 }
 
-/// Graph and authority hosts of each cloud, from Microsoft's national
-/// cloud deployment reference.
+/// Graph, authority and Resource Manager hosts of each cloud, from
+/// Microsoft's national cloud deployment reference.
 pub fn endpoints(cloud: AzureCloud) -> CloudEndpoints {
     match cloud {
         AzureCloud::Public => CloudEndpoints {
             graph: "https://graph.microsoft.com",
             authority: "https://login.microsoftonline.com",
+            arm: "https://management.azure.com",
         },
         AzureCloud::UsGovernment => CloudEndpoints {
             graph: "https://graph.microsoft.us",
             authority: "https://login.microsoftonline.us",
+            arm: "https://management.usgovcloudapi.net",
         },
         AzureCloud::China => CloudEndpoints {
             graph: "https://microsoftgraph.chinacloudapi.cn",
             authority: "https://login.chinacloudapi.cn",
+            arm: "https://management.chinacloudapi.cn",
         },
     }
 }

@@ -19,7 +19,8 @@ pub struct Converted {
     pub dropped: usize,
 }
 
-fn text<'a>(record: &'a Value, key: &str) -> Option<&'a str> {
+/// Returns a non-empty text field of a record.
+pub(super) fn text<'a>(record: &'a Value, key: &str) -> Option<&'a str> {
     record
         .get(key)
         .and_then(Value::as_str)
