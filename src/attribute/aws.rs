@@ -33,6 +33,20 @@ struct Query {
     event_names: &'static [&'static str],
 }
 
+/// Why IAM Identity Center findings carry no actor.
+const IDENTITY_CENTER_UNSEARCHED: &str = "IAM Identity Center records its events in \
+    CloudTrail in the instance's own region, which attribution does not search yet; run the \
+    finding's audit lookup command there";
+
+/// Returns true for findings about IAM Identity Center users and
+/// assignments, whose events CloudTrail keeps in the instance's region.
+fn is_identity_center(finding: &Finding) -> bool {
+    matches!(
+        finding.identity_kind,
+        Some(IdentityKind::AwsIdentityCenterUser | IdentityKind::AwsPermissionSetAssignment)
+    )
+}
+
 /// Attributes the findings of one account.
 pub async fn attribute_account(
     account: &AwsAccountSettings,
@@ -55,11 +69,23 @@ pub async fn attribute_account(
         .map(|(_, finding)| finding.scope.clone())
         .unwrap_or_default();
     let region = settings.aws_region.as_str();
-    super::run_lookups(Provider::Aws, &scope, window, lookups, |finding| {
+    let (unsearched, lookups): (Lookups, Lookups) = lookups
+        .into_iter()
+        .partition(|(_, finding)| is_identity_center(finding));
+    let mut results: Vec<(usize, super::Attribution)> = unsearched
+        .into_iter()
+        .map(|(index, _)| {
+            let attribution = super::Attribution::unavailable(window, IDENTITY_CENTER_UNSEARCHED);
+            (index, attribution)
+        })
+        .collect();
+    let searched = super::run_lookups(Provider::Aws, &scope, window, lookups, |finding| {
         let (client, limiter) = (&client, &limiter);
         async move { lookup_finding(client, limiter, region, window, &finding).await }
     })
-    .await
+    .await;
+    results.extend(searched);
+    results
 }
 
 /// Runs a finding's searches and keeps the events that match it.
@@ -211,6 +237,10 @@ fn queries(finding: &Finding) -> Vec<Query> {
     };
     let console_password = finding.evidence.get("credential_id").map(String::as_str)
         == Some(crate::collect::aws::CONSOLE_PASSWORD_ID);
+    if let Some(names) = access_path_events(finding) {
+        let resource = finding.arn.clone().unwrap_or(name);
+        return vec![query(resource, names)];
+    }
     let names: &'static [&'static str] = match (finding.change, user) {
         ("identity_added" | "identity_recreated", true) => &["CreateUser"],
         ("identity_added" | "identity_recreated", false) => &["CreateRole"],
@@ -248,6 +278,36 @@ fn queries(finding: &Finding) -> Vec<Query> {
     queries
 }
 
+/// Returns the IAM calls that change an instance profile or an identity
+/// provider, for findings about those; none for users and roles.
+fn access_path_events(finding: &Finding) -> Option<&'static [&'static str]> {
+    let added = matches!(finding.change, "identity_added" | "identity_recreated");
+    let removed = finding.change == "identity_removed";
+    let names: &'static [&'static str] = match finding.identity_kind? {
+        IdentityKind::AwsInstanceProfile if added => {
+            &["CreateInstanceProfile", "AddRoleToInstanceProfile"]
+        }
+        IdentityKind::AwsInstanceProfile if removed => {
+            &["DeleteInstanceProfile", "RemoveRoleFromInstanceProfile"]
+        }
+        IdentityKind::AwsInstanceProfile => {
+            &["AddRoleToInstanceProfile", "RemoveRoleFromInstanceProfile"]
+        }
+        IdentityKind::AwsOidcProvider if added => &["CreateOpenIDConnectProvider"],
+        IdentityKind::AwsOidcProvider if removed => &["DeleteOpenIDConnectProvider"],
+        IdentityKind::AwsOidcProvider => &[
+            "UpdateOpenIDConnectProviderThumbprint",
+            "AddClientIDToOpenIDConnectProvider",
+            "RemoveClientIDFromOpenIDConnectProvider",
+        ],
+        IdentityKind::AwsSamlProvider if added => &["CreateSAMLProvider"],
+        IdentityKind::AwsSamlProvider if removed => &["DeleteSAMLProvider"],
+        IdentityKind::AwsSamlProvider => &["UpdateSAMLProvider"],
+        _ => return None,
+    };
+    Some(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +337,48 @@ mod tests {
         assert!(credential_matches(&record, Some("AKIA2")));
         assert!(!credential_matches(&record, Some("AKIA1")));
         assert!(credential_matches(&serde_json::json!({}), Some("AKIA1")));
+    }
+
+    #[test]
+    fn providers_and_profiles_are_searched_by_their_own_calls() {
+        use crate::attribute::test_finding;
+        let arn = "arn:aws:iam::123456789012:oidc-provider/token.example.com";
+        let mut provider = test_finding(
+            Provider::Aws,
+            IdentityKind::AwsOidcProvider,
+            arn,
+            "token.example.com",
+            "identity_added",
+        );
+        provider.arn = Some(arn.to_string());
+        let searches = queries(&provider);
+        assert_eq!(searches.len(), 1);
+        assert_eq!(searches[0].resource_name, arn);
+        assert_eq!(searches[0].event_names, ["CreateOpenIDConnectProvider"]);
+
+        let profile = test_finding(
+            Provider::Aws,
+            IdentityKind::AwsInstanceProfile,
+            "AIPA1",
+            "web",
+            "privilege_added",
+        );
+        let searches = queries(&profile);
+        assert_eq!(searches[0].resource_name, "web");
+        assert!(
+            searches[0]
+                .event_names
+                .contains(&"AddRoleToInstanceProfile")
+        );
+        assert!(!is_identity_center(&profile));
+
+        let user = test_finding(
+            Provider::Aws,
+            IdentityKind::AwsIdentityCenterUser,
+            "u-1",
+            "ana",
+            "identity_added",
+        );
+        assert!(is_identity_center(&user));
     }
 }

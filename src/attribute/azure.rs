@@ -36,6 +36,21 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
     .remove(b'_')
     .remove(b'~');
 
+/// Why Azure Resource Manager changes carry no actor.
+const ARM_UNSEARCHED: &str = "Azure RBAC role assignments and managed identity federated \
+    credentials are recorded in the Azure Activity Log, which attribution does not read yet; \
+    run `az monitor activity-log list` for the subscription";
+
+/// Returns true for changes made through Azure Resource Manager: RBAC
+/// role assignments and the credentials of managed identities, which the
+/// directory audit log does not record.
+fn is_arm_change(finding: &Finding) -> bool {
+    let rbac = finding.evidence.contains_key("role_assignment_id");
+    let identity_credential = finding.identity_kind == Some(IdentityKind::AzureManagedIdentity)
+        && finding.change.starts_with("credential_");
+    rbac || identity_credential
+}
+
 /// Attributes the findings of one tenant.
 pub async fn attribute_tenant(
     tenant: &AzureTenantSettings,
@@ -57,14 +72,28 @@ pub async fn attribute_tenant(
     let scope = format!("{}/.default", cloud.graph);
     let graph = GraphClient::new(factory, scope, base, retry.clone()).map(Arc::new);
     let tenant_id = tenant.tenant_id.clone();
-    super::run_lookups(Provider::Azure, &tenant_id, window, lookups, |finding| {
+    let (unsearched, lookups): (Lookups, Lookups) = lookups
+        .into_iter()
+        .partition(|(_, finding)| is_arm_change(finding));
+    let mut results: Vec<(usize, super::Attribution)> = unsearched
+        .into_iter()
+        .map(|(index, _)| {
+            (
+                index,
+                super::Attribution::unavailable(window, ARM_UNSEARCHED),
+            )
+        })
+        .collect();
+    let searched = super::run_lookups(Provider::Azure, &tenant_id, window, lookups, |finding| {
         let graph = graph.clone();
         async move {
             let graph = graph?;
             lookup_finding(&graph, window, &finding).await
         }
     })
-    .await
+    .await;
+    results.extend(searched);
+    results
 }
 
 /// Lists the audits that target the finding's object in the window, and
@@ -160,6 +189,10 @@ fn activities(finding: &Finding) -> &'static [&'static str] {
             "Add member to group",
         ],
         "privilege_removed" => &["Remove member from role", "Remove member from group"],
+        "owner_added" if application => &["Add owner to application"],
+        "owner_added" => &["Add owner to service principal"],
+        "owner_removed" if application => &["Remove owner from application"],
+        "owner_removed" => &["Remove owner from service principal"],
         _ => &[],
     }
 }
@@ -180,5 +213,25 @@ mod tests {
         assert!(activities(&finding)[0].ends_with("Certificates and secrets management"));
         finding.change = "attribute_changed";
         assert!(activities(&finding).is_empty());
+        finding.change = "owner_added";
+        assert_eq!(activities(&finding), ["Add owner to application"]);
+    }
+
+    #[test]
+    fn resource_manager_changes_are_not_searched_in_directory_audits() {
+        let kind = IdentityKind::AzureServicePrincipal;
+        let mut finding =
+            super::super::test_finding(Provider::Azure, kind, "id", "app", "privilege_added");
+        assert!(!is_arm_change(&finding));
+        finding.evidence.insert(
+            "role_assignment_id".to_string(),
+            "/subscriptions/s/ra".to_string(),
+        );
+        assert!(is_arm_change(&finding));
+
+        let kind = IdentityKind::AzureManagedIdentity;
+        let finding =
+            super::super::test_finding(Provider::Azure, kind, "id", "mi", "credential_added");
+        assert!(is_arm_change(&finding));
     }
 }

@@ -128,6 +128,20 @@ fn describe_failure(message: &str) -> String {
     }
 }
 
+/// The IAM API's method that sets a service account's own IAM policy.
+// NOTE: the method names of service account policies and workload
+// identity providers come from Google's IAM API reference, not from
+// recorded audit entries.
+const SET_ACCOUNT_POLICY: &str = "google.iam.admin.v1.SetIAMPolicy";
+
+/// The methods that create, change or delete a workload identity provider.
+const PROVIDER_METHODS: &[&str] = &[
+    "google.iam.v1.WorkloadIdentityPools.CreateWorkloadIdentityPoolProvider",
+    "google.iam.v1.WorkloadIdentityPools.UpdateWorkloadIdentityPoolProvider",
+    "google.iam.v1.WorkloadIdentityPools.DeleteWorkloadIdentityPoolProvider",
+    "google.iam.v1.WorkloadIdentityPools.UndeleteWorkloadIdentityPoolProvider",
+];
+
 /// Builds the Logging query of a finding: the project's Admin Activity
 /// log, the window, the methods of the change, and the account or member.
 fn filter_for(project: &str, window: Window, finding: &Finding) -> String {
@@ -167,6 +181,19 @@ fn methods_and_subject(finding: &Finding) -> (&'static [&'static str], String) {
         quote(&finding.identity_id),
         quote(email)
     );
+    if finding.identity_kind == Some(IdentityKind::GcpWorkloadIdentityProvider) {
+        let subject = format!("protoPayload.resourceName:{}", quote(&finding.identity_id));
+        return (PROVIDER_METHODS, subject);
+    }
+    // An impersonation grant's id starts with its role; the account's own
+    // IAM policy was set.
+    let impersonation = finding
+        .evidence
+        .get("credential_id")
+        .is_some_and(|id| id.starts_with("roles/"));
+    if account && impersonation && finding.change.starts_with("credential_") {
+        return (&[SET_ACCOUNT_POLICY], account_subject);
+    }
     let account_methods: &'static [&'static str] = match finding.change {
         "identity_added" | "identity_recreated" => &[CREATE_ACCOUNT],
         "identity_removed" => &["google.iam.admin.v1.DeleteServiceAccount"],
@@ -234,6 +261,27 @@ mod tests {
 
     fn finding(kind: IdentityKind, id: &str, name: &str, change: &'static str) -> Finding {
         super::super::test_finding(Provider::Gcp, kind, id, name, change)
+    }
+
+    #[test]
+    fn impersonation_grants_and_providers_have_their_own_methods() {
+        let email = "deploy@p.iam.gserviceaccount.com";
+        let kind = IdentityKind::GcpServiceAccount;
+        let mut grant = finding(kind, "1001", email, "credential_added");
+        grant.evidence.insert(
+            "credential_id".to_string(),
+            "roles/iam.serviceAccountTokenCreator user:eve@example.net".to_string(),
+        );
+        let (methods, subject) = methods_and_subject(&grant);
+        assert_eq!(methods, [SET_ACCOUNT_POLICY]);
+        assert!(subject.contains(email), "{subject}");
+
+        let name = "projects/1/locations/global/workloadIdentityPools/ci/providers/gh";
+        let kind = IdentityKind::GcpWorkloadIdentityProvider;
+        let provider = finding(kind, name, "ci/gh", "identity_added");
+        let (methods, subject) = methods_and_subject(&provider);
+        assert_eq!(methods, PROVIDER_METHODS);
+        assert!(subject.contains(name), "{subject}");
     }
 
     #[test]
