@@ -128,7 +128,7 @@ def main():
         print("--workers must be 1 or more", file=sys.stderr)
         return 2
     # The connection pool must be at least as large as the thread pool, or
-    # threads wait for a connection. botocore's default pool holds 10.
+    # threads wait for a connection. botocore's default pool has 10 connections.
     config = Config(max_pool_connections=max(10, args.workers))
     iam = boto3.client("iam", config=config)
     counter = RequestCounter()

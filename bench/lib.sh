@@ -1,9 +1,27 @@
 # Shared setup for the AWS benchmarks (bench/run.sh, bench/peers_run.sh):
-# isolation from real AWS, a moto server on a free 127.0.0.1 port, and
-# readers for `/usr/bin/time -v` reports. Source it; it defines functions
+# the idrift release build, isolation from real AWS, a moto server on a free
+# 127.0.0.1 port, and readers for `/usr/bin/time -v` reports. Source it: it defines functions
 # and sets nothing until they are called.
 
 bench_log() { echo "[bench $(date -u +%H:%M:%S)] $*" >&2; }
+
+# Builds the release idrift in REPO ($1) unless SKIP_BUILD=1, and sets idrift
+# (the binary) and idrift_commit. The commit is read now, because the tree
+# may change while the benchmark runs, and any uncommitted change under src
+# or to Cargo.toml or Cargo.lock is saved to $2/uncommitted.diff.
+bench_build_idrift() {
+    local repo=$1 out=$2
+    if [ "${SKIP_BUILD:-0}" != 1 ]; then
+        bench_log "building idrift (cargo build --release)"
+        (cd "$repo" && cargo build --release)
+    fi
+    idrift="$repo/target/release/idrift"
+    idrift_commit=$(git -C "$repo" rev-parse --short HEAD)
+    git -C "$repo" diff HEAD -- src Cargo.toml Cargo.lock > "$out/uncommitted.diff"
+    if [ -s "$out/uncommitted.diff" ]; then
+        idrift_commit="$idrift_commit with uncommitted changes (see uncommitted.diff)"
+    fi
+}
 
 # Sets dummy static credentials and unsets every variable that could point
 # the AWS SDKs at a profile, a role, a container endpoint or a proxy. The
@@ -27,7 +45,7 @@ bench_isolate_aws() {
 }
 
 # Starts MOTO_SERVER ($1) on a free 127.0.0.1 port, logging to $2, and waits
-# until it answers. Sets moto_pid and endpoint, and exports
+# until it responds. Sets moto_pid and endpoint, and exports
 # AWS_ENDPOINT_URL. The caller stops it with bench_stop_moto (in an EXIT
 # trap). Any further variables for moto, such as MOTO_RECORDER_FILEPATH, are
 # taken from the environment.
@@ -49,7 +67,7 @@ bench_start_moto() {
         fi
         sleep 0.2
     done
-    echo "bench: moto_server did not answer on $endpoint within 20 s; see $log" >&2
+    echo "bench: moto_server did not respond on $endpoint within 20 s; see $log" >&2
     return 2
 }
 

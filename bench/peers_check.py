@@ -11,7 +11,7 @@ Subcommands:
       Read what TOOL (idrift, boto3 or prowler) wrote at PATH and count the
       benchmark users (bench-user-NNNN), roles (bench-role-NNNN) and access
       keys in it. When FILE (a boto3_iam.py inventory) is given, also compare
-      the access key ids with it; Prowler's output holds no key ids, so its
+      the access key ids with it; Prowler's output contains no key ids, so its
       keys are counted from the credential report rows in its findings.
       Prints JSON with "complete": true when every user, role and key is
       there.

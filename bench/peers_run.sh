@@ -78,17 +78,7 @@ if [ "$(installed_versions)" != "$prowler_version $boto3_version" ]; then
 fi
 python=$venv/bin/python
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    log "building idrift (cargo build --release)"
-    (cd "$repo_dir" && cargo build --release)
-fi
-idrift="$repo_dir/target/release/idrift"
-# Recorded now, because the tree may change while the benchmark runs.
-idrift_commit=$(git -C "$repo_dir" rev-parse --short HEAD)
-git -C "$repo_dir" diff HEAD -- src Cargo.toml Cargo.lock > "$out/uncommitted.diff"
-if [ -s "$out/uncommitted.diff" ]; then
-    idrift_commit="$idrift_commit with uncommitted changes (see uncommitted.diff)"
-fi
+bench_build_idrift "$repo_dir" "$out"
 
 # --- Isolation, from here on: nothing is installed or built past this point.
 bench_isolate_aws "$out"
@@ -120,7 +110,8 @@ EOF
 
 # The 3 Prowler checks that report every benchmark user (MFA), every role
 # (all are service roles here) and every user's keys (from the credential
-# report). Prowler's IAM service collects the same data for any IAM check.
+# report). Prowler's IAM service makes the same IAM calls for any IAM check,
+# except the role last-accessed calls.
 prowler_narrow_checks=(iam_user_hardware_mfa_enabled iam_user_accesskey_unused
     iam_role_cross_service_confused_deputy_prevention)
 
@@ -229,7 +220,8 @@ run_tool() {
     if [ "$(jq .complete <<< "$check")" != true ]; then
         echo "bench: $tool in round $round did not collect every user, role and key; see $dir" >&2
     fi
-    # Prowler's reports take 100 MB or more a run; keep only the last round's.
+    # The full Prowler run writes about 170 MB of reports, so only the last
+    # round's are kept.
     if [ "$round" != "$repeats" ] && [ -d "$dir/output" ]; then
         rm -rf "$dir/output"
     fi

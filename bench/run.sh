@@ -49,17 +49,7 @@ if ! command -v aws > /dev/null; then
     export PATH="$bench_dir/.venv/bin:$PATH"
 fi
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    log "building idrift (cargo build --release)"
-    (cd "$repo_dir" && cargo build --release)
-fi
-idrift="$repo_dir/target/release/idrift"
-# Recorded now, because the tree may change while the benchmark runs.
-idrift_commit=$(git -C "$repo_dir" rev-parse --short HEAD)
-git -C "$repo_dir" diff HEAD -- src Cargo.toml Cargo.lock > "$out/uncommitted.diff"
-if [ -s "$out/uncommitted.diff" ]; then
-    idrift_commit="$idrift_commit with uncommitted changes (see uncommitted.diff)"
-fi
+bench_build_idrift "$repo_dir" "$out"
 
 # --- moto on a free 127.0.0.1 port, stopped on exit.
 trap bench_stop_moto EXIT
