@@ -285,3 +285,14 @@ done
 } > "$out/results.md"
 cat "$out/results.md"
 log "done; outputs in $out"
+
+# A run that failed or missed a user, role or key makes the figures
+# incomparable, so the script then exits with 1 after writing them.
+failed_runs=$(awk -F'\t' 'NR > 1 {
+    exit_failed = ($2 == "idrift") ? $3 > 1 : $3 != 0
+    if ($15 != "true" || exit_failed) n++
+} END { print n + 0 }' "$runs")
+if [ "$failed_runs" -gt 0 ]; then
+    echo "bench: $failed_runs run(s) failed or missed a user, role or key; see $runs" >&2
+    exit 1
+fi
