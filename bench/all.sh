@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole benchmark harness: the combined cloud scan
-# (bench/cloud_run.sh), the snapshot diff (bench/diff_run.sh) and, when it
-# is present, the comparison with other tools (bench/peers_run.sh).
+# (bench/cloud_run.sh), the snapshot diff (bench/diff_run.sh) and the
+# comparison with Prowler and a boto3 script on moto (bench/peers_run.sh).
 #
 # Usage: bench/all.sh   (from anywhere)
 #
@@ -21,10 +21,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 export SKIP_BUILD=1
 
-scripts=(cloud_run.sh diff_run.sh)
-if [ -f "$bench_dir/peers_run.sh" ]; then
-    scripts+=(peers_run.sh)
-fi
+scripts=(cloud_run.sh diff_run.sh peers_run.sh)
 for script in "${scripts[@]}"; do
     echo "[bench $(date -u +%H:%M:%S)] bash bench/$script" >&2
     bash "$bench_dir/$script"

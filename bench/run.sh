@@ -28,25 +28,11 @@ cli_users=${CLI_USERS:-0}
 account_id=123456789012 # moto's default account
 out="$bench_dir/out/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
-# shellcheck source=bench/lib.sh
-source "$bench_dir/lib.sh"
 
 # --- Isolation: dummy credentials, no shared config, no metadata, no proxy.
-unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_ROLE_ARN \
-    AWS_WEB_IDENTITY_TOKEN_FILE AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
-    AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_AUTHORIZATION_TOKEN \
-    http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-export AWS_EC2_METADATA_DISABLED=true
-export AWS_ACCESS_KEY_ID=testing
-export AWS_SECRET_ACCESS_KEY=testing
-export AWS_CONFIG_FILE="$out/missing-aws-config"
-export AWS_SHARED_CREDENTIALS_FILE="$out/missing-aws-credentials"
-export AWS_REGION=us-east-1
-export AWS_DEFAULT_REGION=us-east-1
-export NO_PROXY=127.0.0.1,localhost
-export no_proxy=$NO_PROXY
-
-log() { echo "[bench $(date -u +%H:%M:%S)] $*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$bench_dir/lib.sh"
+bench_isolate_aws "$out"
 
 # --- Tools. The AWS CLI comes from PATH, else from a venv under bench/.venv.
 for tool in moto_server python3 jq curl /usr/bin/time; do
@@ -65,48 +51,9 @@ fi
 build_idrift
 
 # --- moto on a free 127.0.0.1 port, stopped on exit.
-moto_pid=
-cleanup() {
-    if [ -n "$moto_pid" ] && kill -0 "$moto_pid" 2> /dev/null; then
-        kill "$moto_pid"
-        wait "$moto_pid" 2> /dev/null || true
-    fi
-}
-trap cleanup EXIT
+trap bench_stop_moto EXIT
 trap 'exit 130' INT TERM
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-endpoint="http://127.0.0.1:$port"
-export AWS_ENDPOINT_URL=$endpoint
-moto_server -H 127.0.0.1 -p "$port" > "$out/moto.log" 2>&1 &
-moto_pid=$!
-for _ in $(seq 100); do
-    if curl --silent --noproxy '*' --output /dev/null "$endpoint/"; then
-        break
-    fi
-    if ! kill -0 "$moto_pid" 2> /dev/null; then
-        echo "bench: moto_server exited at start; see $out/moto.log" >&2
-        exit 2
-    fi
-    sleep 0.2
-done
-log "moto listening on $endpoint (pid $moto_pid)"
-
-# Counts the requests moto has logged, once the count stops changing
-# (moto writes a request's log line after sending the response).
-moto_requests() {
-    local before after
-    after=$(grep -cE 'HTTP/1\.[01]" [0-9]{3} ' "$out/moto.log" || true)
-    for _ in $(seq 20); do
-        before=$after
-        sleep 0.25
-        after=$(grep -cE 'HTTP/1\.[01]" [0-9]{3} ' "$out/moto.log" || true)
-        [ "$before" = "$after" ] && break
-    done
-    echo "$after"
-}
-
-load_1min() { cut -d' ' -f1 /proc/loadavg; }
+bench_start_moto moto_server "$out/moto.log"
 
 # --- Seed.
 log "seeding $users users and $roles roles"
@@ -125,7 +72,7 @@ run_scan() {
     local name=$1 dir="$out/$1" start_requests load rc=0
     mkdir -p "$dir"
     load=$(load_1min)
-    start_requests=$(moto_requests)
+    start_requests=$(moto_requests "$out/moto.log")
     log "idrift $name"
     /usr/bin/time -v -o "$dir/time.txt" \
         "$idrift" scan --config "$out/idrift.toml" --snapshots "$out/snapshots" --format json \
@@ -137,7 +84,7 @@ run_scan() {
         exit 2
     fi
     local requests metadata snapshot
-    requests=$(($(moto_requests) - start_requests))
+    requests=$(($(moto_requests "$out/moto.log") - start_requests))
     metadata="$out/snapshots/.idrift/last-scan/aws/$account_id.json"
     cp "$metadata" "$dir/last-scan.json"
     snapshot="$out/snapshots/aws/$account_id.json"
@@ -161,11 +108,11 @@ run_scan scan-2 "second scan, unchanged account"
 cli_dir="$out/cli"
 mkdir -p "$cli_dir"
 load=$(load_1min)
-start_requests=$(moto_requests)
+start_requests=$(moto_requests "$out/moto.log")
 log "AWS CLI loop ($([ "$cli_users" -gt 0 ] && echo "$cli_users" || echo "$users") users, one aws process per call)"
 /usr/bin/time -v -o "$cli_dir/time.txt" \
     bash "$bench_dir/cli_loop.sh" "$endpoint" "$cli_dir/data" "$cli_users" > "$cli_dir/stdout.log"
-cli_requests=$(($(moto_requests) - start_requests))
+cli_requests=$(($(moto_requests "$out/moto.log") - start_requests))
 cli_calls=$(sed -n 's/^calls: //p' "$cli_dir/stdout.log")
 cli_visited=$((cli_calls - 1))
 cli_keys=$(cat "$cli_dir/data/access-keys/"*.json | jq -s '[.[].AccessKeyMetadata[]] | length')
