@@ -216,6 +216,9 @@ def respond(accounts, sessions, authorization, params):
             "GetAccountAuthorizationDetails": accounts.details_page,
             "ListAccessKeys": accounts.access_keys,
             "GetLoginProfile": accounts.login_profile,
+            # The fake accounts trust no identity provider.
+            "ListOpenIDConnectProviders": lambda _account, _params: "<OpenIDConnectProviderList/>",
+            "ListSAMLProviders": lambda _account, _params: "<SAMLProviderList/>",
         }
         if action not in handlers:
             return 400, QueryError(400, "InvalidAction", f"The fake does not serve {action!r}.").xml(request_id)

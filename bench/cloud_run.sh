@@ -180,22 +180,27 @@ max() {
     for value in "$@"; do [ "$value" -gt "$best" ] && best=$value; done
     echo "$best"
 }
-# AWS: AssumeRole, GetCallerIdentity, the authorization details pages, then
-# two calls in a row per user, aws.concurrency users at once.
+# AWS: AssumeRole, GetCallerIdentity, the authorization details pages,
+# two calls in a row per user, aws.concurrency users at once, then the
+# OIDC and SAML provider listings.
 aws_pages=$(ceil $((aws_users + aws_roles)) "$(min "$aws_max_items" "$aws_page_size_cap")")
-aws_chain=$((2 + aws_pages + 2 * $(ceil "$aws_users" "$aws_concurrency")))
+aws_chain=$((2 + aws_pages + 2 * $(ceil "$aws_users" "$aws_concurrency") + 2))
 aws_waves=$(ceil "$aws_accounts" "$(min "$aws_scopes" "$scan_concurrency")")
 aws_rounds=$((aws_waves * aws_chain))
 # Entra: the token, then the longest of the lists read at once, or the
 # application pages followed by one federated credential call per
-# application, azure.concurrency at a time.
+# application, azure.concurrency at a time. Service principals and
+# applications are read with $expand=owners, which Graph pages by 100.
 azure_page=$(min "$azure_page_size" "$azure_page_size_cap")
-azure_rounds=$((1 + $(max "$(ceil "$azure_users" "$azure_page")" "$(ceil "$azure_sps" "$azure_page")" \
-    $(($(ceil "$azure_apps" "$azure_page") + $(ceil "$azure_apps" "$azure_concurrency"))))))
+azure_expanded_page=$(min "$azure_page" 100)
+azure_rounds=$((1 + $(max "$(ceil "$azure_users" "$azure_page")" "$(ceil "$azure_sps" "$azure_expanded_page")" \
+    $(($(ceil "$azure_apps" "$azure_expanded_page") + $(ceil "$azure_apps" "$azure_concurrency"))))))
 # Google Cloud: the token, then every call gcp.concurrency at a time, or
 # each wave of projects' service account pages followed by a key listing.
+# A project's calls: its account pages, the project policy, the pools
+# listing, and per account a key listing and the account's own policy.
 gcp_account_pages=$(ceil "$gcp_accounts" "$gcp_page_size")
-gcp_calls=$((gcp_projects * (gcp_account_pages + 1 + gcp_accounts)))
+gcp_calls=$((gcp_projects * (gcp_account_pages + 2 + 2 * gcp_accounts)))
 gcp_rounds=$((1 + $(max "$(ceil "$gcp_calls" "$gcp_concurrency")" \
     $(($(ceil "$gcp_projects" "$(min "$gcp_scopes" "$scan_concurrency")") * (gcp_account_pages + 1))))))
 # Every scope occupies a [scan] concurrency slot for at least its own chain.
