@@ -785,6 +785,43 @@ fn export_versions_show_new_access_paths() {
     assert_eq!(github["attributes"]["client_ids"], "sts.amazonaws.com");
 }
 
+#[test]
+fn export_without_identity_center_keeps_it() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = work.path().join("export");
+    let snapshots = work.path().join("snapshots");
+    write_export(
+        &export,
+        &[
+            ("authz.json", authorization_details()),
+            (
+                "users.json",
+                serde_json::json!({"Users": [store_user("u-alice", "alice")]}),
+            ),
+            ("assign-1.json", assignment(PERMISSION_SET, "u-alice")),
+        ],
+    );
+    let (code, report) = scan_export(work.path(), &export, &snapshots);
+    assert_eq!(code, 0, "{report:#}");
+
+    // The next export has no Identity Center files at all. It did not look
+    // at Identity Center, so the snapshot must keep what was listed before.
+    write_export(&export, &[("authz.json", authorization_details())]);
+    let (code, report) = scan_export(work.path(), &export, &snapshots);
+    assert!(findings(&report).is_empty(), "{report:#}");
+    assert_ne!(code, 1, "{report:#}");
+    let snapshot = read_snapshot(&snapshots);
+    assert_eq!(names_of(&snapshot, "aws_identity_center_user"), ["alice"]);
+    assert_eq!(
+        names_of(&snapshot, "aws_permission_set_assignment").len(),
+        1,
+        "{snapshot:#}"
+    );
+    let users = &snapshot["collections"]["identity_center_users"];
+    assert_eq!(users["status"], "not_collected", "{snapshot:#}");
+    assert_eq!(users["kept_previous"], true, "{snapshot:#}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_page_token_is_incomplete() {
     let moto = Moto::start();
