@@ -822,6 +822,57 @@ fn export_without_identity_center_keeps_it() {
     assert_eq!(users["kept_previous"], true, "{snapshot:#}");
 }
 
+#[test]
+fn unreadable_trust_policy_keeps_trust() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = work.path().join("export");
+    let snapshots = work.path().join("snapshots");
+    write_export(&export, &[("authz.json", authorization_details())]);
+    let (code, report) = scan_export(work.path(), &export, &snapshots);
+    assert_eq!(code, 0, "{report:#}");
+    let good = read_snapshot(&snapshots);
+
+    let odd_documents = [
+        // Cut short.
+        Value::String(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow""#.to_string()),
+        // A list where IAM has an object: the outside account must not vanish.
+        serde_json::json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"},
+            {"Effect": "Allow", "Principal": ["arn:aws:iam::999988887777:root"], "Action": "sts:AssumeRole"}
+        ]}),
+        serde_json::json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": 999_988_887_777_u64}, "Action": "sts:AssumeRole"}
+        ]}),
+    ];
+    for document in odd_documents {
+        let mut details = authorization_details();
+        details["RoleDetailList"][0]["AssumeRolePolicyDocument"] = document.clone();
+        write_export(&export, &[("authz.json", details)]);
+        let (code, report) = scan_export(work.path(), &export, &snapshots);
+        assert_eq!(
+            code, 2,
+            "an unreadable trust policy fails the run: {report:#}"
+        );
+        assert!(findings(&report).is_empty(), "{document}: {report:#}");
+        let incomplete = report["scopes"][0]["incomplete"].to_string();
+        assert!(incomplete.contains("role app trust policy"), "{report:#}");
+        let snapshot = read_snapshot(&snapshots);
+        let role = |snapshot: &Value| {
+            snapshot["identities"]
+                .as_array()
+                .expect("identities")
+                .iter()
+                .find(|identity| identity["kind"] == "aws_role")
+                .map(|role| role["trust"].clone())
+        };
+        assert_eq!(
+            role(&snapshot),
+            role(&good),
+            "{document}: the trust was lost"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_page_token_is_incomplete() {
     let moto = Moto::start();

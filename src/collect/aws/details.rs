@@ -209,6 +209,9 @@ pub struct BuiltIdentities {
     pub privilege_problems: Vec<String>,
     /// Records that could not be kept: empty or shared immutable ids.
     pub listing_problems: Vec<String>,
+    /// Role trust policies that could not be read, so the roles' trust
+    /// principals are unknown.
+    pub trust_problems: Vec<String>,
 }
 
 /// Normalizes an IAM timestamp to RFC 3339 in UTC (`2019-12-18T19:10:08Z`).
@@ -280,7 +283,7 @@ impl AuthorizationDetails {
             ) {
                 continue;
             }
-            let identity = build_role(role, &policies, &mut built.privilege_problems);
+            let identity = build_role(role, &policies, &mut built);
             built.identities.push(identity);
         }
         let profiles = build_instance_profiles(&self.role_detail_list, &built.identities);
@@ -431,7 +434,7 @@ fn build_user(
 fn build_role(
     role: &RoleDetail,
     policies: &HashMap<String, Value>,
-    problems: &mut Vec<String>,
+    built: &mut BuiltIdentities,
 ) -> Identity {
     let mut identity = Identity::new(&role.role_id, IdentityKind::AwsRole, &role.role_name);
     identity.path = role.path.clone();
@@ -441,9 +444,13 @@ fn build_role(
 
     let owner = format!("role {}", role.role_name);
     if !role.assume_role_policy_document.is_null() {
-        match policy::decode_document(&role.assume_role_policy_document) {
-            Ok(document) => identity.trust = policy::trust_principals(&document),
-            Err(error) => problems.push(format!("{owner} trust policy: {error}")),
+        let trust = policy::decode_document(&role.assume_role_policy_document)
+            .and_then(|document| policy::trust_principals(&document));
+        match trust {
+            Ok(principals) => identity.trust = principals,
+            Err(error) => built
+                .trust_problems
+                .push(format!("{owner} trust policy: {error}")),
         }
     }
     let mut grants = attached_grants(&role.attached_managed_policies, "attached", None, policies);
@@ -452,7 +459,7 @@ fn build_role(
         "inline",
         None,
         &owner,
-        problems,
+        &mut built.privilege_problems,
     ));
     identity.admin_grants = grants;
     identity
