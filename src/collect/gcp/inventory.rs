@@ -125,7 +125,15 @@ pub fn assemble(project: &str, listings: ProjectListings, api_calls: u64) -> Col
     };
     collections.insert(CollectionName::WorkloadIdentityProviders, providers);
 
-    let policy = match listings.policy {
+    // A policy that cannot be read in full would read as one granting nothing.
+    let policy_listing = match listings.policy {
+        Listing::Found(policy) => match records::check_policy(&policy) {
+            Ok(()) => Listing::Found(policy),
+            Err(error) => Listing::Failed(format!("IAM policy of project {project}: {error}")),
+        },
+        other => other,
+    };
+    let policy = match policy_listing {
         Listing::Found(policy) if accounts_listed => {
             let found = records::policy_members(&policy, &identities);
             records::apply_to_accounts(&found, &mut identities);
@@ -201,6 +209,10 @@ fn attach_account_policies(
     // A failure for an account outweighs a policy read for it elsewhere.
     let mut by_email: BTreeMap<String, Result<Value, String>> = BTreeMap::new();
     for (email, read) in per_account {
+        let read = read.and_then(|policy| match records::check_policy(&policy) {
+            Ok(()) => Ok(policy),
+            Err(error) => Err(format!("IAM policy of service account {email}: {error}")),
+        });
         match (by_email.get(&email), read) {
             (Some(Err(_)), _) => {}
             (_, read) => {
