@@ -694,3 +694,42 @@ fn unreadable_policies_are_not_empty() {
     let snapshot = read_json(&snapshots.join(format!("gcp/{PROJECT}.json")));
     assert_eq!(snapshot["identities"], good["identities"], "records kept");
 }
+
+#[test]
+fn records_without_ids_are_not_removals() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let app = format!("app@{PROJECT}.iam.gserviceaccount.com");
+    let github = "https://token.actions.githubusercontent.com";
+    let day_1 = Day::first().write_to(&work.path().join("day-1"));
+    write_trust(
+        &day_1.join("gcp").join(PROJECT),
+        &[],
+        &[provider("ci", "actions", github)],
+    );
+    let (code, report, stderr) = scan(work.path(), &day_1, &snapshots);
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let good = read_json(&snapshots.join(format!("gcp/{PROJECT}.json")));
+
+    // Day 2: `old` lost its uniqueId and `app`'s user-managed key lost its
+    // keyType. Neither is gone.
+    let mut day = Day::first();
+    day.accounts[2]["uniqueId"] = Value::Null;
+    day.keys[0].1[0]["keyType"] = json!("KEY_TYPE_UNSPECIFIED");
+    let day_2 = day.write_to(&work.path().join("day-2"));
+    write_trust(
+        &day_2.join("gcp").join(PROJECT),
+        &[],
+        &[provider("ci", "actions", github)],
+    );
+    let (code, report, stderr) = scan(work.path(), &day_2, &snapshots);
+    assert_eq!(code, 2, "{report:#}\n{stderr}");
+    assert_eq!(finding_lines(&report), Vec::<String>::new(), "{report:#}");
+    let incomplete = report["scopes"][0]["incomplete"].to_string();
+    for expected in ["no uniqueId", "unknown keyType"] {
+        assert!(incomplete.contains(expected), "{expected}: {incomplete}");
+    }
+    assert!(incomplete.contains(&app), "{incomplete}");
+    let snapshot = read_json(&snapshots.join(format!("gcp/{PROJECT}.json")));
+    assert_eq!(snapshot["identities"], good["identities"], "records kept");
+}
