@@ -1229,6 +1229,31 @@ fn repeated_next_link_is_incomplete() {
 }
 
 #[test]
+fn next_link_to_other_host_is_refused() {
+    let (fake, workspace, baseline) = fake_with_baseline(Tenant::with_members(5), "");
+    let elsewhere = FakeGraph::start(Tenant::with_members(0));
+    fake.set_page_size(2);
+    fake.add_fault(Fault::ForeignNextLink {
+        path: USERS_PATH.to_string(),
+        endpoint: elsewhere.endpoint.clone(),
+    });
+    let scan = workspace.scan(&fake);
+
+    scan.assert_exit(2);
+    assert_eq!(
+        elsewhere.requests().len(),
+        0,
+        "the token went to another host: {:#?}",
+        elsewhere.requests()
+    );
+    assert_eq!(scan.collection_status("users"), "incomplete");
+    let reason = scan.collection_reason("users");
+    assert!(reason.contains("another host"), "{reason}");
+    assert_eq!(scan.snapshot["identities"], baseline.snapshot["identities"]);
+    assert_eq!(scan.finding_keys(), Vec::<(String, String)>::new());
+}
+
+#[test]
 fn throttled_three_times_then_complete() {
     let fake = FakeGraph::start(Tenant::with_members(3));
     fake.add_fault(Fault::Throttle {
