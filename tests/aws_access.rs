@@ -873,6 +873,61 @@ fn unreadable_trust_policy_keeps_trust() {
     }
 }
 
+#[test]
+fn odd_provider_arns_are_rejected() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = work.path().join("export");
+    let snapshots = work.path().join("snapshots");
+    let saml = |arn: &str| serde_json::json!({"SAMLProviderList": [{"Arn": arn}]});
+    write_export(
+        &export,
+        &[
+            ("authz.json", authorization_details()),
+            (
+                "saml.json",
+                saml(&format!("arn:aws:iam::{ACCOUNT}:saml-provider/Okta")),
+            ),
+        ],
+    );
+    let (code, report) = scan_export(work.path(), &export, &snapshots);
+    assert_eq!(code, 0, "{report:#}");
+    let good = std::fs::read(snapshots.join(format!("aws/{ACCOUNT}.json"))).expect("snapshot");
+
+    let cases = [
+        (
+            "oidc.json",
+            serde_json::json!({"OpenIDConnectProviderList": [{"Arn": "garbage"}]}),
+            "not an identity provider ARN",
+        ),
+        ("saml.json", saml(""), "not an identity provider ARN"),
+        (
+            "saml.json",
+            saml(&format!("arn:aws:iam::{ACCOUNT}:saml-provider/")),
+            "not an identity provider ARN",
+        ),
+        (
+            "saml.json",
+            saml("arn:aws:iam::999988887777:saml-provider/Other"),
+            "provider ARNs inside name 999988887777",
+        ),
+    ];
+    for (file, listing, expected) in cases {
+        write_export(
+            &export,
+            &[
+                ("authz.json", authorization_details()),
+                (file, listing.clone()),
+            ],
+        );
+        let (code, report) = scan_export(work.path(), &export, &snapshots);
+        assert_eq!(code, 2, "{listing}: {report:#}");
+        let errors = report["errors"].to_string();
+        assert!(errors.contains(expected), "{listing}: {errors}");
+        let now = std::fs::read(snapshots.join(format!("aws/{ACCOUNT}.json"))).expect("snapshot");
+        assert_eq!(now, good, "{listing}: the snapshot changed");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_page_token_is_incomplete() {
     let moto = Moto::start();
