@@ -733,3 +733,46 @@ fn records_without_ids_are_not_removals() {
     let snapshot = read_json(&snapshots.join(format!("gcp/{PROJECT}.json")));
     assert_eq!(snapshot["identities"], good["identities"], "records kept");
 }
+
+#[test]
+fn broadened_condition_is_a_new_grant() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let app = format!("app@{PROJECT}.iam.gserviceaccount.com");
+    let old = format!("old@{PROJECT}.iam.gserviceaccount.com");
+    let empty = json!({"etag": "ACAB"});
+    let grant = |expression: &str| {
+        json!({"version": 3, "etag": "BwYGazsSkKc=", "bindings": [{
+            "role": "roles/iam.serviceAccountTokenCreator",
+            "members": ["user:mallory@gmail.com"],
+            "condition": {"title": "temporary", "expression": expression}
+        }]})
+    };
+    let scan_day = |name: &str, expression: &str| {
+        let day = Day::first().write_to(&work.path().join(name));
+        let policies = [
+            (app.as_str(), grant(expression)),
+            (COMPUTE, empty.clone()),
+            (old.as_str(), empty.clone()),
+        ];
+        write_trust(&day.join("gcp").join(PROJECT), &policies, &[]);
+        scan(work.path(), &day, &snapshots)
+    };
+
+    let (code, report, stderr) =
+        scan_day("day-1", "request.time < timestamp('2020-01-01T00:00:00Z')");
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+
+    // The same title, but the grant now never expires.
+    let (code, report, stderr) = scan_day("day-2", "true");
+    assert_eq!(code, 1, "{report:#}\n{stderr}");
+    assert_eq!(
+        finding_lines(&report),
+        vec![format!("credential_added {app} high unexpected")],
+        "{report:#}"
+    );
+
+    // Nothing changed since: nothing to report.
+    let (code, report, stderr) = scan_day("day-3", "true");
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+}
