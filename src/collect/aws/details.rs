@@ -286,7 +286,11 @@ impl AuthorizationDetails {
             let identity = build_role(role, &policies, &mut built);
             built.identities.push(identity);
         }
-        let profiles = build_instance_profiles(&self.role_detail_list, &built.identities);
+        let profiles = build_instance_profiles(
+            &self.role_detail_list,
+            &built.identities,
+            &mut built.listing_problems,
+        );
         built.identities.extend(profiles);
         built
     }
@@ -472,7 +476,11 @@ fn build_role(
 /// NOTE: `GetAccountAuthorizationDetails` reports instance profiles only
 /// inside the roles they hold, so a profile without a role is not listed.
 /// An empty profile gives no access, and it shows up once a role is added.
-fn build_instance_profiles(roles: &[RoleDetail], identities: &[Identity]) -> Vec<Identity> {
+fn build_instance_profiles(
+    roles: &[RoleDetail],
+    identities: &[Identity],
+    problems: &mut Vec<String>,
+) -> Vec<Identity> {
     let admin_roles: HashMap<&str, &Identity> = identities
         .iter()
         .filter(|identity| identity.kind == IdentityKind::AwsRole && identity.is_admin())
@@ -482,6 +490,11 @@ fn build_instance_profiles(roles: &[RoleDetail], identities: &[Identity]) -> Vec
     for role in roles {
         for profile in &role.instance_profile_list {
             if profile.instance_profile_id.is_empty() {
+                // Without its id the profile would read as deleted.
+                problems.push(format!(
+                    "role {}: instance profile {} has an empty immutable id",
+                    role.role_name, profile.instance_profile_name
+                ));
                 continue;
             }
             let entry = profiles
@@ -627,5 +640,39 @@ mod tests {
             "2021-03-13T18:42:09Z"
         );
         assert_eq!(normalize_timestamp("yesterday"), "yesterday");
+    }
+
+    #[test]
+    fn instance_profile_without_id_is_a_listing_problem() {
+        let details: AuthorizationDetails = serde_json::from_value(serde_json::json!({
+            "RoleDetailList": [{
+                "RoleName": "app",
+                "RoleId": "AROAEXAMPLEAPP000001",
+                "InstanceProfileList": [
+                    {"InstanceProfileName": "web", "InstanceProfileId": "AIPAEXAMPLEWEB000001"},
+                    {"InstanceProfileName": "lost", "InstanceProfileId": ""}
+                ]
+            }]
+        }))
+        .expect("details");
+        let built = details.build_identities();
+        let profiles: Vec<&str> = built
+            .identities
+            .iter()
+            .filter(|identity| identity.kind == IdentityKind::AwsInstanceProfile)
+            .map(|identity| identity.name.as_str())
+            .collect();
+        assert_eq!(profiles, ["web"]);
+        assert_eq!(
+            built.listing_problems.len(),
+            1,
+            "{:?}",
+            built.listing_problems
+        );
+        assert!(
+            built.listing_problems[0].contains("instance profile lost"),
+            "{:?}",
+            built.listing_problems
+        );
     }
 }
