@@ -929,6 +929,52 @@ fn odd_provider_arns_are_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assignment_without_principal_is_incomplete() {
+    let moto = Moto::start();
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let center = IdentityCenter::connect(&moto.endpoint).await;
+    let alice = center.create_user("alice").await;
+    let read_only = center
+        .create_permission_set("ReadOnly", "arn:aws:iam::aws:policy/ReadOnlyAccess")
+        .await;
+    center.assign(&read_only, &alice).await;
+    let config = write_config(work.path(), &moto.endpoint, "identity_center = true\n");
+    let (code, report) = scan(work.path(), &config, &snapshots);
+    assert_eq!(code, 0, "baseline: {report:#}");
+    let baseline = read_snapshot(&snapshots);
+
+    // The listing now returns alice's assignment without its principal id.
+    let gate = AwsGate::start(
+        &moto.endpoint,
+        Box::new(move |request| {
+            (request.target.as_deref() == Some("SWBExternalService.ListAccountAssignments")).then(
+                || GateResponse {
+                    status: 200,
+                    content_type: "application/x-amz-json-1.1",
+                    body: format!(
+                        r#"{{"AccountAssignments":[{{"AccountId":"{ACCOUNT}","PermissionSetArn":"{read_only}","PrincipalType":"USER"}}]}}"#
+                    ),
+                },
+            )
+        }),
+    );
+    let config = write_config(work.path(), &gate.endpoint, "identity_center = true\n");
+    let (code, report) = scan(work.path(), &config, &snapshots);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(findings(&report).is_empty(), "{report:#}");
+    let snapshot = read_snapshot(&snapshots);
+    let assignments = &snapshot["collections"]["permission_set_assignments"];
+    assert_eq!(assignments["status"], "incomplete", "{assignments:#}");
+    let reason = assignments["reason"].as_str().expect("reason");
+    assert!(reason.contains("no principal"), "{reason}");
+    assert_eq!(
+        names_of(&snapshot, "aws_permission_set_assignment"),
+        names_of(&baseline, "aws_permission_set_assignment")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_page_token_is_incomplete() {
     let moto = Moto::start();
     let work = tempfile::tempdir().expect("temp dir");
