@@ -975,6 +975,49 @@ async fn assignment_without_principal_is_incomplete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_without_arn_is_incomplete() {
+    let moto = Moto::start();
+    let iam = moto.iam_client().await;
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    create_saml_provider(&iam, "Okta").await;
+    let direct = write_config(work.path(), &moto.endpoint, "");
+    let (code, report) = scan(work.path(), &direct, &snapshots);
+    assert_eq!(code, 0, "baseline: {report:#}");
+
+    // The listing names one provider, without its ARN.
+    let gate = AwsGate::start(
+        &moto.endpoint,
+        Box::new(|request| {
+            request.body.contains("Action=ListSAMLProviders").then(|| GateResponse {
+                status: 200,
+                content_type: "text/xml",
+                body: "<ListSAMLProvidersResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\
+                       <ListSAMLProvidersResult><SAMLProviderList><member>\
+                       <ValidUntil>2125-01-01T00:00:00Z</ValidUntil>\
+                       <CreateDate>2024-01-02T03:04:05Z</CreateDate></member>\
+                       </SAMLProviderList></ListSAMLProvidersResult>\
+                       <ResponseMetadata><RequestId>4bd1a2a0-0000-4000-8000-000000000001</RequestId>\
+                       </ResponseMetadata></ListSAMLProvidersResponse>"
+                    .to_string(),
+            })
+        }),
+    );
+    let gated = write_config(work.path(), &gate.endpoint, "");
+    let (code, report) = scan(work.path(), &gated, &snapshots);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(findings(&report).is_empty(), "{report:#}");
+    let snapshot = read_snapshot(&snapshots);
+    let saml = &snapshot["collections"]["saml_providers"];
+    assert_eq!(saml["status"], "incomplete", "{saml:#}");
+    assert!(
+        saml["reason"].to_string().contains("without an ARN"),
+        "{saml:#}"
+    );
+    assert_eq!(names_of(&snapshot, "aws_saml_provider"), ["Okta"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_page_token_is_incomplete() {
     let moto = Moto::start();
     let work = tempfile::tempdir().expect("temp dir");
