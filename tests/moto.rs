@@ -247,7 +247,7 @@ async fn moto_wrong_account_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn moto_account_reached_twice_is_recorded_once() {
+async fn moto_account_twice_recorded_once() {
     let moto = Moto::start();
     let work = tempfile::tempdir().expect("temp dir");
     let snapshots = work.path().join("snapshots");

@@ -198,7 +198,7 @@ async fn attribute_findings(
 }
 
 /// Reports a config entry that reached a scope another entry had already
-/// recorded; its listing is not used, so the snapshot is written once.
+/// recorded. Its listing is not used, so the snapshot is written once.
 fn duplicate_scope(provider: Provider, scope: &str, planned: &ApiScope) -> ScopeSummary {
     let error = format!(
         "{} reached {provider} {scope}, which another config entry already scanned; its \

@@ -643,7 +643,7 @@ mod tests {
     }
 
     #[test]
-    fn instance_profile_without_id_is_a_listing_problem() {
+    fn profile_without_id_is_listing_problem() {
         let details: AuthorizationDetails = serde_json::from_value(serde_json::json!({
             "RoleDetailList": [{
                 "RoleName": "app",

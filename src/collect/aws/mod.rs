@@ -90,7 +90,7 @@ impl AccountInventory {
         self.collections
             .insert(CollectionName::InstanceProfiles, listing.clone());
         // Trust is compared with the roles, so a trust policy that cannot be
-        // read leaves the roles incomplete rather than trusting nobody.
+        // read leaves the roles incomplete rather than empty.
         let roles = match (&listing, built.trust_problems.first()) {
             (Completeness::Complete, Some(first)) => Completeness::Incomplete {
                 reason: format!(

@@ -95,7 +95,7 @@ fn is_allow(statement: &Value) -> bool {
 /// recorded as kind `not_principal` for the judge to treat as open trust.
 ///
 /// A principal of any other shape (a list, a number, a nested object) is an
-/// error, so that an unreadable trust policy never reads as trusting nobody.
+/// error, so that an unreadable trust policy never reads as an empty one.
 pub fn trust_principals(document: &Value) -> Result<Vec<TrustPrincipal>, String> {
     let mut principals = Vec::new();
     for statement in statements(document).into_iter().filter(|s| is_allow(s)) {

@@ -68,11 +68,11 @@ impl TenantInventory {
             Ok(converted) => {
                 self.identities.extend(converted.identities);
                 self.collections.insert(name, Completeness::Complete);
-                // A record without an id stands for an object that would
+                // A record without an id represents an object that would
                 // otherwise read as deleted.
                 if converted.dropped > 0 {
                     let reason = format!(
-                        "{} records have no id, so the objects they stand for are unknown",
+                        "{} records have no id, so the objects they represent are unknown",
                         converted.dropped
                     );
                     self.incomplete(name, reason);

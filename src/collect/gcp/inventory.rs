@@ -87,14 +87,14 @@ pub fn assemble(project: &str, listings: ProjectListings, api_calls: u64) -> Col
                 );
             }
             identities = accounts.identities;
-            // A record without its id stands for an account that would
+            // A record without its id represents an account that would
             // otherwise read as deleted.
             let listing = if accounts.dropped == 0 {
                 Completeness::Complete
             } else {
                 let reason = format!(
-                    "{} service account records have no uniqueId, so the accounts they stand \
-                     for are unknown",
+                    "{} service account records have no uniqueId, so the accounts they represent \
+                     are unknown",
                     accounts.dropped
                 );
                 incomplete(reason, Vec::new())
@@ -334,7 +334,7 @@ fn add_providers(
         }
     }
     let found = records::workload_identity_providers(&listings.pools, &providers);
-    // A record without a valid name stands for a provider that would
+    // A record without a valid name represents a provider that would
     // otherwise read as deleted.
     if found.dropped > 0 {
         warn!(

@@ -2,7 +2,7 @@
 //! collector and the offline reader.
 //!
 //! A user without an `id` is dropped and counted, and leaves the users
-//! incomplete, because the user it stood for would read as removed. Every other field is
+//! incomplete, because the user it represents would read as removed. Every other field is
 //! optional: a missing `suspended` means the user can sign in, a missing
 //! `isAdmin` means no admin status.
 
@@ -146,7 +146,7 @@ pub fn assemble(customer: &str, users: Users, api_calls: u64) -> Collected {
     } else {
         Completeness::Incomplete {
             reason: format!(
-                "{} users.list records have no id, so the users they stand for are unknown",
+                "{} users.list records have no id, so the users they represent are unknown",
                 users.dropped
             ),
             kept_previous: false,
