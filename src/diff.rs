@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::model::{
-    AdminGrant, CollectionName, Credential, Identity, IdentityKind, Owner, Provider, Snapshot,
-    TrustPrincipal,
+    AdminGrant, CollectionName, Credential, CredentialKind, Identity, IdentityKind, Owner,
+    Provider, Snapshot, TrustPrincipal,
 };
 
 /// Kind of change to one identity.
@@ -457,6 +457,17 @@ fn compare_credentials(
                 kinds.push(ChangeKind::CredentialStatusChanged {
                     credential: credential.clone(),
                     from: previous.status.clone(),
+                })
+            }
+            // An impersonation grant's id names its condition by title only,
+            // so a new condition expression under the same title (an expired
+            // one made `true`, say) is the grant given again.
+            Some(previous)
+                if credential.kind == CredentialKind::ImpersonationGrant
+                    && previous.detail != credential.detail =>
+            {
+                kinds.push(ChangeKind::CredentialAdded {
+                    credential: credential.clone(),
                 })
             }
             Some(_) => {}

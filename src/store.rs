@@ -15,7 +15,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::{
-    CollectionName, Identity, IdentityKind, Provider, SNAPSHOT_FORMAT_VERSION, Snapshot,
+    CollectionName, Completeness, Identity, IdentityKind, Provider, SNAPSHOT_FORMAT_VERSION,
+    Snapshot,
 };
 
 /// A snapshot file or folder that cannot be read or written.
@@ -409,6 +410,24 @@ fn load_named_file(file: &Path, provider: Provider) -> Result<Snapshot, StoreErr
 /// complete ones, and its completeness records that with `kept_previous`.
 pub fn carry_over(mut new: Snapshot, previous: Option<&Snapshot>) -> Snapshot {
     let Some(previous) = previous else { return new };
+
+    // A collection the previous snapshot listed and this scan did not look
+    // at (an export without Identity Center files, say) is not empty: it is
+    // marked not collected, so that its records are kept below.
+    // NOTE: this also keeps the records of a collection that the config
+    // turned off, such as `identity_center`, until its snapshot is removed.
+    for (name, completeness) in &previous.collections {
+        if completeness.holds_complete_records() && !new.collections.contains_key(name) {
+            let reason = format!("this scan did not list {name}");
+            new.collections.insert(
+                *name,
+                Completeness::NotCollected {
+                    reason,
+                    kept_previous: false,
+                },
+            );
+        }
+    }
 
     let lacking: Vec<CollectionName> = new
         .collections

@@ -785,6 +785,238 @@ fn export_versions_show_new_access_paths() {
     assert_eq!(github["attributes"]["client_ids"], "sts.amazonaws.com");
 }
 
+#[test]
+fn export_without_identity_center_keeps_it() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = work.path().join("export");
+    let snapshots = work.path().join("snapshots");
+    write_export(
+        &export,
+        &[
+            ("authz.json", authorization_details()),
+            (
+                "users.json",
+                serde_json::json!({"Users": [store_user("u-alice", "alice")]}),
+            ),
+            ("assign-1.json", assignment(PERMISSION_SET, "u-alice")),
+        ],
+    );
+    let (code, report) = scan_export(work.path(), &export, &snapshots);
+    assert_eq!(code, 0, "{report:#}");
+
+    // The next export has no Identity Center files at all. It did not look
+    // at Identity Center, so the snapshot must keep what was listed before.
+    write_export(&export, &[("authz.json", authorization_details())]);
+    let (code, report) = scan_export(work.path(), &export, &snapshots);
+    assert!(findings(&report).is_empty(), "{report:#}");
+    assert_ne!(code, 1, "{report:#}");
+    let snapshot = read_snapshot(&snapshots);
+    assert_eq!(names_of(&snapshot, "aws_identity_center_user"), ["alice"]);
+    assert_eq!(
+        names_of(&snapshot, "aws_permission_set_assignment").len(),
+        1,
+        "{snapshot:#}"
+    );
+    let users = &snapshot["collections"]["identity_center_users"];
+    assert_eq!(users["status"], "not_collected", "{snapshot:#}");
+    assert_eq!(users["kept_previous"], true, "{snapshot:#}");
+}
+
+#[test]
+fn unreadable_trust_policy_keeps_trust() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = work.path().join("export");
+    let snapshots = work.path().join("snapshots");
+    write_export(&export, &[("authz.json", authorization_details())]);
+    let (code, report) = scan_export(work.path(), &export, &snapshots);
+    assert_eq!(code, 0, "{report:#}");
+    let good = read_snapshot(&snapshots);
+
+    let odd_documents = [
+        // Cut short.
+        Value::String(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow""#.to_string()),
+        // A list where IAM has an object: the outside account must not vanish.
+        serde_json::json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"},
+            {"Effect": "Allow", "Principal": ["arn:aws:iam::999988887777:root"], "Action": "sts:AssumeRole"}
+        ]}),
+        serde_json::json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": 999_988_887_777_u64}, "Action": "sts:AssumeRole"}
+        ]}),
+    ];
+    for document in odd_documents {
+        let mut details = authorization_details();
+        details["RoleDetailList"][0]["AssumeRolePolicyDocument"] = document.clone();
+        write_export(&export, &[("authz.json", details)]);
+        let (code, report) = scan_export(work.path(), &export, &snapshots);
+        assert_eq!(
+            code, 2,
+            "an unreadable trust policy fails the run: {report:#}"
+        );
+        assert!(findings(&report).is_empty(), "{document}: {report:#}");
+        let incomplete = report["scopes"][0]["incomplete"].to_string();
+        assert!(incomplete.contains("role app trust policy"), "{report:#}");
+        let snapshot = read_snapshot(&snapshots);
+        let role = |snapshot: &Value| {
+            snapshot["identities"]
+                .as_array()
+                .expect("identities")
+                .iter()
+                .find(|identity| identity["kind"] == "aws_role")
+                .map(|role| role["trust"].clone())
+        };
+        assert_eq!(
+            role(&snapshot),
+            role(&good),
+            "{document}: the trust was lost"
+        );
+    }
+}
+
+#[test]
+fn odd_provider_arns_are_rejected() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let export = work.path().join("export");
+    let snapshots = work.path().join("snapshots");
+    let saml = |arn: &str| serde_json::json!({"SAMLProviderList": [{"Arn": arn}]});
+    write_export(
+        &export,
+        &[
+            ("authz.json", authorization_details()),
+            (
+                "saml.json",
+                saml(&format!("arn:aws:iam::{ACCOUNT}:saml-provider/Okta")),
+            ),
+        ],
+    );
+    let (code, report) = scan_export(work.path(), &export, &snapshots);
+    assert_eq!(code, 0, "{report:#}");
+    let good = std::fs::read(snapshots.join(format!("aws/{ACCOUNT}.json"))).expect("snapshot");
+
+    let cases = [
+        (
+            "oidc.json",
+            serde_json::json!({"OpenIDConnectProviderList": [{"Arn": "garbage"}]}),
+            "not an identity provider ARN",
+        ),
+        ("saml.json", saml(""), "not an identity provider ARN"),
+        (
+            "saml.json",
+            saml(&format!("arn:aws:iam::{ACCOUNT}:saml-provider/")),
+            "not an identity provider ARN",
+        ),
+        (
+            "saml.json",
+            saml("arn:aws:iam::999988887777:saml-provider/Other"),
+            "provider ARNs inside name 999988887777",
+        ),
+    ];
+    for (file, listing, expected) in cases {
+        write_export(
+            &export,
+            &[
+                ("authz.json", authorization_details()),
+                (file, listing.clone()),
+            ],
+        );
+        let (code, report) = scan_export(work.path(), &export, &snapshots);
+        assert_eq!(code, 2, "{listing}: {report:#}");
+        let errors = report["errors"].to_string();
+        assert!(errors.contains(expected), "{listing}: {errors}");
+        let now = std::fs::read(snapshots.join(format!("aws/{ACCOUNT}.json"))).expect("snapshot");
+        assert_eq!(now, good, "{listing}: the snapshot changed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assignment_without_principal_is_incomplete() {
+    let moto = Moto::start();
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let center = IdentityCenter::connect(&moto.endpoint).await;
+    let alice = center.create_user("alice").await;
+    let read_only = center
+        .create_permission_set("ReadOnly", "arn:aws:iam::aws:policy/ReadOnlyAccess")
+        .await;
+    center.assign(&read_only, &alice).await;
+    let config = write_config(work.path(), &moto.endpoint, "identity_center = true\n");
+    let (code, report) = scan(work.path(), &config, &snapshots);
+    assert_eq!(code, 0, "baseline: {report:#}");
+    let baseline = read_snapshot(&snapshots);
+
+    // The listing now returns alice's assignment without its principal id.
+    let gate = AwsGate::start(
+        &moto.endpoint,
+        Box::new(move |request| {
+            (request.target.as_deref() == Some("SWBExternalService.ListAccountAssignments")).then(
+                || GateResponse {
+                    status: 200,
+                    content_type: "application/x-amz-json-1.1",
+                    body: format!(
+                        r#"{{"AccountAssignments":[{{"AccountId":"{ACCOUNT}","PermissionSetArn":"{read_only}","PrincipalType":"USER"}}]}}"#
+                    ),
+                },
+            )
+        }),
+    );
+    let config = write_config(work.path(), &gate.endpoint, "identity_center = true\n");
+    let (code, report) = scan(work.path(), &config, &snapshots);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(findings(&report).is_empty(), "{report:#}");
+    let snapshot = read_snapshot(&snapshots);
+    let assignments = &snapshot["collections"]["permission_set_assignments"];
+    assert_eq!(assignments["status"], "incomplete", "{assignments:#}");
+    let reason = assignments["reason"].as_str().expect("reason");
+    assert!(reason.contains("no principal"), "{reason}");
+    assert_eq!(
+        names_of(&snapshot, "aws_permission_set_assignment"),
+        names_of(&baseline, "aws_permission_set_assignment")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_without_arn_is_incomplete() {
+    let moto = Moto::start();
+    let iam = moto.iam_client().await;
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    create_saml_provider(&iam, "Okta").await;
+    let direct = write_config(work.path(), &moto.endpoint, "");
+    let (code, report) = scan(work.path(), &direct, &snapshots);
+    assert_eq!(code, 0, "baseline: {report:#}");
+
+    // The listing names one provider, without its ARN.
+    let gate = AwsGate::start(
+        &moto.endpoint,
+        Box::new(|request| {
+            request.body.contains("Action=ListSAMLProviders").then(|| GateResponse {
+                status: 200,
+                content_type: "text/xml",
+                body: "<ListSAMLProvidersResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\
+                       <ListSAMLProvidersResult><SAMLProviderList><member>\
+                       <ValidUntil>2125-01-01T00:00:00Z</ValidUntil>\
+                       <CreateDate>2024-01-02T03:04:05Z</CreateDate></member>\
+                       </SAMLProviderList></ListSAMLProvidersResult>\
+                       <ResponseMetadata><RequestId>4bd1a2a0-0000-4000-8000-000000000001</RequestId>\
+                       </ResponseMetadata></ListSAMLProvidersResponse>"
+                    .to_string(),
+            })
+        }),
+    );
+    let gated = write_config(work.path(), &gate.endpoint, "");
+    let (code, report) = scan(work.path(), &gated, &snapshots);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(findings(&report).is_empty(), "{report:#}");
+    let snapshot = read_snapshot(&snapshots);
+    let saml = &snapshot["collections"]["saml_providers"];
+    assert_eq!(saml["status"], "incomplete", "{saml:#}");
+    assert!(
+        saml["reason"].to_string().contains("without an ARN"),
+        "{saml:#}"
+    );
+    assert_eq!(names_of(&snapshot, "aws_saml_provider"), ["Okta"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_page_token_is_incomplete() {
     let moto = Moto::start();

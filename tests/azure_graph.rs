@@ -1234,6 +1234,31 @@ fn repeated_next_link_is_incomplete() {
 }
 
 #[test]
+fn next_link_to_other_host_is_refused() {
+    let (fake, workspace, baseline) = fake_with_baseline(Tenant::with_members(5), "");
+    let elsewhere = FakeGraph::start(Tenant::with_members(0));
+    fake.set_page_size(2);
+    fake.add_fault(Fault::ForeignNextLink {
+        path: USERS_PATH.to_string(),
+        endpoint: elsewhere.endpoint.clone(),
+    });
+    let scan = workspace.scan(&fake);
+
+    scan.assert_exit(2);
+    assert_eq!(
+        elsewhere.requests().len(),
+        0,
+        "the token went to another host: {:#?}",
+        elsewhere.requests()
+    );
+    assert_eq!(scan.collection_status("users"), "incomplete");
+    let reason = scan.collection_reason("users");
+    assert!(reason.contains("another host"), "{reason}");
+    assert_eq!(scan.snapshot["identities"], baseline.snapshot["identities"]);
+    assert_eq!(scan.finding_keys(), Vec::<(String, String)>::new());
+}
+
+#[test]
 fn throttled_three_times_then_complete() {
     let fake = FakeGraph::start(Tenant::with_members(3));
     fake.add_fault(Fault::Throttle {
@@ -1354,10 +1379,19 @@ fn odd_records_are_kept() {
     let fake = FakeGraph::start(odd_tenant());
     let scan = Workspace::new(&fake, "").scan(&fake);
 
-    scan.assert_exit(0);
-    assert_all_complete(&scan);
-
-    // User 3 has no id, so it cannot be keyed. The rest of its page is kept.
+    // User 3 has no id, so it cannot be keyed, and a user missing from the
+    // listing would read as deleted: the users are incomplete. The rest of
+    // its page is kept.
+    scan.assert_exit(2);
+    assert_eq!(scan.collection_status("users"), "incomplete");
+    let reason = scan.collection_reason("users");
+    assert!(reason.contains("1 records have no id"), "{reason}");
+    for name in COLLECTIONS
+        .iter()
+        .filter(|name| !["users", "privileges"].contains(name))
+    {
+        assert_eq!(scan.collection_status(name), "complete", "{name}");
+    }
     assert_eq!(scan.ids_of_kind("azure_user"), user_ids(1..=2));
     let null_user = scan.identity(&guid(id_kind::USER, 1));
     assert!(null_user.get("created").is_none(), "{null_user:#}");

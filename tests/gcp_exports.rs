@@ -638,3 +638,141 @@ fn account_policy_needs_its_file_name() {
     let error = report["errors"][0].as_str().expect("error");
     assert!(error.contains("get-iam-policy"), "{error}");
 }
+
+#[test]
+fn unreadable_policies_are_not_empty() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let app = format!("app@{PROJECT}.iam.gserviceaccount.com");
+    let old = format!("old@{PROJECT}.iam.gserviceaccount.com");
+    let grant = json!({"version": 1, "etag": "BwYGazsSkKc=", "bindings": [
+        {"role": "roles/iam.serviceAccountTokenCreator", "members": ["user:ops@example.com"]}]});
+    let empty = json!({"etag": "ACAB"});
+    let policies = [
+        (app.as_str(), grant.clone()),
+        (COMPUTE, empty.clone()),
+        (old.as_str(), empty.clone()),
+    ];
+    let day_1 = Day::first().write_to(&work.path().join("day-1"));
+    write_trust(&day_1.join("gcp").join(PROJECT), &policies, &[]);
+    let (code, report, stderr) = scan(work.path(), &day_1, &snapshots);
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let good = read_json(&snapshots.join(format!("gcp/{PROJECT}.json")));
+
+    // Day 2: `app`'s policy file holds the error that gcloud got, and the
+    // project policy's bindings are one object where a list belongs.
+    let denied = json!({"error": {"code": 403, "message": "Permission 'iam.serviceAccounts.getIamPolicy' denied", "status": "PERMISSION_DENIED"}});
+    let day_2 = Day::first().write_to(&work.path().join("day-2"));
+    let folder_2 = day_2.join("gcp").join(PROJECT);
+    let policies = [
+        (app.as_str(), denied),
+        (COMPUTE, empty.clone()),
+        (old.as_str(), empty),
+    ];
+    write_trust(&folder_2, &policies, &[]);
+    write(
+        &folder_2.join("iam-policy.json"),
+        &json!({"version": 1, "etag": "BwYGazsSkKc=", "bindings":
+            {"role": "roles/owner", "members": ["user:admin@example.com"]}}),
+    );
+    let (code, report, stderr) = scan(work.path(), &day_2, &snapshots);
+    assert_eq!(code, 2, "{report:#}\n{stderr}");
+    assert_eq!(
+        finding_lines(&report),
+        Vec::<String>::new(),
+        "nothing unread reads as removed"
+    );
+    let incomplete = report["scopes"][0]["incomplete"].to_string();
+    assert!(
+        incomplete.contains("PERMISSION_DENIED") || incomplete.contains("denied"),
+        "{incomplete}"
+    );
+    assert!(
+        incomplete.contains("bindings must be a list"),
+        "{incomplete}"
+    );
+    let snapshot = read_json(&snapshots.join(format!("gcp/{PROJECT}.json")));
+    assert_eq!(snapshot["identities"], good["identities"], "records kept");
+}
+
+#[test]
+fn records_without_ids_are_not_removals() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let app = format!("app@{PROJECT}.iam.gserviceaccount.com");
+    let github = "https://token.actions.githubusercontent.com";
+    let day_1 = Day::first().write_to(&work.path().join("day-1"));
+    write_trust(
+        &day_1.join("gcp").join(PROJECT),
+        &[],
+        &[provider("ci", "actions", github)],
+    );
+    let (code, report, stderr) = scan(work.path(), &day_1, &snapshots);
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let good = read_json(&snapshots.join(format!("gcp/{PROJECT}.json")));
+
+    // Day 2: `old` lost its uniqueId and `app`'s user-managed key lost its
+    // keyType. Neither is gone.
+    let mut day = Day::first();
+    day.accounts[2]["uniqueId"] = Value::Null;
+    day.keys[0].1[0]["keyType"] = json!("KEY_TYPE_UNSPECIFIED");
+    let day_2 = day.write_to(&work.path().join("day-2"));
+    write_trust(
+        &day_2.join("gcp").join(PROJECT),
+        &[],
+        &[provider("ci", "actions", github)],
+    );
+    let (code, report, stderr) = scan(work.path(), &day_2, &snapshots);
+    assert_eq!(code, 2, "{report:#}\n{stderr}");
+    assert_eq!(finding_lines(&report), Vec::<String>::new(), "{report:#}");
+    let incomplete = report["scopes"][0]["incomplete"].to_string();
+    for expected in ["no uniqueId", "unknown keyType"] {
+        assert!(incomplete.contains(expected), "{expected}: {incomplete}");
+    }
+    assert!(incomplete.contains(&app), "{incomplete}");
+    let snapshot = read_json(&snapshots.join(format!("gcp/{PROJECT}.json")));
+    assert_eq!(snapshot["identities"], good["identities"], "records kept");
+}
+
+#[test]
+fn broadened_condition_is_a_new_grant() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let app = format!("app@{PROJECT}.iam.gserviceaccount.com");
+    let old = format!("old@{PROJECT}.iam.gserviceaccount.com");
+    let empty = json!({"etag": "ACAB"});
+    let grant = |expression: &str| {
+        json!({"version": 3, "etag": "BwYGazsSkKc=", "bindings": [{
+            "role": "roles/iam.serviceAccountTokenCreator",
+            "members": ["user:mallory@gmail.com"],
+            "condition": {"title": "temporary", "expression": expression}
+        }]})
+    };
+    let scan_day = |name: &str, expression: &str| {
+        let day = Day::first().write_to(&work.path().join(name));
+        let policies = [
+            (app.as_str(), grant(expression)),
+            (COMPUTE, empty.clone()),
+            (old.as_str(), empty.clone()),
+        ];
+        write_trust(&day.join("gcp").join(PROJECT), &policies, &[]);
+        scan(work.path(), &day, &snapshots)
+    };
+
+    let (code, report, stderr) =
+        scan_day("day-1", "request.time < timestamp('2020-01-01T00:00:00Z')");
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+
+    // The same title, but the grant now never expires.
+    let (code, report, stderr) = scan_day("day-2", "true");
+    assert_eq!(code, 1, "{report:#}\n{stderr}");
+    assert_eq!(
+        finding_lines(&report),
+        vec![format!("credential_added {app} high unexpected")],
+        "{report:#}"
+    );
+
+    // Nothing changed since: nothing to report.
+    let (code, report, stderr) = scan_day("day-3", "true");
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+}

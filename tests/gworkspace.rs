@@ -789,3 +789,37 @@ fn missing_credentials_fail_every_customer() {
     }
     assert!(fake.requests_for(DIRECTORY_USERS_PATH).is_empty());
 }
+
+#[test]
+fn offline_user_without_id_is_incomplete() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let admin = export_user("100000000000000000001", "admin@example.com", true);
+    let ana = export_user("100000000000000000002", "ana@example.com", false);
+    let day_one = work.path().join("day-1");
+    let folder = day_one.join(format!("gworkspace/{CUSTOMER_ID}"));
+    write_page(&folder, "page-1.json", &[admin.clone(), ana.clone()], None);
+    let baseline = scan_export(work.path(), &day_one);
+    assert_eq!(baseline.code, 0, "{:#}", baseline.report);
+
+    // Ana's record lost its id (a hand-edited page, a truncated record):
+    // she must not read as removed.
+    let mut mangled = ana;
+    mangled["id"] = Value::Null;
+    let day_two = work.path().join("day-2");
+    let folder = day_two.join(format!("gworkspace/{CUSTOMER_ID}"));
+    write_page(&folder, "page-1.json", &[admin, mangled, json!("x")], None);
+    let cut = scan_export(work.path(), &day_two);
+    assert_eq!(cut.code, 2, "{:#}", cut.report);
+    assert_eq!(cut.report["findings"], json!([]), "{:#}", cut.report);
+    let incomplete = cut.report["scopes"][0]["incomplete"].to_string();
+    assert!(
+        incomplete.contains("2 users.list records have no id"),
+        "{incomplete}"
+    );
+    let snapshot_path = work
+        .path()
+        .join(format!("snapshots/gworkspace/{CUSTOMER_ID}.json"));
+    let snapshot: Value =
+        serde_json::from_slice(&std::fs::read(&snapshot_path).expect("snapshot")).expect("JSON");
+    assert_eq!(snapshot["identities"].as_array().map(Vec::len), Some(2));
+}

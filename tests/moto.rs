@@ -247,6 +247,42 @@ async fn moto_wrong_account_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_account_twice_recorded_once() {
+    let moto = Moto::start();
+    let work = tempfile::tempdir().expect("temp dir");
+    let snapshots = work.path().join("snapshots");
+    let config = work.path().join("idrift.toml");
+    // The second entry names no account id, and its credentials reach the
+    // account the first entry names.
+    let text = format!(
+        "[[aws.accounts]]\naccount_id = \"123456789012\"\nendpoint_url = \"{0}\"\n\
+         [[aws.accounts]]\nendpoint_url = \"{0}\"\n",
+        moto.endpoint
+    );
+    std::fs::write(&config, text).expect("config");
+
+    let (code, report, _) = scan(work.path(), &config, &snapshots);
+    assert_eq!(code, 2, "{report:#}");
+    let scopes = report["scopes"].as_array().expect("scopes");
+    assert_eq!(scopes.len(), 2, "{report:#}");
+    // The entry that finishes first is recorded; the other one fails.
+    let mut statuses: Vec<&str> = scopes
+        .iter()
+        .map(|scope| scope["status"].as_str().expect("status"))
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, ["baseline", "failed"], "{report:#}");
+    let failed = scopes
+        .iter()
+        .find(|scope| scope["status"] == "failed")
+        .expect("failed scope");
+    assert_eq!(failed["scope"], "123456789012");
+    let error = failed["error"].as_str().expect("error");
+    assert!(error.contains("already scanned"), "{error}");
+    assert!(error.contains("account_id"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_scan_through_assumed_role() {
     let moto = Moto::start();
     let iam = moto.iam_client().await;

@@ -51,7 +51,7 @@ impl ApiScope {
     }
 
     /// Returns the name used for this scope in messages before its id is known.
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         match self {
             ApiScope::Aws(account) => account.label(),
             ApiScope::Azure(tenant) => tenant.tenant_id.clone(),

@@ -1,6 +1,7 @@
 //! `idrift scan`: collect, store, diff, judge and report, scope by scope,
 //! then notify the webhook, if one is set.
 
+use std::collections::HashSet;
 use std::fs;
 use std::time::{Instant, SystemTime};
 
@@ -74,6 +75,10 @@ pub async fn run(settings: &ScanSettings) -> Report {
             let planned = scopes.clone();
             let mut per_scope: Vec<ScanResults> =
                 scopes.iter().map(|_| ScanResults::default()).collect();
+            // Config entries without an account id can reach an account that
+            // another entry names; each scope is recorded once, by the entry
+            // that finishes first.
+            let mut recorded: HashSet<(Provider, String)> = HashSet::new();
             let record = |index: usize, outcome: parallel::ScopeOutcome| {
                 // The snapshot's metadata times the collection itself, not
                 // the wait for a permit.
@@ -84,6 +89,11 @@ pub async fn run(settings: &ScanSettings) -> Report {
                 match outcome.result {
                     Ok(collected) => {
                         let (provider, scope) = scope_key(&collected);
+                        if !recorded.insert((provider, scope.clone())) {
+                            slot.scopes
+                                .push(duplicate_scope(provider, &scope, &planned[index]));
+                            return;
+                        }
                         let access = match &planned[index] {
                             ApiScope::Aws(account) => ScopeAccess::Aws(account.clone()),
                             ApiScope::Azure(tenant) => ScopeAccess::Azure(tenant.clone()),
@@ -185,6 +195,27 @@ async fn attribute_findings(
     )
     .await;
     crate::judge::apply_actors(&mut results.findings, &results.changes, &settings.rules);
+}
+
+/// Reports a config entry that reached a scope another entry had already
+/// recorded. Its listing is not used, so the snapshot is written once.
+fn duplicate_scope(provider: Provider, scope: &str, planned: &ApiScope) -> ScopeSummary {
+    let error = format!(
+        "{} reached {provider} {scope}, which another config entry already scanned; its \
+         listing was not used. Give each entry its account_id, or remove one",
+        planned.label()
+    );
+    warn!(error = %crate::report::sanitize(&error), "scope scanned twice");
+    ScopeSummary {
+        provider: provider.to_string(),
+        scope: scope.to_string(),
+        status: ScopeStatus::Failed,
+        identities: 0,
+        not_compared: Vec::new(),
+        incomplete: Vec::new(),
+        error: Some(error),
+        snapshot: None,
+    }
 }
 
 fn failed_scope(error: &CollectError) -> ScopeSummary {

@@ -1073,6 +1073,14 @@ pub enum Fault {
         /// The path.
         path: String,
     },
+    /// Points every nextLink of `path` at `endpoint` in place of the fake's
+    /// own address, as a page that sends the client to another host would.
+    ForeignNextLink {
+        /// The path.
+        path: String,
+        /// The base URL put in the links, such as another fake's endpoint.
+        endpoint: String,
+    },
     /// Fails the first `times` token requests with 500.
     TokenUnavailable {
         /// How many token requests fail.
@@ -2284,6 +2292,17 @@ impl State {
             Some(self.next_link(incoming, next))
         } else {
             None
+        };
+        let foreign = self.faults.iter().find_map(|active| match &active.fault {
+            Fault::ForeignNextLink {
+                path: pattern,
+                endpoint,
+            } if path_matches(pattern, path) => Some(endpoint.clone()),
+            _ => None,
+        });
+        let next_link = match (next_link, foreign) {
+            (Some(link), Some(endpoint)) => Some(link.replacen(&self.endpoint, &endpoint, 1)),
+            (link, _) => link,
         };
 
         let mut body = Map::new();

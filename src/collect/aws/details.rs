@@ -209,6 +209,9 @@ pub struct BuiltIdentities {
     pub privilege_problems: Vec<String>,
     /// Records that could not be kept: empty or shared immutable ids.
     pub listing_problems: Vec<String>,
+    /// Role trust policies that could not be read, so the roles' trust
+    /// principals are unknown.
+    pub trust_problems: Vec<String>,
 }
 
 /// Normalizes an IAM timestamp to RFC 3339 in UTC (`2019-12-18T19:10:08Z`).
@@ -280,10 +283,14 @@ impl AuthorizationDetails {
             ) {
                 continue;
             }
-            let identity = build_role(role, &policies, &mut built.privilege_problems);
+            let identity = build_role(role, &policies, &mut built);
             built.identities.push(identity);
         }
-        let profiles = build_instance_profiles(&self.role_detail_list, &built.identities);
+        let profiles = build_instance_profiles(
+            &self.role_detail_list,
+            &built.identities,
+            &mut built.listing_problems,
+        );
         built.identities.extend(profiles);
         built
     }
@@ -431,7 +438,7 @@ fn build_user(
 fn build_role(
     role: &RoleDetail,
     policies: &HashMap<String, Value>,
-    problems: &mut Vec<String>,
+    built: &mut BuiltIdentities,
 ) -> Identity {
     let mut identity = Identity::new(&role.role_id, IdentityKind::AwsRole, &role.role_name);
     identity.path = role.path.clone();
@@ -441,9 +448,13 @@ fn build_role(
 
     let owner = format!("role {}", role.role_name);
     if !role.assume_role_policy_document.is_null() {
-        match policy::decode_document(&role.assume_role_policy_document) {
-            Ok(document) => identity.trust = policy::trust_principals(&document),
-            Err(error) => problems.push(format!("{owner} trust policy: {error}")),
+        let trust = policy::decode_document(&role.assume_role_policy_document)
+            .and_then(|document| policy::trust_principals(&document));
+        match trust {
+            Ok(principals) => identity.trust = principals,
+            Err(error) => built
+                .trust_problems
+                .push(format!("{owner} trust policy: {error}")),
         }
     }
     let mut grants = attached_grants(&role.attached_managed_policies, "attached", None, policies);
@@ -452,7 +463,7 @@ fn build_role(
         "inline",
         None,
         &owner,
-        problems,
+        &mut built.privilege_problems,
     ));
     identity.admin_grants = grants;
     identity
@@ -465,7 +476,11 @@ fn build_role(
 /// NOTE: `GetAccountAuthorizationDetails` reports instance profiles only
 /// inside the roles they hold, so a profile without a role is not listed.
 /// An empty profile gives no access, and it shows up once a role is added.
-fn build_instance_profiles(roles: &[RoleDetail], identities: &[Identity]) -> Vec<Identity> {
+fn build_instance_profiles(
+    roles: &[RoleDetail],
+    identities: &[Identity],
+    problems: &mut Vec<String>,
+) -> Vec<Identity> {
     let admin_roles: HashMap<&str, &Identity> = identities
         .iter()
         .filter(|identity| identity.kind == IdentityKind::AwsRole && identity.is_admin())
@@ -475,6 +490,11 @@ fn build_instance_profiles(roles: &[RoleDetail], identities: &[Identity]) -> Vec
     for role in roles {
         for profile in &role.instance_profile_list {
             if profile.instance_profile_id.is_empty() {
+                // Without its id the profile would read as deleted.
+                problems.push(format!(
+                    "role {}: instance profile {} has an empty immutable id",
+                    role.role_name, profile.instance_profile_name
+                ));
                 continue;
             }
             let entry = profiles
@@ -620,5 +640,39 @@ mod tests {
             "2021-03-13T18:42:09Z"
         );
         assert_eq!(normalize_timestamp("yesterday"), "yesterday");
+    }
+
+    #[test]
+    fn profile_without_id_is_listing_problem() {
+        let details: AuthorizationDetails = serde_json::from_value(serde_json::json!({
+            "RoleDetailList": [{
+                "RoleName": "app",
+                "RoleId": "AROAEXAMPLEAPP000001",
+                "InstanceProfileList": [
+                    {"InstanceProfileName": "web", "InstanceProfileId": "AIPAEXAMPLEWEB000001"},
+                    {"InstanceProfileName": "lost", "InstanceProfileId": ""}
+                ]
+            }]
+        }))
+        .expect("details");
+        let built = details.build_identities();
+        let profiles: Vec<&str> = built
+            .identities
+            .iter()
+            .filter(|identity| identity.kind == IdentityKind::AwsInstanceProfile)
+            .map(|identity| identity.name.as_str())
+            .collect();
+        assert_eq!(profiles, ["web"]);
+        assert_eq!(
+            built.listing_problems.len(),
+            1,
+            "{:?}",
+            built.listing_problems
+        );
+        assert!(
+            built.listing_problems[0].contains("instance profile lost"),
+            "{:?}",
+            built.listing_problems
+        );
     }
 }

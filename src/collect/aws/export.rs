@@ -252,6 +252,22 @@ fn collect_account_folder(account_id: &str, folder: &Path) -> Result<Collected, 
         }
         _ => {}
     }
+    let others: Vec<String> = export
+        .access
+        .provider_accounts()
+        .into_iter()
+        .filter(|found| found != account_id)
+        .collect();
+    if !others.is_empty() {
+        return Err(export_error(
+            folder,
+            format!(
+                "the folder names account {account_id} but identity provider ARNs inside name {}; \
+                 keep each account's provider listings in its own folder",
+                others.join(", ")
+            ),
+        ));
+    }
     Ok(build_inventory(account_id.to_string(), export))
 }
 

@@ -1,7 +1,7 @@
 //! Offline input for the identity providers and IAM Identity Center: the
 //! AWS CLI's JSON, recognized by its top-level keys.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use super::details::normalize_timestamp;
 use super::identity_center::{
     Assignment, IdentityCenterUser, PermissionSet, instance_of_permission_set,
 };
+use super::policy::account_of_arn;
 use super::providers::{OidcProvider, SamlProvider};
 use crate::model::{CollectionName, Completeness, Identity};
 
@@ -111,6 +112,27 @@ fn is_identity_store_listing(object: &serde_json::Map<String, Value>, file_name:
         .all(|user| user.get("UserId").is_some() && user.get("Arn").is_none())
 }
 
+/// Checks that a listed ARN is an IAM identity provider's
+/// (`arn:aws:iam::<account>:<resource><name>`), because the ARN is the
+/// provider's only id.
+fn check_provider_arn(arn: &str, resource: &str) -> Result<(), String> {
+    let name = arn
+        .splitn(6, ':')
+        .nth(5)
+        .and_then(|path| path.strip_prefix(resource));
+    let valid = arn.starts_with("arn:")
+        && account_of_arn(arn).is_some()
+        && name.is_some_and(|name| !name.is_empty());
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{arn:?} is not an identity provider ARN of the form \
+             arn:aws:iam::<account id>:{resource}<name>"
+        ))
+    }
+}
+
 impl AccessFile {
     /// Recognizes a file by its keys, and an empty user listing by its file
     /// name; `Ok(None)` when it matches none of them.
@@ -122,7 +144,10 @@ impl AccessFile {
         if let Some(list) = object.get("OpenIDConnectProviderList") {
             let entries: Vec<ArnEntry> = serde_json::from_value(list.clone())
                 .map_err(|error| invalid("OIDC provider listing", error))?;
-            let arns = entries.into_iter().map(|entry| entry.arn).collect();
+            let arns: Vec<String> = entries.into_iter().map(|entry| entry.arn).collect();
+            for arn in &arns {
+                check_provider_arn(arn, "oidc-provider/")?;
+            }
             return Ok(Some(AccessFile::OidcList(arns)));
         }
         if object.contains_key("Url")
@@ -133,8 +158,11 @@ impl AccessFile {
             return Ok(Some(AccessFile::OidcProvider(details)));
         }
         if let Some(list) = object.get("SAMLProviderList") {
-            let providers = serde_json::from_value(list.clone())
+            let providers: Vec<SamlProvider> = serde_json::from_value(list.clone())
                 .map_err(|error| invalid("SAML provider listing", error))?;
+            for provider in &providers {
+                check_provider_arn(&provider.arn, "saml-provider/")?;
+            }
             return Ok(Some(AccessFile::SamlList(providers)));
         }
         if is_identity_store_listing(object, file_name) {
@@ -220,6 +248,16 @@ pub(super) struct AccessExport {
 }
 
 impl AccessExport {
+    /// Returns the accounts that the listed identity providers' ARNs name.
+    pub(super) fn provider_accounts(&self) -> BTreeSet<String> {
+        let oidc = self.oidc_arns.iter().flatten();
+        let saml = self.saml.iter().flatten().map(|provider| &provider.arn);
+        oidc.chain(saml)
+            .filter_map(|arn| account_of_arn(arn))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Adds one file; several pages of one listing are joined.
     pub(super) fn add(&mut self, file: AccessFile, path: &Path) {
         let name = path.display().to_string();

@@ -552,18 +552,28 @@ async fn list_account_assignments(
                 let operation = format!("{ACTION} {arn} in account {target}");
                 denied_hint(account_id, ACTION, &describe_error(&operation, &error))
             })?;
-        let assignments: Vec<Assignment> = output
+        // An assignment without its principal cannot be keyed, and leaving
+        // it out would read as a removed assignment, so it fails the listing.
+        let assignments = output
             .account_assignments()
             .iter()
-            .filter_map(|assignment| {
-                Some(Assignment {
-                    instance_arn: instance.arn.clone(),
-                    target_account: assignment.account_id().unwrap_or(target).to_string(),
-                    principal_type: assignment.principal_type()?.as_str().to_string(),
-                    principal_id: assignment.principal_id()?.to_string(),
-                })
+            .map(|assignment| {
+                let principal_type = assignment.principal_type().map(|kind| kind.as_str());
+                let principal_id = assignment.principal_id().filter(|id| !id.is_empty());
+                match (principal_type, principal_id) {
+                    (Some(principal_type), Some(principal_id)) => Ok(Assignment {
+                        instance_arn: instance.arn.clone(),
+                        target_account: assignment.account_id().unwrap_or(target).to_string(),
+                        principal_type: principal_type.to_string(),
+                        principal_id: principal_id.to_string(),
+                    }),
+                    _ => Err(format!(
+                        "{ACTION} {arn} in account {target}: an assignment has no principal type \
+                         or id"
+                    )),
+                }
             })
-            .collect();
+            .collect::<Result<Vec<Assignment>, String>>()?;
         Ok(token_page(assignments, output.next_token()))
     })
     .await?;

@@ -89,7 +89,20 @@ impl AccountInventory {
             .insert(CollectionName::Users, listing.clone());
         self.collections
             .insert(CollectionName::InstanceProfiles, listing.clone());
-        self.collections.insert(CollectionName::Roles, listing);
+        // Trust is compared with the roles, so a trust policy that cannot be
+        // read leaves the roles incomplete rather than empty.
+        let roles = match (&listing, built.trust_problems.first()) {
+            (Completeness::Complete, Some(first)) => Completeness::Incomplete {
+                reason: format!(
+                    "{} role trust policies could not be read; first: {first}",
+                    built.trust_problems.len()
+                ),
+                kept_previous: false,
+                unlisted: Vec::new(),
+            },
+            _ => listing,
+        };
+        self.collections.insert(CollectionName::Roles, roles);
 
         let privileges = if built.privilege_problems.is_empty() {
             Completeness::Complete

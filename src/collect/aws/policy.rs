@@ -93,7 +93,10 @@ fn is_allow(statement: &Value) -> bool {
 /// `Principal: "*"` becomes an `aws` principal `*`. A `NotPrincipal` in an
 /// Allow statement trusts everyone except the listed principals, so it is
 /// recorded as kind `not_principal` for the judge to treat as open trust.
-pub fn trust_principals(document: &Value) -> Vec<TrustPrincipal> {
+///
+/// A principal of any other shape (a list, a number, a nested object) is an
+/// error, so that an unreadable trust policy never reads as an empty one.
+pub fn trust_principals(document: &Value) -> Result<Vec<TrustPrincipal>, String> {
     let mut principals = Vec::new();
     for statement in statements(document).into_iter().filter(|s| is_allow(s)) {
         let conditional = statement
@@ -111,17 +114,28 @@ pub fn trust_principals(document: &Value) -> Vec<TrustPrincipal> {
             Some(Value::String(text)) => push("aws", text.clone()),
             Some(Value::Object(map)) => {
                 for (key, value) in map {
-                    for text in string_values(Some(value)) {
+                    for text in principal_values("Principal", value)? {
                         push(&principal_kind(key), text);
                     }
                 }
             }
-            _ => {}
+            None | Some(Value::Null) => {}
+            Some(other) => {
+                return Err(format!(
+                    "Principal must be \"*\" or an object, found {other}"
+                ));
+            }
         }
         if let Some(not_principal) = statement.get("NotPrincipal") {
             let values = match not_principal {
-                Value::Object(map) => map.values().flat_map(|v| string_values(Some(v))).collect(),
-                other => string_values(Some(other)),
+                Value::Object(map) => {
+                    let mut values = Vec::new();
+                    for value in map.values() {
+                        values.extend(principal_values("NotPrincipal", value)?);
+                    }
+                    values
+                }
+                other => principal_values("NotPrincipal", other)?,
             };
             for text in values {
                 push("not_principal", text);
@@ -130,7 +144,21 @@ pub fn trust_principals(document: &Value) -> Vec<TrustPrincipal> {
     }
     principals.sort();
     principals.dedup();
-    principals
+    Ok(principals)
+}
+
+/// Returns the principals of one `Principal` key: a string or a list of
+/// strings, and nothing else.
+fn principal_values(field: &str, value: &Value) -> Result<Vec<String>, String> {
+    let invalid = || format!("{field} values must be strings, found {value}");
+    match value {
+        Value::String(text) => Ok(vec![text.clone()]),
+        Value::Array(list) => list
+            .iter()
+            .map(|item| item.as_str().map(str::to_string).ok_or_else(invalid))
+            .collect(),
+        _ => Err(invalid()),
+    }
 }
 
 /// Maps a `Principal` key (`AWS`, `Service`, `Federated`, `CanonicalUser`) to a record kind.
@@ -219,7 +247,7 @@ mod tests {
              "Condition": {"StringEquals": {"SAML:aud": "x"}}},
             {"Effect": "Deny", "Principal": "*"}
         ]});
-        let principals = trust_principals(&document);
+        let principals = trust_principals(&document).expect("readable trust");
         assert_eq!(principals.len(), 3);
         assert!(
             principals
@@ -241,9 +269,33 @@ mod tests {
     #[test]
     fn trust_star_principal_is_aws_star() {
         let document = json!({"Statement": {"Effect": "Allow", "Principal": "*"}});
-        let principals = trust_principals(&document);
+        let principals = trust_principals(&document).expect("readable trust");
         assert_eq!(principals[0].kind, "aws");
         assert_eq!(principals[0].value, "*");
+    }
+
+    #[test]
+    fn trust_rejects_odd_principal_shapes() {
+        let shapes = [
+            json!(["arn:aws:iam::999988887777:root"]),
+            json!({"AWS": {"Account": "arn:aws:iam::999988887777:root"}}),
+            json!({"AWS": 999988887777_u64}),
+            json!({"AWS": ["arn:aws:iam::999988887777:root", 7]}),
+            json!(12),
+        ];
+        for shape in shapes {
+            let document = json!({"Statement": [{"Effect": "Allow", "Principal": shape}]});
+            let error = trust_principals(&document).expect_err("an odd principal is an error");
+            assert!(error.contains("Principal"), "{error}");
+
+            if shape.is_array() {
+                // Read as a list of principals, which is open trust anyway.
+                continue;
+            }
+            let document = json!({"Statement": [{"Effect": "Allow", "NotPrincipal": shape}]});
+            let error = trust_principals(&document).expect_err("an odd principal is an error");
+            assert!(error.contains("NotPrincipal"), "{error}");
+        }
     }
 
     #[test]

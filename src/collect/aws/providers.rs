@@ -112,7 +112,11 @@ pub async fn list_oidc_providers(
         .map_err(|error| denied_hint(account_id, LIST, &describe_error(LIST, &error)))?;
     let mut identities = Vec::new();
     for entry in listing.open_id_connect_provider_list() {
-        let Some(arn) = entry.arn() else { continue };
+        // The ARN is the provider's only id: a provider without it would
+        // read as deleted, so it fails the listing.
+        let Some(arn) = entry.arn().filter(|arn| !arn.is_empty()) else {
+            return Err(format!("{LIST} returned a provider without an ARN"));
+        };
         let output = match iam
             .get_open_id_connect_provider()
             .open_id_connect_provider_arn(arn)
@@ -153,19 +157,23 @@ pub async fn list_saml_providers(
         .send()
         .await
         .map_err(|error| denied_hint(account_id, LIST, &describe_error(LIST, &error)))?;
-    let identities = listing
+    // As for OIDC, a provider without its ARN fails the listing.
+    listing
         .saml_provider_list()
         .iter()
-        .filter_map(|entry| {
+        .map(|entry| {
+            let arn = entry
+                .arn()
+                .filter(|arn| !arn.is_empty())
+                .ok_or_else(|| format!("{LIST} returned a provider without an ARN"))?;
             let provider = SamlProvider {
-                arn: entry.arn()?.to_string(),
+                arn: arn.to_string(),
                 valid_until: entry.valid_until().map(format_timestamp),
                 create_date: entry.create_date().map(format_timestamp),
             };
-            Some(provider.to_identity())
+            Ok(provider.to_identity())
         })
-        .collect();
-    Ok(identities)
+        .collect()
 }
 
 #[cfg(test)]

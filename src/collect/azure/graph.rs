@@ -168,6 +168,7 @@ impl GraphClient {
         let mut records = Vec::new();
         let mut seen_ids = HashSet::new();
         let mut seen_links = HashSet::new();
+        let origin = origin_of(&first_url);
         let mut next = Some(first_url);
 
         for page_number in 1..=MAX_PAGES {
@@ -202,6 +203,15 @@ impl GraphClient {
                 }
             };
             if let Some(link) = &next {
+                // The bearer token goes with every page, so a link to
+                // another host is refused rather than followed.
+                if origin_of(link) != origin {
+                    return Err(format!(
+                        "{what}: page {page_number} has an @odata.nextLink to another host than \
+                         the Graph endpoint: {}",
+                        crate::report::sanitize(link)
+                    ));
+                }
                 if !seen_links.insert(link.clone()) {
                     return Err(format!(
                         "{what}: the listing did not advance: the next link repeated after page {page_number}"
@@ -373,4 +383,15 @@ fn describe_status(api: &RestApi, what: &str, status: u16, body: &str, attempts:
         _ => String::new(),
     };
     format!("{what} failed with HTTP {status} {code}: {message}{hint} after {attempts} attempts")
+}
+
+/// Returns the scheme, host and port of a URL, or none when it does not parse.
+fn origin_of(url: &str) -> Option<(String, String, Option<u16>)> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?.to_ascii_lowercase();
+    Some((
+        parsed.scheme().to_string(),
+        host,
+        parsed.port_or_known_default(),
+    ))
 }

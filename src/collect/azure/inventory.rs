@@ -71,11 +71,17 @@ impl TenantInventory {
     pub fn add_listing(&mut self, name: CollectionName, listed: Result<Converted, String>) {
         match listed {
             Ok(converted) => {
-                if converted.dropped > 0 {
-                    warn!(collection = %name, dropped = converted.dropped, "records without an id were skipped");
-                }
                 self.identities.extend(converted.identities);
                 self.collections.insert(name, Completeness::Complete);
+                // A record without an id represents an object that would
+                // otherwise read as deleted.
+                if converted.dropped > 0 {
+                    let reason = format!(
+                        "{} records have no id, so the objects they represent are unknown",
+                        converted.dropped
+                    );
+                    self.incomplete(name, reason);
+                }
             }
             Err(reason) => self.incomplete(name, reason),
         }

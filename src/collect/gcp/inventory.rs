@@ -87,7 +87,19 @@ pub fn assemble(project: &str, listings: ProjectListings, api_calls: u64) -> Col
                 );
             }
             identities = accounts.identities;
-            collections.insert(CollectionName::ServiceAccounts, Completeness::Complete);
+            // A record without its id represents an account that would
+            // otherwise read as deleted.
+            let listing = if accounts.dropped == 0 {
+                Completeness::Complete
+            } else {
+                let reason = format!(
+                    "{} service account records have no uniqueId, so the accounts they represent \
+                     are unknown",
+                    accounts.dropped
+                );
+                incomplete(reason, Vec::new())
+            };
+            collections.insert(CollectionName::ServiceAccounts, listing);
             true
         }
         Listing::Failed(reason) => {
@@ -125,7 +137,15 @@ pub fn assemble(project: &str, listings: ProjectListings, api_calls: u64) -> Col
     };
     collections.insert(CollectionName::WorkloadIdentityProviders, providers);
 
-    let policy = match listings.policy {
+    // A policy that cannot be read in full would read as one granting nothing.
+    let policy_listing = match listings.policy {
+        Listing::Found(policy) => match records::check_policy(&policy) {
+            Ok(()) => Listing::Found(policy),
+            Err(error) => Listing::Failed(format!("IAM policy of project {project}: {error}")),
+        },
+        other => other,
+    };
+    let policy = match policy_listing {
         Listing::Found(policy) if accounts_listed => {
             let found = records::policy_members(&policy, &identities);
             records::apply_to_accounts(&found, &mut identities);
@@ -171,18 +191,31 @@ fn attach_keys(
             }
         }
     }
+    // A key of an unknown type, or without a name, may be a user-managed
+    // key that would otherwise read as deleted: its account's keys are unlisted.
+    let by_email = by_email
+        .into_iter()
+        .map(|(email, listed)| {
+            let keys = listed.and_then(|found| {
+                let keys = records::keys(&found);
+                if keys.skipped == 0 {
+                    return Ok(keys);
+                }
+                warn!(project, account = %email, skipped = keys.skipped, "keys of an unknown type or without a name");
+                Err(format!(
+                    "{} keys of service account {email} have an unknown keyType or no name",
+                    keys.skipped
+                ))
+            });
+            (email, keys)
+        })
+        .collect();
     attach_per_account(
         project,
         accounts,
         by_email,
         "key listing",
-        |account, found| {
-            let keys = records::keys(&found);
-            if keys.skipped > 0 {
-                warn!(project, account = %account.name, skipped = keys.skipped, "keys of an unknown type were skipped");
-            }
-            account.credentials.extend(keys.credentials);
-        },
+        |account, keys| account.credentials.extend(keys.credentials),
     )
 }
 
@@ -201,6 +234,10 @@ fn attach_account_policies(
     // A failure for an account outweighs a policy read for it elsewhere.
     let mut by_email: BTreeMap<String, Result<Value, String>> = BTreeMap::new();
     for (email, read) in per_account {
+        let read = read.and_then(|policy| match records::check_policy(&policy) {
+            Ok(()) => Ok(policy),
+            Err(error) => Err(format!("IAM policy of service account {email}: {error}")),
+        });
         match (by_email.get(&email), read) {
             (Some(Err(_)), _) => {}
             (_, read) => {
@@ -297,12 +334,34 @@ fn add_providers(
         }
     }
     let found = records::workload_identity_providers(&listings.pools, &providers);
+    // A record without a valid name represents a provider that would
+    // otherwise read as deleted.
     if found.dropped > 0 {
         warn!(
             project,
             dropped = found.dropped,
             "workload identity providers without a valid name were skipped"
         );
+        failures.push(format!(
+            "{} workload identity providers have no valid name",
+            found.dropped
+        ));
+    }
+    let unnamed_pools = listings
+        .pools
+        .iter()
+        .filter(|pool| {
+            pool.get("name")
+                .and_then(Value::as_str)
+                .and_then(records::pool_id)
+                .is_none()
+        })
+        .count();
+    if unnamed_pools > 0 {
+        failures.push(format!(
+            "{unnamed_pools} workload identity pools have no valid name, so their providers \
+             cannot be listed"
+        ));
     }
     identities.extend(found.identities);
     match failures.first() {
@@ -314,5 +373,43 @@ fn add_providers(
             ),
             Vec::new(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const POOLS: &str = "projects/1/locations/global/workloadIdentityPools";
+
+    #[test]
+    fn nameless_providers_and_pools_are_incomplete() {
+        let pool = json!({"name": format!("{POOLS}/ci"), "state": "ACTIVE"});
+        let named = json!({"name": format!("{POOLS}/ci/providers/actions"), "state": "ACTIVE"});
+        let nameless = json!({"displayName": "actions", "state": "ACTIVE"});
+        let cases = [
+            (
+                vec![pool.clone()],
+                vec![named.clone(), nameless],
+                "providers have no valid name",
+            ),
+            (
+                vec![pool, json!({"displayName": "lost"})],
+                vec![named],
+                "pools have no valid name",
+            ),
+        ];
+        for (pools, providers, expected) in cases {
+            let listings = PoolListings {
+                pools,
+                providers: vec![("ci".to_string(), Ok(providers))],
+            };
+            let mut identities = Vec::new();
+            let completeness = add_providers("demo", &mut identities, listings);
+            let reason = completeness.reason().unwrap_or_default().to_string();
+            assert!(reason.contains(expected), "{expected}: {completeness:?}");
+            assert_eq!(identities.len(), 1);
+        }
     }
 }

@@ -225,6 +225,46 @@ pub struct PolicyMembers {
     pub account_grants: BTreeMap<String, Vec<AdminGrant>>,
 }
 
+/// Checks that a value reads as an IAM policy whose bindings can all be
+/// read, so that an error body or a mangled file never reads as a policy
+/// that grants nothing.
+pub fn check_policy(policy: &Value) -> Result<(), String> {
+    let Some(object) = policy.as_object() else {
+        return Err(format!(
+            "an IAM policy must be a JSON object, found {policy}"
+        ));
+    };
+    if let Some(error) = object.get("error") {
+        let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+        return Err(format!(
+            "the response is an error, not an IAM policy: {message}"
+        ));
+    }
+    let known = ["bindings", "etag", "version", "auditConfigs"];
+    if !known.iter().any(|key| object.contains_key(*key)) {
+        return Err("not an IAM policy: it has no bindings, etag or version".to_string());
+    }
+    let bindings = match object.get("bindings") {
+        None => return Ok(()),
+        Some(Value::Array(bindings)) => bindings,
+        Some(other) => return Err(format!("bindings must be a list, found {other}")),
+    };
+    for binding in bindings {
+        let role = binding.get("role").and_then(Value::as_str);
+        let members = binding.get("members").and_then(Value::as_array);
+        let readable = role.is_some()
+            && members.is_some_and(|members| members.iter().all(Value::is_string))
+            && binding.get("condition").is_none_or(Value::is_object);
+        if !readable {
+            return Err(format!(
+                "a binding must have a role, a list of members and at most a condition object, \
+                 found {binding}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Returns a policy's bindings; Google leaves an empty list out.
 fn bindings(policy: &Value) -> &[Value] {
     policy
@@ -618,6 +658,33 @@ mod tests {
             found.principals[0].attributes[attribute::DELETED_UID],
             "333"
         );
+    }
+
+    #[test]
+    fn policy_check_rejects_unreadable_policies() {
+        let readable = [
+            json!({"etag": "ACAB"}),
+            json!({"version": 3, "etag": "BwX=", "bindings": [
+                {"role": "roles/owner", "members": ["user:a@example.com"],
+                 "condition": {"title": "t", "expression": "true"}}
+            ]}),
+        ];
+        for policy in readable {
+            assert_eq!(check_policy(&policy), Ok(()), "{policy}");
+        }
+        let unreadable = [
+            json!([]),
+            json!({}),
+            json!({"error": {"code": 403, "message": "Permission denied", "status": "PERMISSION_DENIED"}}),
+            json!({"etag": "x", "bindings": {"role": "roles/owner", "members": ["user:a@example.com"]}}),
+            json!({"etag": "x", "bindings": [{"role": "roles/owner", "members": "user:a@example.com"}]}),
+            json!({"etag": "x", "bindings": [{"members": ["user:a@example.com"]}]}),
+            json!({"etag": "x", "bindings": [{"role": "roles/owner", "members": [7]}]}),
+            json!({"etag": "x", "bindings": [{"role": "roles/owner", "members": [], "condition": "x"}]}),
+        ];
+        for policy in unreadable {
+            assert!(check_policy(&policy).is_err(), "{policy}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Admin SDK `users.list` records to identity records, shared by the API
 //! collector and the offline reader.
 //!
-//! A user without an `id` is dropped and counted. Every other field is
+//! A user without an `id` is dropped and counted, and leaves the users
+//! incomplete, because the user it represents would read as removed. Every other field is
 //! optional: a missing `suspended` means the user can sign in, a missing
 //! `isAdmin` means no admin status.
 
@@ -140,7 +141,19 @@ pub fn assemble(customer: &str, users: Users, api_calls: u64) -> Collected {
             "users without an id were skipped"
         );
     }
-    let collections = BTreeMap::from([(CollectionName::Users, Completeness::Complete)]);
+    let listing = if users.dropped == 0 {
+        Completeness::Complete
+    } else {
+        Completeness::Incomplete {
+            reason: format!(
+                "{} users.list records have no id, so the users they represent are unknown",
+                users.dropped
+            ),
+            kept_previous: false,
+            unlisted: Vec::new(),
+        }
+    };
+    let collections = BTreeMap::from([(CollectionName::Users, listing)]);
     Collected {
         snapshot: Snapshot::new(
             Provider::Gworkspace,
