@@ -231,7 +231,8 @@ fn describe_identity(versions: &[Version], id: &str, rules: &RuleSet) -> Identit
             exit_code: crate::exit::FAILED,
             errors: vec![format!(
                 "identity {id} is in none of the {} commits that touched the snapshot folder; \
-                 pass the immutable id (AWS UserId or RoleId, Entra object id, GCP uniqueId)",
+                 pass the immutable id (AWS UserId or RoleId, Entra object id, GCP uniqueId, \
+                 Workspace user id)",
                 versions.len()
             )],
         };
