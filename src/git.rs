@@ -61,11 +61,12 @@ pub enum GitError {
         /// The error output of git.
         stderr: String,
     },
-    /// A diff argument is neither a path nor a revision.
+    /// A diff argument is not a revision, and the two arguments are not
+    /// both existing paths.
     #[error(
-        "{revision:?} is neither an existing snapshot folder or file nor a git revision of \
-         the snapshot folder {} ({reason}); check the path, or pass --snapshots DIR for \
-         the folder whose history to read",
+        "{revision:?} is not a git revision of the snapshot folder {} ({reason}); OLD and \
+         NEW are read as paths only when both exist, so check both paths, or pass \
+         --snapshots DIR for the folder whose history to read",
         folder.display()
     )]
     UnknownRevision {
