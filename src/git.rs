@@ -33,6 +33,18 @@ pub enum GitError {
         /// The snapshot folder.
         folder: PathBuf,
     },
+    /// The snapshot folder whose history is asked for is not in a git
+    /// work tree, or does not exist.
+    #[error(
+        "snapshot folder {}: missing or not in a git repository, so it has no history to \
+         read; pass --snapshots DIR for a snapshot folder kept in git (see scan --commit). \
+         diff's OLD and NEW are read as paths only when both exist",
+        folder.display()
+    )]
+    NoHistory {
+        /// The snapshot folder.
+        folder: PathBuf,
+    },
     /// Changes outside the snapshot folder are staged.
     #[error(
         "snapshot folder {}: the git index has staged changes outside it ({}); \
@@ -153,6 +165,19 @@ pub fn check_commit_ready(folder: &Path) -> Result<(), GitError> {
         });
     }
     Ok(())
+}
+
+/// Checks that the folder is in a git work tree, so that its history can
+/// be read.
+pub fn check_history_ready(folder: &Path) -> Result<(), GitError> {
+    let inside = git(folder, &["rev-parse", "--is-inside-work-tree"]);
+    if inside.is_ok_and(|text| text.trim() == "true") {
+        Ok(())
+    } else {
+        Err(GitError::NoHistory {
+            folder: folder.to_path_buf(),
+        })
+    }
 }
 
 /// Stages and commits the snapshot folder, and only it, with a message.

@@ -220,6 +220,38 @@ fn scan_commit_outside_git_fails() {
 }
 
 #[test]
+fn history_outside_git_says_what_to_pass() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let snapshots = temp.path().join("snapshots");
+    let (code, _, stderr) = run(idrift_git(temp.path())
+        .arg("scan")
+        .arg("--from-export")
+        .arg(demo("day-1"))
+        .arg("--snapshots")
+        .arg(&snapshots));
+    assert_eq!(code, 0, "{stderr}");
+    let runs: [&[&str]; 3] = [
+        &["diff", "--since", "2026-01-31"],
+        &["diff", "HEAD~1", "HEAD"],
+        &["history", "AIDANOSUCHUSER"],
+    ];
+    for arguments in runs {
+        let (code, stdout, stderr) = run(idrift_git(temp.path())
+            .args(arguments)
+            .arg("--snapshots")
+            .arg(&snapshots)
+            .env("GIT_CEILING_DIRECTORIES", temp.path()));
+        assert_eq!(code, 2, "{arguments:?}: {stdout}");
+        assert!(
+            stderr.contains("not in a git repository, so it has no history to read"),
+            "{arguments:?}: {stderr}"
+        );
+        assert!(stderr.contains("pass --snapshots DIR"), "{stderr}");
+        assert!(!stderr.contains("fatal:"), "{arguments:?}: {stderr}");
+    }
+}
+
+#[test]
 fn scan_commit_rejects_unrelated_staged() {
     let repository = Repository::new();
     fs::write(repository.root.join("notes.txt"), "staged by hand\n").expect("write");
