@@ -228,7 +228,7 @@ fn export_of_another_kind_is_rejected() {
 }
 
 #[test]
-fn export_folder_without_provider_folders_names_every_layout() {
+fn export_without_layout_names_every_layout() {
     let workspace = Workspace::new();
     // A tenant's export in a folder named after the product, not `azure`.
     let export = workspace.path().join("export");

@@ -512,7 +512,7 @@ fn expired_rule_finding_validates_everywhere() {
 
 /// One finding is counted in the singular: `1 finding`, not `1 findings`.
 #[test]
-fn one_finding_is_counted_in_the_singular() {
+fn one_finding_counted_singular() {
     let work = tempfile::tempdir().expect("temp dir");
     let old = demo().join("snapshots/aws/111122223333.json");
     let mut snapshot = read_json(&old);

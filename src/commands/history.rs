@@ -206,8 +206,8 @@ fn describe_identity(versions: &[Version], id: &str, rules: &RuleSet) -> Identit
                 let before = previous.unwrap_or(version);
                 for finding in step_findings(before, version, rules) {
                     if finding.identity_id == id {
-                        // `--config` rules only mark changes expected, so
-                        // say so, or the flag would have no visible effect.
+                        // Rules never change a severity, so without this
+                        // mark `--config` would change nothing printed.
                         let expected = if finding.expected { ", expected" } else { "" };
                         let _ = writeln!(
                             text,
