@@ -116,8 +116,9 @@ pub struct ScanArgs {
     /// to FILE, or to stdout with `-` in place of --format; repeatable.
     #[arg(long = "output", value_name = "FORMAT=FILE", value_parser = output::parse_target)]
     pub outputs: Vec<OutputTarget>,
-    /// Read AWS CLI exports instead of calling the API: one
-    /// authorization-details file, or a folder laid out aws/<account-id>/.
+    /// Read CLI exports instead of calling the API: one AWS
+    /// authorization-details file, or a folder laid out aws/<account-id>/,
+    /// azure/<tenant-id>/, gcp/<project-id>/, gworkspace/<customer-id>/.
     #[arg(long, value_name = "PATH")]
     pub from_export: Option<PathBuf>,
     /// Compare with the snapshots on disk but write nothing.
@@ -407,7 +408,7 @@ impl RulesCheckArgs {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// The identity's immutable id: AWS UserId or RoleId, Entra object id,
-    /// or GCP uniqueId.
+    /// GCP uniqueId or Workspace user id.
     pub id: String,
     /// Snapshot folder whose git history is read [default: ./snapshots].
     #[arg(long, value_name = "DIR")]

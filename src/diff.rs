@@ -224,8 +224,12 @@ fn comparable_collections(old: &Snapshot, new: &Snapshot) -> (Comparable, Vec<No
             not_compared.push(NotCompared {
                 collection: name,
                 reason: format!(
-                    "new snapshot, for {} identities only: {}",
-                    unlisted.len(),
+                    "new snapshot, for {} only: {}",
+                    if unlisted.len() == 1 {
+                        "1 identity".to_string()
+                    } else {
+                        format!("{} identities", unlisted.len())
+                    },
                     after.reason().unwrap_or("incomplete")
                 ),
             });

@@ -33,6 +33,18 @@ pub enum GitError {
         /// The snapshot folder.
         folder: PathBuf,
     },
+    /// The snapshot folder whose history is asked for is not in a git
+    /// work tree, or does not exist.
+    #[error(
+        "snapshot folder {}: missing or not in a git repository, so it has no history to \
+         read; pass --snapshots DIR for a snapshot folder kept in git (see scan --commit). \
+         diff's OLD and NEW are read as paths only when both exist",
+        folder.display()
+    )]
+    NoHistory {
+        /// The snapshot folder.
+        folder: PathBuf,
+    },
     /// Changes outside the snapshot folder are staged.
     #[error(
         "snapshot folder {}: the git index has staged changes outside it ({}); \
@@ -61,11 +73,12 @@ pub enum GitError {
         /// The error output of git.
         stderr: String,
     },
-    /// A diff argument is neither a path nor a revision.
+    /// A diff argument is not a revision, and the two arguments are not
+    /// both existing paths.
     #[error(
-        "{revision:?} is neither an existing snapshot folder or file nor a git revision of \
-         the snapshot folder {} ({reason}); check the path, or pass --snapshots DIR for \
-         the folder whose history to read",
+        "{revision:?} is not a git revision of the snapshot folder {} ({reason}); OLD and \
+         NEW are read as paths only when both exist, so check both paths, or pass \
+         --snapshots DIR for the folder whose history to read",
         folder.display()
     )]
     UnknownRevision {
@@ -152,6 +165,19 @@ pub fn check_commit_ready(folder: &Path) -> Result<(), GitError> {
         });
     }
     Ok(())
+}
+
+/// Checks that the folder is in a git work tree, so that its history can
+/// be read.
+pub fn check_history_ready(folder: &Path) -> Result<(), GitError> {
+    let inside = git(folder, &["rev-parse", "--is-inside-work-tree"]);
+    if inside.is_ok_and(|text| text.trim() == "true") {
+        Ok(())
+    } else {
+        Err(GitError::NoHistory {
+            folder: folder.to_path_buf(),
+        })
+    }
 }
 
 /// Stages and commits the snapshot folder, and only it, with a message.

@@ -320,12 +320,13 @@ pub fn payload(report: &Report, format: WebhookFormat) -> Value {
 pub fn slack_text(report: &Report) -> String {
     let summary = &report.summary;
     let mut text = format!(
-        "*idrift {}*: {} findings, {} need attention; {} scopes failed, {} collections incomplete; exit code {}\n",
+        "*idrift {}*: {}, {} {} attention; {} failed, {} incomplete; exit code {}\n",
         report.command,
-        summary.findings,
+        crate::report::counted(summary.findings, "finding", "findings"),
         summary.needs_attention,
-        summary.failed_scopes,
-        summary.incomplete_collections,
+        crate::report::need_verb(summary.needs_attention),
+        crate::report::counted(summary.failed_scopes, "scope", "scopes"),
+        crate::report::counted(summary.incomplete_collections, "collection", "collections"),
         report.exit_code
     );
     for error in &report.errors {

@@ -142,7 +142,8 @@ fn aws_and_azure_exports_share_one_report() {
         .collect();
     assert_eq!(
         scopes,
-        vec![format!("azure {TENANT}"), "aws 111122223333".to_string()]
+        vec!["aws 111122223333".to_string(), format!("azure {TENANT}")],
+        "scopes in the order of an API scan: AWS, then Entra ID"
     );
     assert!(snapshots.join("aws/111122223333.json").is_file());
     assert!(snapshots.join(format!("azure/{TENANT}.json")).is_file());

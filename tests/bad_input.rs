@@ -228,6 +228,28 @@ fn export_of_another_kind_is_rejected() {
 }
 
 #[test]
+fn export_without_layout_names_every_layout() {
+    let workspace = Workspace::new();
+    // A tenant's export in a folder named after the product, not `azure`.
+    let export = workspace.path().join("export");
+    std::fs::create_dir_all(export.join("entra/72f988bf-86f1-41af-91ab-2d7cd011db47"))
+        .expect("export folder");
+    let (code, report, _) =
+        workspace.scan(&["--from-export", export.to_str().expect("path")], false);
+    assert_eq!(code, 2, "{report:#}");
+    let errors = all_errors(&report);
+    for layout in [
+        "aws/<account-id>/",
+        "azure/<tenant-id>/",
+        "gcp/<project-id>/",
+        "gworkspace/<customer-id>/",
+    ] {
+        assert!(errors.contains(layout), "{layout} missing: {errors}");
+    }
+    workspace.assert_snapshot_untouched();
+}
+
+#[test]
 fn no_scopes_explains_what_to_pass() {
     let workspace = Workspace::new();
     let (code, report, stderr) = workspace.scan(&[], false);

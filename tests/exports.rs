@@ -343,6 +343,20 @@ fn diff_command_compares_folders() {
 
     let (code, stdout, _) = run(idrift(work.path()).arg("diff").arg(&old).arg(&old));
     assert_eq!(code, 0, "{stdout}");
+
+    // A mistyped NEW path: the error must not call the existing OLD path
+    // missing, and must say that both paths have to exist.
+    let missing = work.path().join("nwe");
+    let (code, stdout, _) = run(idrift(work.path()).arg("diff").arg(&old).arg(&missing));
+    assert_eq!(code, 2, "{stdout}");
+    assert!(
+        !stdout.contains("neither an existing snapshot folder"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("read as paths only when both exist"),
+        "{stdout}"
+    );
 }
 
 /// Copies the demo's day-1 export into `root`, letting `edit` change its

@@ -509,3 +509,41 @@ fn expired_rule_finding_validates_everywhere() {
     let markdown = std::fs::read_to_string(out.join("report.md")).expect("markdown");
     assert!(markdown.contains("platform-team"), "{markdown}");
 }
+
+/// One finding is counted in the singular: `1 finding`, not `1 findings`.
+#[test]
+fn one_finding_counted_singular() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let old = demo().join("snapshots/aws/111122223333.json");
+    let mut snapshot = read_json(&old);
+    let identities = snapshot["identities"].as_array_mut().expect("identities");
+    identities.retain(|identity| identity["name"] != "old-contractor");
+    assert_eq!(identities.len(), 7, "the demo has old-contractor");
+    let new = work.path().join("111122223333.json");
+    std::fs::write(
+        &new,
+        serde_json::to_string_pretty(&snapshot).expect("serialize"),
+    )
+    .expect("write snapshot");
+
+    let (code, stdout, stderr) = run(idrift(work.path()).arg("diff").arg(&old).arg(&new));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "1 finding (1 info), 0 need attention; 0 scopes failed, \
+             0 collections incomplete; exit code 0"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("compared (7 identities)"), "{stdout}");
+
+    let (_, markdown, _) = run(idrift(work.path())
+        .arg("diff")
+        .arg(&old)
+        .arg(&new)
+        .args(["--format", "markdown"]));
+    assert!(
+        markdown.starts_with("## idrift diff: 1 finding (1 info), 0 need attention"),
+        "{markdown}"
+    );
+}

@@ -312,6 +312,15 @@ fn missing_key_files_are_not_empty() {
     assert_eq!(report["findings"], json!([]), "{report:#}");
     let incomplete = report["scopes"][0]["incomplete"].to_string();
     assert!(incomplete.contains("service_account_keys"), "{incomplete}");
+    assert!(
+        incomplete.contains("(1 service account without one)"),
+        "{incomplete}"
+    );
+    let not_compared = report["scopes"][0]["not_compared"].to_string();
+    assert!(
+        not_compared.contains("new snapshot, for 1 identity only"),
+        "{not_compared}"
+    );
     let snapshot = read_json(&snapshots.join(format!("gcp/{PROJECT}.json")));
     assert!(snapshot.to_string().contains("a1a1a1a1"), "the key is kept");
 

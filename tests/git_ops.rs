@@ -220,6 +220,71 @@ fn scan_commit_outside_git_fails() {
 }
 
 #[test]
+fn history_outside_git_says_what_to_pass() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let snapshots = temp.path().join("snapshots");
+    let (code, _, stderr) = run(idrift_git(temp.path())
+        .arg("scan")
+        .arg("--from-export")
+        .arg(demo("day-1"))
+        .arg("--snapshots")
+        .arg(&snapshots));
+    assert_eq!(code, 0, "{stderr}");
+    let runs: [&[&str]; 3] = [
+        &["diff", "--since", "2026-01-31"],
+        &["diff", "HEAD~1", "HEAD"],
+        &["history", "AIDANOSUCHUSER"],
+    ];
+    for arguments in runs {
+        let (code, stdout, stderr) = run(idrift_git(temp.path())
+            .args(arguments)
+            .arg("--snapshots")
+            .arg(&snapshots)
+            .env("GIT_CEILING_DIRECTORIES", temp.path()));
+        assert_eq!(code, 2, "{arguments:?}: {stdout}");
+        assert!(
+            stderr.contains("not in a git repository, so it has no history to read"),
+            "{arguments:?}: {stderr}"
+        );
+        assert!(stderr.contains("pass --snapshots DIR"), "{stderr}");
+        assert!(!stderr.contains("fatal:"), "{arguments:?}: {stderr}");
+    }
+}
+
+#[test]
+fn history_marks_changes_its_config_expects() {
+    let repository = Repository::new();
+    for day in ["day-1", "day-2"] {
+        let (code, _, stderr) = repository.scan_commit(&demo(day));
+        assert!(code == 0 || code == 1, "{day}: exit {code}\n{stderr}");
+    }
+    let config = repository.home.join("rules.toml");
+    fs::write(
+        &config,
+        "[[expected]]\nowner = \"ci\"\nreason = \"key rotation\"\nname = \"ci-deploy\"\n\
+         changes = [\"credential_added\"]\n",
+    )
+    .expect("write config");
+    let history = |extra: &[&str]| {
+        let (code, stdout, stderr) = run(idrift_git(&repository.home)
+            .arg("history")
+            .arg("--snapshots")
+            .arg(repository.snapshots())
+            .arg("AIDACIDEPLOY000DEMO03")
+            .args(extra));
+        assert_eq!(code, 0, "{stderr}");
+        stdout
+    };
+    let plain = history(&[]);
+    assert!(plain.contains("on IAM user ci-deploy [high]\n"), "{plain}");
+    let judged = history(&["--config", config.to_str().expect("path")]);
+    assert!(
+        judged.contains("on IAM user ci-deploy [high, expected]\n"),
+        "{judged}"
+    );
+}
+
+#[test]
 fn scan_commit_rejects_unrelated_staged() {
     let repository = Repository::new();
     fs::write(repository.root.join("notes.txt"), "staged by hand\n").expect("write");

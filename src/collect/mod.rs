@@ -73,12 +73,13 @@ pub fn collect_exports(path: &std::path::Path) -> Result<Vec<Collected>, Collect
         Some(_) => return aws::export::collect_exports(path),
         None => {}
     }
+    // AWS, Entra ID, Google Cloud, then Workspace: the order of an API scan.
     let mut collected = Vec::new();
-    if azure {
-        collected.extend(azure::export::collect_exports(path)?);
-    }
     if path.join("aws").is_dir() {
         collected.extend(aws::export::collect_exports(path)?);
+    }
+    if azure {
+        collected.extend(azure::export::collect_exports(path)?);
     }
     if gcp {
         collected.extend(gcp::export::collect_exports(path)?);

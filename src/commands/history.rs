@@ -65,6 +65,7 @@ pub fn diff_range(settings: &DiffSettings, range: &HistoryRange) -> Report {
 /// Loads the base version and every later version in the range, oldest
 /// first.
 fn load_range(folder: &Path, range: &HistoryRange) -> Result<Vec<Version>, GitError> {
+    git::check_history_ready(folder)?;
     let (base, commits) = match range {
         HistoryRange::Revisions { old, new } => {
             let base = git::resolve_commit(folder, old)?;
@@ -144,12 +145,14 @@ pub struct IdentityHistory {
 /// each change, its credentials and last seen, each with commit and date.
 pub fn run_history(settings: &HistorySettings) -> IdentityHistory {
     let folder = settings.snapshots.as_path();
-    let versions = git::folder_commits(folder, None, None).and_then(|commits| {
-        commits
-            .into_iter()
-            .map(|commit| load_version(folder, commit))
-            .collect::<Result<Vec<_>, _>>()
-    });
+    let versions = git::check_history_ready(folder)
+        .and_then(|()| git::folder_commits(folder, None, None))
+        .and_then(|commits| {
+            commits
+                .into_iter()
+                .map(|commit| load_version(folder, commit))
+                .collect::<Result<Vec<_>, _>>()
+        });
     match versions {
         Ok(versions) => describe_identity(&versions, &settings.id, &settings.rules),
         Err(error) => IdentityHistory {
@@ -203,9 +206,12 @@ fn describe_identity(versions: &[Version], id: &str, rules: &RuleSet) -> Identit
                 let before = previous.unwrap_or(version);
                 for finding in step_findings(before, version, rules) {
                     if finding.identity_id == id {
+                        // Rules never change a severity, so without this
+                        // mark `--config` would change nothing printed.
+                        let expected = if finding.expected { ", expected" } else { "" };
                         let _ = writeln!(
                             text,
-                            "{} {}  {} [{}]",
+                            "{} {}  {} [{}{expected}]",
                             commit.short_hash(),
                             commit.date,
                             finding.summary,
@@ -231,7 +237,8 @@ fn describe_identity(versions: &[Version], id: &str, rules: &RuleSet) -> Identit
             exit_code: crate::exit::FAILED,
             errors: vec![format!(
                 "identity {id} is in none of the {} commits that touched the snapshot folder; \
-                 pass the immutable id (AWS UserId or RoleId, Entra object id, GCP uniqueId)",
+                 pass the immutable id (AWS UserId or RoleId, Entra object id, GCP uniqueId, \
+                 Workspace user id)",
                 versions.len()
             )],
         };

@@ -48,8 +48,12 @@ fn headline(report: &Report) -> String {
         format!(" ({})", counts.join(", "))
     };
     format!(
-        "idrift {}: {} findings{counts}, {} need attention, exit code {}",
-        report.command, summary.findings, summary.needs_attention, report.exit_code
+        "idrift {}: {}{counts}, {} {} attention, exit code {}",
+        report.command,
+        super::counted(summary.findings, "finding", "findings"),
+        summary.needs_attention,
+        super::need_verb(summary.needs_attention),
+        report.exit_code
     )
 }
 

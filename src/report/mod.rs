@@ -230,6 +230,21 @@ fn summarize(scopes: &[ScopeSummary], findings: &[Finding]) -> Summary {
     }
 }
 
+/// Returns a count with its noun, singular for one: `1 finding`,
+/// `2 findings`.
+pub fn counted(count: usize, singular: &str, plural: &str) -> String {
+    if count == 1 {
+        format!("1 {singular}")
+    } else {
+        format!("{count} {plural}")
+    }
+}
+
+/// Returns "need" or, for one, "needs", to follow a count.
+pub fn need_verb(count: usize) -> &'static str {
+    if count == 1 { "needs" } else { "need" }
+}
+
 /// Returns the severity names from most to least severe.
 pub fn severities_descending() -> [Severity; 5] {
     [
@@ -239,4 +254,18 @@ pub fn severities_descending() -> [Severity; 5] {
         Severity::Low,
         Severity::Info,
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{counted, need_verb};
+
+    #[test]
+    fn counts_take_the_singular_for_one() {
+        assert_eq!(counted(0, "finding", "findings"), "0 findings");
+        assert_eq!(counted(1, "identity", "identities"), "1 identity");
+        assert_eq!(counted(2, "identity", "identities"), "2 identities");
+        assert_eq!(need_verb(1), "needs");
+        assert_eq!(need_verb(3), "need");
+    }
 }

@@ -37,13 +37,16 @@ fn render_scope(out: &mut String, scope: &super::ScopeSummary) {
     let label = format!("{} {}", scope.provider, sanitize(&scope.scope));
     let status = match scope.status {
         ScopeStatus::Baseline => format!(
-            "baseline recorded ({} identities); nothing to compare yet",
-            scope.identities
+            "baseline recorded ({}); nothing to compare yet",
+            super::counted(scope.identities, "identity", "identities")
         ),
-        ScopeStatus::Compared => format!("compared ({} identities)", scope.identities),
+        ScopeStatus::Compared => format!(
+            "compared ({})",
+            super::counted(scope.identities, "identity", "identities")
+        ),
         ScopeStatus::OnlyInNew => format!(
-            "only in the new snapshots ({} identities); not compared",
-            scope.identities
+            "only in the new snapshots ({}); not compared",
+            super::counted(scope.identities, "identity", "identities")
         ),
         ScopeStatus::OnlyInOld => "only in the old snapshots; not compared".to_string(),
         ScopeStatus::Failed => format!(
@@ -187,11 +190,12 @@ fn closing_line(report: &Report) -> String {
         format!(" ({})", counts.join(", "))
     };
     format!(
-        "{} findings{counts}, {} need attention; {} scopes failed, {} collections incomplete; exit code {}",
-        summary.findings,
+        "{}{counts}, {} {} attention; {} failed, {} incomplete; exit code {}",
+        super::counted(summary.findings, "finding", "findings"),
         summary.needs_attention,
-        summary.failed_scopes,
-        summary.incomplete_collections,
+        super::need_verb(summary.needs_attention),
+        super::counted(summary.failed_scopes, "scope", "scopes"),
+        super::counted(summary.incomplete_collections, "collection", "collections"),
         report.exit_code
     )
 }

@@ -163,8 +163,9 @@ fn account_folders(path: &Path) -> Result<Vec<(String, PathBuf)>, CollectError> 
     let entries = fs::read_dir(&aws_folder).map_err(|_| {
         export_error(
             path,
-            "no aws/<account-id>/ folder in it; lay exports out as aws/<12-digit account id>/*.json \
-             or pass one authorization-details file"
+            "no aws/<account-id>/, azure/<tenant-id>/, gcp/<project-id>/ or \
+             gworkspace/<customer-id>/ folder in it; lay exports out in such folders (the \
+             README's \"Use it\" section) or pass one AWS authorization-details file"
                 .to_string(),
         )
     })?;

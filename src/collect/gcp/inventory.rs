@@ -290,8 +290,12 @@ fn attach_per_account<T>(
         None => Completeness::Complete,
         Some(reason) => incomplete(
             format!(
-                "{reason} ({} service accounts without a {what})",
-                unlisted.len()
+                "{reason} ({} without one)",
+                if unlisted.len() == 1 {
+                    "1 service account".to_string()
+                } else {
+                    format!("{} service accounts", unlisted.len())
+                }
             ),
             unlisted,
         ),
