@@ -158,6 +158,17 @@ pub struct NotCompared {
     pub collection: CollectionName,
     /// Why: the incomplete side's reason.
     pub reason: String,
+    /// The identities whose part of the collection was missed, when the
+    /// listing missed only some; empty when the whole collection is in doubt.
+    #[serde(skip)]
+    pub only: Vec<String>,
+}
+
+impl NotCompared {
+    /// Returns true when the identity's part of the collection is in doubt.
+    pub fn covers(&self, identity_id: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|id| id == identity_id)
+    }
 }
 
 /// The changes of one scope between two snapshots.
@@ -232,6 +243,7 @@ fn comparable_collections(old: &Snapshot, new: &Snapshot) -> (Comparable, Vec<No
                     },
                     after.reason().unwrap_or("incomplete")
                 ),
+                only: unlisted.iter().cloned().collect(),
             });
             comparable.except.insert(name, unlisted);
             continue;
@@ -244,6 +256,7 @@ fn comparable_collections(old: &Snapshot, new: &Snapshot) -> (Comparable, Vec<No
         not_compared.push(NotCompared {
             collection: name,
             reason,
+            only: Vec::new(),
         });
     }
     (comparable, not_compared)

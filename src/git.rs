@@ -414,6 +414,7 @@ mod tests {
         let throttled = NotCompared {
             collection: CollectionName::AccessKeys,
             reason: "throttled".to_string(),
+            only: Vec::new(),
         };
         let scopes = vec![
             scope("111122223333", ScopeStatus::Compared, vec![throttled]),

@@ -248,6 +248,7 @@ pub fn incomplete_collections(snapshot: &Snapshot) -> Vec<NotCompared> {
             Completeness::Incomplete { reason, .. } => Some(NotCompared {
                 collection: *name,
                 reason: reason.clone(),
+                only: Vec::new(),
             }),
             _ => None,
         })

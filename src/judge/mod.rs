@@ -24,7 +24,7 @@ pub use expected::expired_rule_findings;
 
 use crate::attribute::Attribution;
 use crate::diff::{Change, ChangeKind, ScopeDiff};
-use crate::model::{CredentialKind, Identity, IdentityKind, Provider};
+use crate::model::{CollectionName, CredentialKind, Identity, IdentityKind, Provider};
 use crate::rules::RuleSet;
 
 /// Urgency of a finding, from `info` to `critical`.
@@ -181,6 +181,7 @@ fn judge_change(diff: &ScopeDiff, change: &Change) -> Finding {
         Provider::Gcp => gcp::assess(&diff.scope, change),
         Provider::Gworkspace => gworkspace::assess(change),
     };
+    let verdict = verdict.for_unlisted(diff, change);
     let verdict_expected = verdict.expected_reason.is_some();
     let mut evidence = identity_evidence(identity);
     evidence.extend(change_evidence(&change.kind));
@@ -285,12 +286,72 @@ impl Verdict {
         self
     }
 
+    /// Raises the verdict of a creation to at least high when a listing
+    /// that could give the new identity a credential or admin rights was
+    /// not read in full for it: what could not be looked at is not judged
+    /// as absent.
+    fn for_unlisted(mut self, diff: &ScopeDiff, change: &Change) -> Verdict {
+        let creation = matches!(
+            change.kind,
+            ChangeKind::IdentityAdded | ChangeKind::IdentityRecreated { .. }
+        );
+        if !creation || self.expected_reason.is_some() || self.severity >= Severity::High {
+            return self;
+        }
+        let identity = &change.identity;
+        let doubtful = ways_in(identity.kind);
+        let missed: Vec<String> = diff
+            .not_compared
+            .iter()
+            .filter(|skipped| doubtful.contains(&skipped.collection))
+            .filter(|skipped| skipped.covers(&identity.id))
+            .map(|skipped| skipped.collection.to_string())
+            .collect();
+        if !missed.is_empty() {
+            self.severity = Severity::High;
+            self.reason = format!(
+                "{}, as far as idrift could see: {} not listed in full, so it may have a \
+                 credential or admin rights",
+                self.reason,
+                missed.join(", ")
+            );
+        }
+        self
+    }
+
     fn new(severity: Severity, reason: impl Into<String>) -> Verdict {
         Verdict {
             severity,
             reason: reason.into(),
             expected_reason: None,
         }
+    }
+}
+
+/// Returns the collections, other than the identity's own listing, that
+/// give an identity of this kind its credentials or admin rights.
+fn ways_in(kind: IdentityKind) -> &'static [CollectionName] {
+    match kind {
+        IdentityKind::AwsUser => &[
+            CollectionName::AccessKeys,
+            CollectionName::ConsolePasswords,
+            CollectionName::Privileges,
+        ],
+        IdentityKind::AwsRole => &[CollectionName::Privileges],
+        IdentityKind::AzureUser | IdentityKind::AzureServicePrincipal => {
+            &[CollectionName::Privileges, CollectionName::AzureRbac]
+        }
+        IdentityKind::AzureManagedIdentity => &[
+            CollectionName::Privileges,
+            CollectionName::AzureRbac,
+            CollectionName::UserAssignedIdentities,
+        ],
+        IdentityKind::AzureApplication => &[CollectionName::FederatedCredentials],
+        IdentityKind::GcpServiceAccount => &[
+            CollectionName::ServiceAccountKeys,
+            CollectionName::IamPolicy,
+        ],
+        _ => &[],
     }
 }
 
@@ -794,5 +855,38 @@ mod tests {
         assert_eq!(shell_quote("deploy-bot"), "deploy-bot");
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn unlisted_credentials_are_not_judged_absent() {
+        let user = Identity::new("AIDA1", IdentityKind::AwsUser, "mallory");
+        let judged = |only: Vec<String>| {
+            let diff = ScopeDiff {
+                provider: Provider::Aws,
+                scope: "123456789012".to_string(),
+                changes: vec![Change {
+                    kind: ChangeKind::IdentityAdded,
+                    identity: user.clone(),
+                }],
+                not_compared: vec![crate::diff::NotCompared {
+                    collection: CollectionName::AccessKeys,
+                    reason: "new snapshot: no key listing".to_string(),
+                    only,
+                }],
+                privileged_app_ids: Default::default(),
+            };
+            judge(&diff).remove(0)
+        };
+
+        let whole = judged(Vec::new());
+        assert_eq!(whole.severity, Severity::High);
+        assert!(
+            whole
+                .severity_reason
+                .contains("access_keys not listed in full")
+        );
+        assert_eq!(judged(vec!["AIDA1".to_string()]).severity, Severity::High);
+        // Another user's missing listing says nothing of this one.
+        assert_eq!(judged(vec!["AIDA2".to_string()]).severity, Severity::Medium);
     }
 }
