@@ -223,6 +223,9 @@ def write_day(folder, details, keys, generated):
     files = {
         "get-account-authorization-details.json": details,
         "get-credential-report.json": credential_report(details, keys, generated),
+        # The demo account trusts no outside identity provider.
+        "list-open-id-connect-providers.json": {"OpenIDConnectProviderList": []},
+        "list-saml-providers.json": {"SAMLProviderList": []},
     }
     for name, user_keys in keys.items():
         files[f"list-access-keys-{name}.json"] = key_listing(name, user_keys)
