@@ -150,7 +150,7 @@ pub struct DiffArgs {
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
     /// Snapshot folder whose git history is read for --since and for
-    /// revisions [default: ./snapshots].
+    /// revisions [default: the config's `snapshots`, else ./snapshots].
     #[arg(long, value_name = "DIR")]
     pub snapshots: Option<PathBuf>,
     /// Config file whose [[expected]] rules apply; its other tables are
@@ -308,14 +308,7 @@ impl ScanArgs {
 impl DiffArgs {
     /// Resolves the flags, reading the rules of `--config` when given.
     pub fn resolve(&self) -> Result<DiffSettings, SettingsError> {
-        let expected = match &self.config {
-            Some(path) => config::load(path)?.expected,
-            None => Vec::new(),
-        };
-        let folder = self
-            .snapshots
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("snapshots"));
+        let (expected, folder) = rules_and_folder(self.config.as_deref(), &self.snapshots)?;
         let (old, new, history) = match (&self.since, &self.old, &self.new) {
             (Some(date), _, _) => (
                 folder.clone(),
@@ -410,7 +403,8 @@ pub struct HistoryArgs {
     /// The identity's immutable id: AWS UserId or RoleId, Entra object id,
     /// GCP uniqueId or Workspace user id.
     pub id: String,
-    /// Snapshot folder whose git history is read [default: ./snapshots].
+    /// Snapshot folder whose git history is read [default: the config's
+    /// `snapshots`, else ./snapshots].
     #[arg(long, value_name = "DIR")]
     pub snapshots: Option<PathBuf>,
     /// Config file whose [[expected]] rules judge the changes.
@@ -432,17 +426,32 @@ pub struct HistorySettings {
 impl HistoryArgs {
     /// Resolves the flags, reading the rules of `--config` when given.
     pub fn resolve(&self) -> Result<HistorySettings, SettingsError> {
-        let expected = match &self.config {
-            Some(path) => config::load(path)?.expected,
-            None => Vec::new(),
-        };
+        let (expected, snapshots) = rules_and_folder(self.config.as_deref(), &self.snapshots)?;
         Ok(HistorySettings {
             id: self.id.clone(),
-            snapshots: self
-                .snapshots
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("snapshots")),
+            snapshots,
             rules: RuleSet::new(expected, Date::today()),
         })
     }
+}
+
+/// Reads the expected-account rules of `--config`, when given, and picks
+/// the snapshot folder: `--snapshots`, else the config's `snapshots`, else
+/// `./snapshots`, as `scan` does.
+fn rules_and_folder(
+    config_path: Option<&Path>,
+    snapshots: &Option<PathBuf>,
+) -> Result<(Vec<crate::rules::ExpectedRule>, PathBuf), SettingsError> {
+    let (expected, configured) = match config_path {
+        Some(path) => {
+            let config = config::load(path)?;
+            (config.expected, config.snapshots)
+        }
+        None => (Vec::new(), None),
+    };
+    let folder = snapshots
+        .clone()
+        .or(configured)
+        .unwrap_or_else(|| PathBuf::from("snapshots"));
+    Ok((expected, folder))
 }

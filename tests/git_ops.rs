@@ -282,6 +282,22 @@ fn history_marks_changes_its_config_expects() {
         judged.contains("on IAM user ci-deploy [high, expected]\n"),
         "{judged}"
     );
+
+    // Without --snapshots, the config's snapshot folder is read, as in a scan.
+    let located = repository.home.join("located.toml");
+    let rules = fs::read_to_string(&config).expect("read config");
+    let text = format!(
+        "snapshots = \"{}\"\n{rules}",
+        repository.snapshots().display()
+    );
+    fs::write(&located, text).expect("write config");
+    let (code, stdout, stderr) = run(idrift_git(&repository.home)
+        .arg("history")
+        .arg("--config")
+        .arg(&located)
+        .arg("AIDACIDEPLOY000DEMO03"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("[high, expected]\n"), "{stdout}");
 }
 
 #[test]
