@@ -340,6 +340,24 @@ mod tests {
     }
 
     #[test]
+    fn answer_without_error_code_names_the_endpoint() {
+        use aws_sdk_cloudtrail::operation::lookup_events::LookupEventsError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+
+        let status = StatusCode::try_from(404).expect("status");
+        let raw = Response::new(status, SdkBody::empty());
+        let error = aws_sdk_cloudtrail::error::SdkError::service_error(
+            LookupEventsError::generic(ErrorMetadata::builder().build()),
+            raw,
+        );
+        let text = describe_lookup_error(&error);
+        assert!(text.contains("HTTP 404 and no AWS error code"), "{text}");
+        assert!(text.contains("endpoint_url"), "{text}");
+    }
+
+    #[test]
     fn providers_and_profiles_are_searched_by_their_own_calls() {
         use crate::attribute::test_finding;
         let arn = "arn:aws:iam::123456789012:oidc-provider/token.example.com";

@@ -130,9 +130,21 @@ where
     }
     match error {
         SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or("unknown error");
-            let message = service.err().message().unwrap_or("");
             let status = service.raw().status().as_u16();
+            let message = service.err().message().unwrap_or("");
+            let Some(code) = service.err().code() else {
+                // A proxy or an endpoint that does not serve the API answers
+                // without an AWS error body.
+                return format!(
+                    "{operation} failed with HTTP {status} and no AWS error code{}; check that \
+                     the endpoint (endpoint_url) serves this API",
+                    if message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({message})")
+                    }
+                );
+            };
             format!(
                 "{operation} failed with HTTP {status} {code}: {message}{}",
                 hint_for_code(code)
