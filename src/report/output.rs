@@ -147,13 +147,30 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     };
     let mut temporary = tempfile::Builder::new()
         .prefix(".idrift-report-")
-        .tempfile_in(folder)?;
+        .tempfile_in(folder)
+        .map_err(without_temporary_path)?;
     temporary.write_all(bytes)?;
     let mode = std::fs::metadata(path).map_or(0o644, |metadata| metadata.permissions().mode());
     std::fs::set_permissions(temporary.path(), std::fs::Permissions::from_mode(mode))?;
     temporary.as_file().sync_all()?;
-    temporary.persist(path).map_err(|error| error.error)?;
+    temporary
+        .persist(path)
+        .map_err(|error| without_temporary_path(error.error))?;
     Ok(())
+}
+
+/// Drops the temporary file's name that tempfile adds to an error: the
+/// message names the report file, which is what the user asked for.
+fn without_temporary_path(error: std::io::Error) -> std::io::Error {
+    let inner_code = error
+        .get_ref()
+        .and_then(|inner| inner.source())
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .and_then(std::io::Error::raw_os_error);
+    match error.raw_os_error().or(inner_code) {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::from(error.kind()),
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +182,15 @@ mod tests {
             format,
             destination: Destination::File(PathBuf::from(path)),
         }
+    }
+
+    #[test]
+    fn write_error_names_no_temporary_file() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let file = folder.path().join("a-file");
+        std::fs::write(&file, "x").expect("write");
+        let error = write_atomically(&file.join("report.json"), b"{}").expect_err("not a folder");
+        assert!(!error.to_string().contains(".idrift-report-"), "{error}");
     }
 
     #[test]
