@@ -10,8 +10,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the snapshot file format, stored in every file and checked on load.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+/// Version of the snapshot file format, stored in every file and checked on
+/// load. Version 2 added identity kinds, collections and the `owners`
+/// field that version 1 readers reject; version 1 files still load.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 
 /// A cloud provider that idrift collects from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -198,6 +198,27 @@ fn newer_snapshot_format_is_refused() {
 }
 
 #[test]
+fn version_one_snapshot_is_read_and_upgraded() {
+    let workspace = Workspace::new();
+    let mut snapshot: Value = serde_json::from_slice(&workspace.snapshot_bytes).expect("JSON");
+    snapshot["format_version"] = Value::from(1);
+    let older = serde_json::to_vec_pretty(&snapshot).expect("serialize");
+    std::fs::write(workspace.snapshot_file(), &older).expect("write");
+
+    let export = public_fixtures().join("aws/cloudmapper-demo-authz-details.json");
+    let (code, report, _) =
+        workspace.scan(&["--from-export", export.to_str().expect("path")], false);
+    // This export is inconsistent (exit 2), but the scope is compared:
+    // the old file was read, not refused.
+    assert_eq!(code, 2);
+    assert_eq!(report["scopes"][0]["status"], "compared", "{report:#}");
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(workspace.snapshot_file()).expect("read"))
+            .expect("JSON");
+    assert_eq!(written["format_version"], 2);
+}
+
+#[test]
 fn export_of_another_kind_is_rejected() {
     let workspace = Workspace::new();
     let cases = [
