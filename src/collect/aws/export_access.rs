@@ -169,6 +169,13 @@ impl AccessFile {
             let truncated = has_next_token(object);
             let users: Vec<StoreUser> = serde_json::from_value(object["Users"].clone())
                 .map_err(|error| invalid("identity store user listing", error))?;
+            if users.iter().any(|user| user.user_id.trim().is_empty()) {
+                return Err(
+                    "an identity store user has an empty UserId; export the listing \
+                            again with `aws identitystore list-users`"
+                        .to_string(),
+                );
+            }
             let users = users.into_iter().map(store_user).collect();
             return Ok(Some(AccessFile::Users(users, truncated)));
         }
@@ -458,6 +465,15 @@ mod tests {
 
     fn object(value: Value) -> serde_json::Map<String, Value> {
         value.as_object().expect("object").clone()
+    }
+
+    #[test]
+    fn identity_store_user_without_id_is_rejected() {
+        let listing = json!({"Users": [{"UserId": "", "IdentityStoreId": "d-1"}]});
+        let Err(error) = AccessFile::recognize(listing, "users.json") else {
+            panic!("a user with an empty UserId was accepted");
+        };
+        assert!(error.contains("empty UserId"), "{error}");
     }
 
     #[test]
