@@ -145,6 +145,7 @@ impl GcpClient {
             let page = self
                 .send(calls, what, reqwest::Method::GET, &page_url, None)
                 .await?;
+            check_page(what, page_number, &page)?;
             // Google leaves an empty list out of the response.
             match page.get(field) {
                 None | Some(Value::Null) => {}
@@ -372,4 +373,39 @@ fn describe_status(what: &str, status: u16, body: &str, attempts: u32, hints: &H
         _ => String::new(),
     };
     format!("{what} failed with HTTP {status} {code}: {message}{hint} after {attempts} attempts")
+}
+
+/// Fails a listing page that is not a JSON object, or that carries an
+/// `error` object despite its success status: such a page lists nothing,
+/// and reading it as empty would report every record as removed.
+fn check_page(what: &str, page_number: usize, page: &Value) -> Result<(), CallError> {
+    let Some(object) = page.as_object() else {
+        return Err(CallError::Failed(format!(
+            "{what}: page {page_number} is malformed: not a JSON object but {}",
+            kind_of(page)
+        )));
+    };
+    match object.get("error") {
+        Some(error) => Err(CallError::Failed(format!(
+            "{what}: page {page_number} carries an error with a success status: {}",
+            error["message"].as_str().unwrap_or("no message")
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    #[test]
+    fn page_with_error_body_is_not_empty() {
+        let page = serde_json::json!({"error": {"code": 403, "message": "denied"}});
+        let Err(CallError::Failed(reason)) = check_page("service accounts", 1, &page) else {
+            panic!("an error body read as a page");
+        };
+        assert!(reason.contains("denied"), "{reason}");
+        assert!(check_page("x", 1, &serde_json::json!([])).is_err());
+        assert!(check_page("x", 1, &serde_json::json!({"accounts": []})).is_ok());
+    }
 }
