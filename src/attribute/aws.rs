@@ -33,7 +33,7 @@ struct Query {
     event_names: &'static [&'static str],
 }
 
-/// Why IAM Identity Center findings carry no actor.
+/// The reason IAM Identity Center findings carry no actor.
 const IDENTITY_CENTER_UNSEARCHED: &str = "IAM Identity Center records its events in \
     CloudTrail in the instance's own region, which attribution does not search yet; run the \
     finding's audit lookup command there";

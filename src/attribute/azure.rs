@@ -36,7 +36,7 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
     .remove(b'_')
     .remove(b'~');
 
-/// Why Azure Resource Manager changes carry no actor.
+/// The reason Azure Resource Manager changes carry no actor.
 const ARM_UNSEARCHED: &str = "Azure RBAC role assignments and managed identity federated \
     credentials are recorded in the Azure Activity Log, which attribution does not read yet; \
     run `az monitor activity-log list` for the subscription";

@@ -213,7 +213,7 @@ pub enum ScopeAccess {
     Gworkspace,
 }
 
-/// Why a Google Workspace finding carries no actor.
+/// The reason a Google Workspace finding carries no actor.
 const GWORKSPACE_UNSUPPORTED: &str = "Google Workspace changes are recorded in the Admin SDK \
     Reports API, which idrift does not read yet; run the finding's audit lookup command";
 

@@ -288,8 +288,8 @@ impl Verdict {
 
     /// Raises the verdict of a creation to at least high when a listing
     /// that could give the new identity a credential or admin rights was
-    /// not read in full for it: what could not be looked at is not judged
-    /// as absent.
+    /// not read in full for it. What idrift could not look at is not judged
+    /// absent.
     fn for_unlisted(mut self, diff: &ScopeDiff, change: &Change) -> Verdict {
         let creation = matches!(
             change.kind,

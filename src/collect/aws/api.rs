@@ -133,8 +133,8 @@ where
             let status = service.raw().status().as_u16();
             let message = service.err().message().unwrap_or("");
             let Some(code) = service.err().code() else {
-                // A proxy or an endpoint that does not serve the API answers
-                // without an AWS error body.
+                // A proxy, or an endpoint that does not serve the API,
+                // replies without an AWS error body.
                 return format!(
                     "{operation} failed with HTTP {status} and no AWS error code{}; check that \
                      the endpoint (endpoint_url) serves this API",
