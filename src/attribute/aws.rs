@@ -64,21 +64,19 @@ pub async fn attribute_account(
     }
     let client = aws_sdk_cloudtrail::Client::from_conf(builder.build());
     let limiter = RateLimiter::per_second(settings.aws_calls_per_second);
+
     let scope = lookups
         .first()
         .map(|(_, finding)| finding.scope.clone())
         .unwrap_or_default();
     let region = settings.aws_region.as_str();
-    let (unsearched, lookups): (Lookups, Lookups) = lookups
-        .into_iter()
-        .partition(|(_, finding)| is_identity_center(finding));
-    let mut results: Vec<(usize, super::Attribution)> = unsearched
-        .into_iter()
-        .map(|(index, _)| {
-            let attribution = super::Attribution::unavailable(window, IDENTITY_CENTER_UNSEARCHED);
-            (index, attribution)
-        })
-        .collect();
+    let (mut results, lookups) = super::split_unsearched(
+        lookups,
+        window,
+        IDENTITY_CENTER_UNSEARCHED,
+        is_identity_center,
+    );
+
     let searched = super::run_lookups(Provider::Aws, &scope, window, lookups, |finding| {
         let (client, limiter) = (&client, &limiter);
         async move { lookup_finding(client, limiter, region, window, &finding).await }

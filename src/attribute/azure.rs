@@ -71,19 +71,11 @@ pub async fn attribute_tenant(
     };
     let scope = format!("{}/.default", cloud.graph);
     let graph = GraphClient::new(factory, scope, base, retry.clone()).map(Arc::new);
+
     let tenant_id = tenant.tenant_id.clone();
-    let (unsearched, lookups): (Lookups, Lookups) = lookups
-        .into_iter()
-        .partition(|(_, finding)| is_arm_change(finding));
-    let mut results: Vec<(usize, super::Attribution)> = unsearched
-        .into_iter()
-        .map(|(index, _)| {
-            (
-                index,
-                super::Attribution::unavailable(window, ARM_UNSEARCHED),
-            )
-        })
-        .collect();
+    let (mut results, lookups) =
+        super::split_unsearched(lookups, window, ARM_UNSEARCHED, is_arm_change);
+
     let searched = super::run_lookups(Provider::Azure, &tenant_id, window, lookups, |finding| {
         let graph = graph.clone();
         async move {

@@ -304,14 +304,32 @@ async fn attribute_scope(
             gcp::attribute_project(gcp, &target.scope, target.window, lookups, settings, retry)
                 .await
         }
-        ScopeAccess::Gworkspace => lookups
-            .into_iter()
-            .map(|(index, _)| {
-                let attribution = Attribution::unavailable(target.window, GWORKSPACE_UNSUPPORTED);
-                (index, attribution)
-            })
-            .collect(),
+        ScopeAccess::Gworkspace => {
+            let (unavailable, _) =
+                split_unsearched(lookups, target.window, GWORKSPACE_UNSUPPORTED, |_| true);
+            unavailable
+        }
     }
+}
+
+/// Splits off the lookups whose findings `unsearched` selects, because
+/// their changes are in a log that attribution does not read, and marks
+/// each unavailable for `reason` without a call. Returns the marked
+/// findings and the lookups left to search.
+pub(crate) fn split_unsearched(
+    lookups: Lookups,
+    window: Window,
+    reason: &str,
+    unsearched: impl Fn(&Finding) -> bool,
+) -> (Vec<(usize, Attribution)>, Lookups) {
+    let (skipped, searched): (Lookups, Lookups) = lookups
+        .into_iter()
+        .partition(|(_, finding)| unsearched(finding));
+    let marked = skipped
+        .into_iter()
+        .map(|(index, _)| (index, Attribution::unavailable(window, reason)))
+        .collect();
+    (marked, searched)
 }
 
 /// Looks up each finding in turn with `lookup`. After the first failure,

@@ -140,14 +140,19 @@ fn is_actor(actor: &str, identity: &Identity) -> bool {
 /// Returns the role name of an STS assumed-role ARN,
 /// `arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`.
 fn assumed_role_name(actor: &str) -> Option<&str> {
-    let (_, rest) = actor.split_once(":assumed-role/")?;
-    rest.split('/').next()
+    assumed_role_part(actor, 0)
 }
 
 /// Returns the session name of an STS assumed-role ARN.
 fn assumed_role_session(actor: &str) -> Option<&str> {
+    assumed_role_part(actor, 1)
+}
+
+/// Returns the part at `position` of an assumed-role ARN's resource,
+/// `NAME/SESSION`.
+fn assumed_role_part(actor: &str, position: usize) -> Option<&str> {
     let (_, rest) = actor.split_once(":assumed-role/")?;
-    rest.split('/').nth(1)
+    rest.split('/').nth(position)
 }
 
 #[cfg(test)]
