@@ -1,7 +1,7 @@
 """Generated AWS accounts over a fake IAM and STS Query API, for bench/cloud_fake.py.
 
 The handler speaks the Query protocol the AWS SDKs use: `POST /` with a form
-body `Action=<Op>&Version=...&<params>`, answered with
+body `Action=<Op>&Version=...&<params>`. The response is
 `<{Op}Response><{Op}Result>...` XML, or with an `<ErrorResponse>` and the
 status IAM uses for that error. It serves:
 
@@ -66,7 +66,7 @@ def member_list(name, members):
 
 
 class Accounts:
-    """The generated accounts, answered from their numbers."""
+    """The generated accounts, whose data is computed from their numbers."""
 
     def __init__(self, accounts, users, roles, page_size_cap):
         self.ids = {account_id(n): n for n in range(1, accounts + 1)}

@@ -15,7 +15,7 @@ The fake waits --latency-ms before each response. It serves each connection
 on its own thread, so concurrent requests wait in parallel, as on a real
 network. `$select` is accepted but ignored: records carry only the fields
 idrift selects. `$expand=owners` on the application and service principal
-lists is answered as Graph answers it: pages of at most 100 records, each
+lists is served as Graph serves it: pages of at most 100 records, each
 with its (here always empty) `owners` list. `GET /bench/requests` returns the requests served so far by
 kind and the TCP connections accepted, as a check on idrift's own count.
 That request is not counted itself, but its connection is.

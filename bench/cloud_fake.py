@@ -12,7 +12,7 @@ One process, one port per provider, each responding after --latency-ms:
 --providers serves a subset, so a harness can run one process per provider
 when one Python process cannot keep up with the request rate.
 
---throttle-rate answers that fraction of API requests, picked by a seeded
+--throttle-rate gives that fraction of API requests, picked by a seeded
 random draw, with the provider's own throttling response after the same
 latency: AWS `Throttling` with HTTP 400, Graph HTTP 429 `TooManyRequests`
 with `Retry-After: --retry-after-seconds`, Google HTTP 429

@@ -9,7 +9,7 @@
 #
 # Environment (defaults in brackets):
 #   LATENCY_MS [50]            the fake's wait before each response
-#   THROTTLE_RATE [0]          fraction of API requests answered with the
+#   THROTTLE_RATE [0]          fraction of API requests that get the
 #                              provider's throttling response
 #   RETRY_AFTER_SECONDS [1]    Retry-After of Graph's 429
 #   AWS_ACCOUNTS [100], AWS_USERS [500], AWS_ROLES [500]

@@ -52,7 +52,7 @@ pub enum ChangeKind {
     },
     /// A principal was added to or removed from a role's trust policy. The
     /// diff emits one change per principal, so that each new way to assume
-    /// the role is judged on its own: one of the lists holds that principal
+    /// the role is judged on its own: one of the lists contains that principal
     /// and the other is empty.
     TrustChanged {
         /// Principals now trusted that were not before.

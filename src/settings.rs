@@ -64,7 +64,7 @@ pub struct AwsAccountSettings {
     pub identity_center: Option<IdentityCenterSettings>,
 }
 
-/// Where an account's IAM Identity Center instance is.
+/// The location of an account's IAM Identity Center instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdentityCenterSettings {
     /// The instance's region; the account's region when absent.

@@ -449,7 +449,7 @@ fn expected_findings_only_with_all_findings() {
     let text = std::fs::read_to_string(&setup.config).expect("config");
     let all = text.replace("enabled = true", "enabled = true\nall_findings = true");
     std::fs::write(&setup.config, all).expect("config");
-    // A second scan sees no change; a new baseline and user make one again.
+    // A second scan finds no change. A new baseline and a new user make one again.
     std::fs::remove_dir_all(setup.snapshots()).expect("remove snapshots");
     setup.iam.set_account(Account::with_users(2));
     setup.baseline_then_new_user();

@@ -198,7 +198,7 @@ fn newer_snapshot_format_is_refused() {
 }
 
 #[test]
-fn version_one_snapshot_is_read_and_upgraded() {
+fn version_one_snapshot_upgraded() {
     let workspace = Workspace::new();
     let mut snapshot: Value = serde_json::from_slice(&workspace.snapshot_bytes).expect("JSON");
     snapshot["format_version"] = Value::from(1);

@@ -599,7 +599,7 @@ fn impersonation_and_providers_are_judged() {
             "user:mallory@gmail.com",
         );
         account.grant("roles/iam.serviceAccountTokenCreator", &scheduler);
-        // The default compute account holds roles/editor on the project.
+        // The default compute account has roles/editor on the project.
         let compute_account = project.account_mut(&compute);
         compute_account.grant(
             "roles/iam.serviceAccountUser",

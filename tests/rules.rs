@@ -585,7 +585,7 @@ fn azure_first_party_versus_tenant_owned() {
     let tenant_owned = by_id("sp-fake-graph");
     assert_eq!(tenant_owned["expected"], false, "{tenant_owned:#}");
     // The export has no Azure RBAC listing, so idrift cannot tell whether
-    // the new service principal holds a subscription role.
+    // the new service principal has a subscription role.
     assert_eq!(tenant_owned["severity"], "high", "{tenant_owned:#}");
     let why = tenant_owned["severity_reason"].as_str().expect("reason");
     assert!(why.contains("azure_rbac not listed in full"), "{why}");

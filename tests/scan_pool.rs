@@ -2,7 +2,7 @@
 //! projects, each behind a slow fake: the three providers' scopes share one
 //! pool and run at the same time, and the report keeps config order.
 //!
-//! The fakes answer one request at a time after a fixed wait, so the AWS
+//! The fakes serve one request at a time after a fixed wait, so the AWS
 //! account and the Entra tenant each take several waits in a row. Overlap
 //! is checked from the order in which the fakes received requests, never
 //! from elapsed times.

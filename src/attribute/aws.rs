@@ -233,12 +233,14 @@ fn queries(finding: &Finding) -> Vec<Query> {
         resource_name,
         event_names,
     };
-    let console_password = finding.evidence.get("credential_id").map(String::as_str)
-        == Some(crate::collect::aws::CONSOLE_PASSWORD_ID);
+    // Instance profiles and identity providers are searched by their own calls.
     if let Some(names) = access_path_events(finding) {
         let resource = finding.arn.clone().unwrap_or(name);
         return vec![query(resource, names)];
     }
+
+    let console_password = finding.evidence.get("credential_id").map(String::as_str)
+        == Some(crate::collect::aws::CONSOLE_PASSWORD_ID);
     let names: &'static [&'static str] = match (finding.change, user) {
         ("identity_added" | "identity_recreated", true) => &["CreateUser"],
         ("identity_added" | "identity_recreated", false) => &["CreateRole"],
@@ -338,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn answer_without_error_code_names_the_endpoint() {
+    fn codeless_error_names_endpoint() {
         use aws_sdk_cloudtrail::operation::lookup_events::LookupEventsError;
         use aws_smithy_runtime_api::http::{Response, StatusCode};
         use aws_smithy_types::body::SdkBody;
@@ -356,7 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn providers_and_profiles_are_searched_by_their_own_calls() {
+    fn access_paths_use_own_calls() {
         use crate::attribute::test_finding;
         let arn = "arn:aws:iam::123456789012:oidc-provider/token.example.com";
         let mut provider = test_finding(

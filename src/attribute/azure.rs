@@ -210,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn resource_manager_changes_are_not_searched_in_directory_audits() {
+    fn arm_changes_skip_directory_audits() {
         let kind = IdentityKind::AzureServicePrincipal;
         let mut finding =
             super::super::test_finding(Provider::Azure, kind, "id", "app", "privilege_added");

@@ -264,7 +264,7 @@ mod tests {
     }
 
     #[test]
-    fn impersonation_grants_and_providers_have_their_own_methods() {
+    fn impersonation_and_provider_methods() {
         let email = "deploy@p.iam.gserviceaccount.com";
         let kind = IdentityKind::GcpServiceAccount;
         let mut grant = finding(kind, "1001", email, "credential_added");

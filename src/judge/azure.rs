@@ -7,7 +7,7 @@
 //! lookalike owned by the tenant is never expected. The one exception is an
 //! Azure RBAC role of a Microsoft first-party service principal without
 //! credentials: Azure services assign those roles to their own service
-//! principals, and nobody outside Microsoft can sign in as one.
+//! principals, whose credentials Microsoft keeps outside the tenant.
 
 use super::{Severity, Verdict, shell_quote};
 use crate::diff::{Change, ChangeKind, ScopeDiff};

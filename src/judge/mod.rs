@@ -138,8 +138,8 @@ pub struct Finding {
     pub evidence: BTreeMap<String, String>,
     /// Provider CLI commands that contain the change, filled with real ids.
     pub response: Vec<String>,
-    /// Who made the change, from the provider's audit log; absent when
-    /// attribution is off or the finding was not looked up.
+    /// The principal that made the change, from the provider's audit log.
+    /// Absent when attribution is off or the finding was not looked up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
 }
@@ -886,7 +886,7 @@ mod tests {
                 .contains("access_keys not listed in full")
         );
         assert_eq!(judged(vec!["AIDA1".to_string()]).severity, Severity::High);
-        // Another user's missing listing says nothing of this one.
+        // A listing that missed only another user does not affect this one.
         assert_eq!(judged(vec!["AIDA2".to_string()]).severity, Severity::Medium);
     }
 }

@@ -1282,7 +1282,7 @@ impl FakeGraph {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits `latency` before each response. The fake answers one request
+    /// Waits `latency` before each response. The fake serves one request
     /// at a time, so requests sent at once queue behind each other.
     pub fn set_latency(&self, latency: std::time::Duration) {
         self.state().latency = latency;

@@ -420,7 +420,7 @@ impl FakeIam {
         self.state().page_size = page_size;
     }
 
-    /// Waits `latency` before each response. The fake answers one request
+    /// Waits `latency` before each response. The fake serves one request
     /// at a time, so requests sent at once queue behind each other.
     pub fn set_latency(&self, latency: Duration) {
         self.state().latency = latency;

@@ -536,9 +536,9 @@ fn build_instance_profiles(
         .collect()
 }
 
-/// The admin grant an instance profile gets from an admin role in it. The
-/// role's own grants stay out of the key, so that a role gaining a second
-/// admin policy does not read as a new grant on the profile.
+/// Returns the admin grant an instance profile gets from an admin role in
+/// it. The role's own grants stay out of the key, so that a role gaining a
+/// second admin policy is not read as a new grant on the profile.
 fn role_grant(role: &Identity) -> AdminGrant {
     AdminGrant {
         via: "instance_profile_role".to_string(),

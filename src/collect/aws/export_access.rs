@@ -468,7 +468,7 @@ mod tests {
     }
 
     #[test]
-    fn identity_store_user_without_id_is_rejected() {
+    fn store_user_without_id_rejected() {
         let listing = json!({"Users": [{"UserId": "", "IdentityStoreId": "d-1"}]});
         let Err(error) = AccessFile::recognize(listing, "users.json") else {
             panic!("a user with an empty UserId was accepted");

@@ -94,8 +94,8 @@ fn is_allow(statement: &Value) -> bool {
 /// Allow statement trusts everyone except the listed principals, so it is
 /// recorded as kind `not_principal` for the judge to treat as open trust.
 ///
-/// A principal of any other shape (a list, a number, a nested object) is an
-/// error, so that an unreadable trust policy never reads as an empty one.
+/// Returns an error for a principal of any other shape (a list, a number, a
+/// nested object), so that an unreadable trust policy is not read as empty.
 pub fn trust_principals(document: &Value) -> Result<Vec<TrustPrincipal>, String> {
     let mut principals = Vec::new();
     for statement in statements(document).into_iter().filter(|s| is_allow(s)) {

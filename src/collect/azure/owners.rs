@@ -5,7 +5,7 @@
 //! application and service principal listings. Graph returns at most 20
 //! expanded objects of a directory relationship and no link to the rest
 //! (Microsoft Graph known issues, "$expand on relationships of directory
-//! objects", updated 2023-06-01), so an object with 20 expanded owners, or
+//! objects", updated 2023-06-01). So an object with 20 expanded owners, or
 //! without the `owners` field, has its owners listed again from
 //! `/{collection}/{id}/owners`, which pages.
 

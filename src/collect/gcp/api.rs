@@ -312,7 +312,7 @@ async fn list_keys(
 }
 
 /// Reads the IAM policy of each service account at once, and the client
-/// bounds the requests in flight. It asks for policy version 3, so that
+/// bounds the requests in flight. It requests policy version 3, so that
 /// conditional bindings keep their conditions.
 async fn read_account_policies(
     client: &Arc<GcpClient>,
@@ -375,7 +375,7 @@ async fn list_workload_identity(
         let calls = Arc::clone(calls);
         let pool = pool.to_string();
         // NOTE: providers are listed for every pool the listing returns.
-        // Whether Google answers that call for every kind of pool (such as
+        // Whether Google serves that call for every kind of pool (such as
         // a pool in trust-domain mode) is untested; a pool it rejects leaves
         // the providers incomplete on every scan.
         let url = format!(
